@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * intf.h - the wire format between the BPF scheduler and the host, and the one source of
+ * truth for it. Included by the BPF programs (with vmlinux.h), by the C host (with
+ * <linux/types.h>), and turned into LuaJIT ffi.cdef text at build time by
+ * scripts/gen-cdef.sh, which copies everything between the FFI-BEGIN and FFI-END markers.
+ * So: inside the markers, only plain C that LuaJIT's parser accepts (fixed-size,
+ * pointer-free structs, enums with constant expressions; no #define, no #if).
+ *
+ * Both structs are multiples of 8 bytes with every field naturally aligned, so the layout
+ * is the same for clang -target bpf, gcc x86_64 and LuaJIT; the host still checks
+ * sizeof/offsetof against LuaJIT at every policy load (pol.c) and refuses a mismatch.
+ */
+#ifndef GTHULHU_INTF_H
+#define GTHULHU_INTF_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* FFI-BEGIN */
+enum {
+	RL_CPU_ANY       = 1 << 20,  /* dispatched_task_ctx.cpu: any CPU (the shared DSQ) */
+	MAX_CPUS         = 1024,     /* highest CPU id + 1 that the BPF side and host handle */
+	MAX_SIBLINGS     = 64,       /* per cache level, per CPU, in struct cpu_topo */
+	MAX_BATCH        = 4096,     /* most tasks the host takes in one policy call */
+};
+
+/* queued_task_ctx.flags are the kernel's enqueue flags (SCX_ENQ_*), passed through. */
+
+/* BPF -> host, one record per runnable task, over the BPF ringbuf "queued". */
+struct queued_task_ctx {
+	__s32 pid;
+	__s32 tgid;
+	__s32 cpu;             /* CPU the task last ran on */
+	__s32 nr_cpus_allowed;
+	__u64 flags;           /* enqueue flags */
+	__u64 start_ts;        /* when it last started running (ns, CLOCK_MONOTONIC) */
+	__u64 stop_ts;         /* when it last stopped running */
+	__u64 exec_runtime;    /* CPU time since the task last slept (ns) */
+	__u64 weight;          /* 100 = nice 0 (kernel weight / 10.24 scale: 1..10000) */
+	__u64 vtime;           /* p->scx.dsq_vtime */
+	__u64 enq_cnt;         /* bumped at every enqueue; echo it back in the decision */
+	char  comm[16];
+};
+
+/* host -> BPF, one record per decision, over the user ringbuf "dispatched". */
+struct dispatched_task_ctx {
+	__s32 pid;
+	__s32 cpu;             /* a CPU id, or RL_CPU_ANY */
+	__u64 flags;           /* reserved for policies, passed through (DISP_F_*) */
+	__u64 slice_ns;        /* 0 = the default slice */
+	__u64 vtime;           /* 0 = priority task: runs before everything else */
+	__u64 enq_cnt;         /* copied from the queued record; stale values are cancelled */
+};
+
+/* Topology of one CPU, as the host read it from sysfs (BPF array map "cpu_topo"). */
+struct cpu_topo {
+	__u32 nr_l2;
+	__u32 nr_l3;
+	__u16 l2[64];          /* CPU ids sharing this CPU's L2 (itself included) */
+	__u16 l3[64];          /* CPU ids sharing this CPU's L3 (itself included) */
+};
+/* FFI-END */
+
+/* Exit info carried from ops.exit() to the host (in .data of the skeleton). */
+#define UEI_REASON_LEN 128
+#define UEI_MSG_LEN    1024
+struct user_exit_info {
+	__s32 kind;            /* enum scx_exit_kind; 0 = still running */
+	__s32 pad;
+	__s64 exit_code;
+	char  reason[UEI_REASON_LEN];
+	char  msg[UEI_MSG_LEN];
+};
+
+/* Well-known DSQ ids (per-CPU DSQs use the CPU id). */
+#define SHARED_DSQ 0x10000ULL
+#define SCHED_DSQ  0x10001ULL
+
+#endif /* GTHULHU_INTF_H */

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * common.h - small things every host module shares: return codes, logging, clocks.
+ * No state lives here.
+ */
+#ifndef GTHULHU_COMMON_H
+#define GTHULHU_COMMON_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#define GTHULHU_VERSION "0.1.0"
+
+/* Module return codes: 0 is success; everything else is a distinct failure. */
+enum {
+	G_OK = 0,
+	G_ERR = -1,       /* generic failure; the message is in the caller's err buffer */
+	G_ERR_NOMEM = -2,
+	G_ERR_IO = -3,
+	G_ERR_PARSE = -4,
+	G_ERR_RANGE = -5,
+};
+
+/* Process exit codes of gthulhu-lua (documented in README "Exit codes"). */
+enum {
+	EXIT_OK_ = 0,
+	EXIT_USAGE = 2,        /* bad command line */
+	EXIT_CONFIG = 3,       /* config file error */
+	EXIT_POLICY = 4,       /* policy syntax/runtime error */
+	EXIT_NOT_ROOT = 5,     /* needs root (CAP_SYS_ADMIN + CAP_BPF) */
+	EXIT_NO_SCX = 6,       /* kernel has no sched_ext */
+	EXIT_SCX_BUSY = 7,     /* another sched_ext scheduler is loaded */
+	EXIT_BPF = 8,          /* BPF open/load/attach failed (verifier, ...) */
+	EXIT_SCX_ERROR = 9,    /* the kernel ejected the scheduler with an error */
+};
+
+extern int g_verbose; /* -v count; 0 = warnings and errors only */
+
+#define g_err(fmt, ...)  fprintf(stderr, "gthulhu-lua: error: " fmt "\n", ##__VA_ARGS__)
+#define g_warn(fmt, ...) fprintf(stderr, "gthulhu-lua: warning: " fmt "\n", ##__VA_ARGS__)
+#define g_info(fmt, ...) do { if (g_verbose >= 1) fprintf(stderr, "gthulhu-lua: " fmt "\n", ##__VA_ARGS__); } while (0)
+#define g_dbg(fmt, ...)  do { if (g_verbose >= 2) fprintf(stderr, "gthulhu-lua: debug: " fmt "\n", ##__VA_ARGS__); } while (0)
+
+/* CLOCK_MONOTONIC in ns: the same clock as bpf_ktime_get_ns(), so host and BPF agree. */
+static inline uint64_t g_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#endif

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * pol.h - the policy bridge: one LuaJIT state running one policy file.
+ *
+ * The batch arrays (tasks in, decisions out) are owned by struct pol, allocated and
+ * pre-faulted once in pol_open(); Lua casts their addresses to FFI pointers once, at load,
+ * and keeps them in upvalues, so a batch costs one lua_pcall and no copy or allocation.
+ *
+ * pol_schedule() always leaves exactly n valid decisions, one per task, in pol_out():
+ * whatever the policy returned that passed validation (a task of this batch, not decided
+ * twice, a valid CPU), and the built-in C decision (shared DSQ, the task's own vtime,
+ * default slice) for every task it did not decide, on error included. So a broken policy
+ * costs scheduling quality, never a stranded task.
+ *
+ * Ownership: pol_open() returns a struct the caller frees with pol_close() (NULL-safe).
+ * pol_env is copied; topo and idle pointers must outlive the pol.
+ */
+#ifndef GTHULHU_POL_H
+#define GTHULHU_POL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "../bpf/intf.h"
+#include "strat.h"
+#include "topo.h"
+
+struct pol_env {
+	int nr_cpus;
+	uint64_t slice_ns_default;
+	uint64_t slice_ns_min;
+	int batch_max;                    /* capacity of the batch arrays (<= MAX_BATCH) */
+	const struct topo *topo;          /* NULL: every CPU its own L2/L3 */
+	const volatile uint64_t *idle;    /* idle-CPU bitmap, MAX_CPUS/64 words; NULL: none */
+	const char *lib_dir;              /* directory holding gthulhu/*.lua (policies/lib) */
+};
+
+struct pol_stats {
+	uint64_t batches;        /* policy calls */
+	uint64_t tasks;          /* tasks handed to the policy */
+	uint64_t errors;         /* calls that raised a Lua error */
+	uint64_t fallbacks;      /* tasks decided by the built-in C decision */
+	uint64_t bad_decisions;  /* decisions rejected: unknown/zero pid, duplicate, bad CPU, extra */
+	uint64_t reloads;        /* successful hot reloads */
+	uint64_t reload_errors;  /* rejected reloads (old policy kept) */
+};
+
+struct pol;
+
+/* Load `path`, run its init(ctx). Errors (syntax, runtime in init, missing schedule,
+ * FFI layout mismatch) return G_ERR with "FILE:LINE: message" in err. */
+int pol_open(struct pol **out, const char *path, const struct pol_env *env,
+	     char *err, size_t errlen);
+void pol_close(struct pol *p);
+
+struct queued_task_ctx *pol_tasks(struct pol *p);      /* batch_max entries */
+struct dispatched_task_ctx *pol_out(struct pol *p);    /* batch_max entries */
+
+/* Run the policy on pol_tasks()[0..n) and validate. Returns n: pol_out()[0..n) holds one
+ * valid decision per task. Never fails. */
+int pol_schedule(struct pol *p, int n);
+
+/* Hand the resolved strategy list to the policy (on_strategies). G_ERR if it raised. */
+int pol_set_strategies(struct pol *p, const struct strat_entry *e, int n);
+
+/* Hot reload: load `path` (NULL = the same file) into a new state, carry the old state
+ * over with save()/restore(), swap. On any error the old policy keeps running. */
+int pol_reload(struct pol *p, const char *path, char *err, size_t errlen);
+
+/* Run init + a self-test batch of synthetic tasks and check that every decision the
+ * policy returned was valid and complete (for --check). G_ERR with a message if not. */
+int pol_selftest(struct pol *p, char *err, size_t errlen);
+
+const struct pol_stats *pol_stats(const struct pol *p);
+const char *pol_path(const struct pol *p);
+const char *pol_last_error(const struct pol *p);   /* last Lua error with traceback, or "" */
+
+#endif

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# deps.sh: install everything gthulhu-lua needs to build, run and test, from Debian's
+# archive only. Idempotent: packages already present are not touched, and apt is not
+# even updated when nothing is missing, so a warm machine pays nothing.
+#
+# libbpf-dev and bpftool come from bookworm-backports (bookworm's own 1.1 / 7.1 are too old
+# for struct_ops links and kfunc prototypes). The backports suite is added with the same
+# URI and keyring that the machine's own debian.sources already uses.
+set -euo pipefail
+
+PKGS=(make gcc pkg-config clang-19 llvm-19 libelf-dev zlib1g-dev libzstd-dev
+      libluajit-5.1-dev luajit libyaml-dev libmicrohttpd-dev libjansson-dev libjwt-dev
+      lua-busted qemu-system-x86 busybox-static cpio zstd gzip binutils valgrind curl)
+BPO_PKGS=(libbpf-dev bpftool)
+NEED_LIBBPF="1.4"
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+libbpf_ok() {
+	local v
+	v=$(dpkg-query -W -f='${Version}' libbpf-dev 2>/dev/null) || return 1
+	dpkg --compare-versions "${v#*:}" ge "$NEED_LIBBPF" && command -v bpftool >/dev/null &&
+		bpftool version 2>/dev/null | grep -q 'libbpf'
+}
+
+if [ ${#missing[@]} -eq 0 ] && libbpf_ok; then
+	echo "deps: all present"
+	exit 0
+fi
+
+# Find the URI and keyring of the main Debian suite, whichever format the machine uses.
+uri="" key=""
+if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+	uri=$(awk '/^URIs:/{u=$2} /^Suites:/ && /bookworm( |$)/{print u; exit}' /etc/apt/sources.list.d/debian.sources)
+	key=$(awk '/^Signed-By:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+fi
+if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+	uri=$(awk '$1=="deb" && $0 ~ / bookworm / {for(i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' /etc/apt/sources.list)
+fi
+[ -n "$uri" ] || { echo "deps: cannot find the Debian archive URI in /etc/apt/sources.list{,.d/debian.sources}" >&2; exit 1; }
+[ -n "$key" ] || key=/usr/share/keyrings/debian-archive-keyring.gpg
+
+bpo=/etc/apt/sources.list.d/gthulhu-bookworm-backports.sources
+if [ ! -f "$bpo" ]; then
+	echo "deps: adding bookworm-backports from $uri"
+	$SUDO tee "$bpo" >/dev/null <<SRC
+Types: deb
+URIs: $uri
+Suites: bookworm-backports
+Components: main
+Signed-By: $key
+SRC
+fi
+
+$SUDO apt-get update -q
+[ ${#missing[@]} -eq 0 ] || $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+libbpf_ok || $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports "${BPO_PKGS[@]}"
+libbpf_ok || { echo "deps: libbpf >= $NEED_LIBBPF and bpftool from bookworm-backports did not install" >&2; exit 1; }
+echo "deps: installed"
