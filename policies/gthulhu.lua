@@ -1,0 +1,200 @@
+-- gthulhu.lua - the default policy: weighted virtual runtime with deadlines.
+--
+-- Every task has a vruntime that grows by the CPU time it used, scaled by 100/weight
+-- (weight 100 = nice 0), so heavier tasks age slower and get a proportionally larger
+-- share of the CPU. The scheduler keeps a global vtime_now: the vruntime of the tasks it
+-- has been running lately (it only moves forward). A task new to the scheduler starts at
+-- vtime_now; a task coming back after sleeping is pulled up to vtime_now - slice, so
+-- sleeping earns at most one slice of credit.
+--
+-- The decision's vtime is a deadline: vruntime plus the CPU time the task used since it
+-- last slept (in virtual time, capped at 100 minimum slices). A task that runs briefly
+-- and sleeps (interactive) keeps a small offset and goes ahead of a CPU hog with the same
+-- vruntime. The cap is expressed in virtual time so that hogs of different weights get
+-- the same offset and their CPU shares still follow their weights; for nice-0 tasks it is
+-- exactly min(exec_runtime, 100 * slice).
+--
+-- Slice: slice_ns_min * weight / 100, clamped to [slice_ns_min / 8, slice_ns_default],
+-- unless a strategy sets execution_time. A strategy with priority gets vtime 0 (runs
+-- before everything else).
+--
+-- CPU: an idle CPU (prev first, then cache neighbours, then any) when the task may run
+-- there, else RL_CPU_ANY and BPF picks. One idle CPU is handed out at most once per batch.
+--
+-- State: vtime_now and a table pid -> vruntime (plus pid -> last time seen). Entries not
+-- seen for PRUNE_NS are dropped a few per batch, so the table stays bounded without a
+-- full scan. save()/restore() carry both across a hot reload.
+--
+-- Hot path: no allocation per task (the per-pid tables only grow when a new pid shows up).
+
+local g = require "gthulhu.sched"
+
+local tonumber, next, type = tonumber, next, type
+
+local CPU_ANY = g.CPU_ANY
+local pick_idle_cpu = g.pick_idle_cpu
+local strategy = g.strategy
+local now = g.now
+
+local PRUNE_NS = 30e9        -- forget a pid not seen for this long
+local PRUNE_PER_BATCH = 8    -- table entries examined per batch
+local EXEC_CAP_SLICES = 100  -- deadline offset cap, in minimum slices of virtual time
+
+local P = {}
+
+-- Policy state (see save/restore).
+local vtime_now = 0
+local vruntime = {}   -- pid -> vruntime (ns, virtual)
+local last_seen = {}  -- pid -> g.now() of the last batch the pid was in
+local cursor = nil    -- pruning position in `vruntime` (always a live key or nil)
+
+-- Settings cached by init().
+local nr_cpus = 1
+local slice_min = 5e5
+local slice_max = 2e7
+local slice_floor = 5e5 / 8
+local exec_cap = 100 * 5e5
+
+-- Idle CPUs handed out in the current batch: claimed[cpu] == batch_no.
+local claimed = {}
+local batch_no = 0
+
+function P.init(ctx)
+	nr_cpus = g.nr_cpus()
+	slice_min = g.slice_ns_min()
+	slice_max = g.slice_ns_default()
+	if slice_min <= 0 then slice_min = 5e5 end
+	if slice_max < slice_min then slice_max = slice_min end
+	slice_floor = slice_min / 8
+	exec_cap = EXEC_CAP_SLICES * slice_min
+	for c = 0, nr_cpus - 1 do claimed[c] = 0 end
+	batch_no = 0
+end
+
+-- Drop up to PRUNE_PER_BATCH entries not seen since `t - PRUNE_NS`. The cursor is the key
+-- examined last and is never the one removed (a removed entry's successor is reached by
+-- next() from the same cursor), so it is always a live key: next() stays valid even after
+-- inserts resized the table.
+local function prune(t)
+	local k = cursor
+	if k ~= nil and vruntime[k] == nil then k = nil end
+	for _ = 1, PRUNE_PER_BATCH do
+		local nk = next(vruntime, k)
+		if nk == nil then k = nil; break end  -- end of the table: restart next batch
+		local seen = last_seen[nk]
+		if seen == nil or t - seen > PRUNE_NS then
+			vruntime[nk] = nil
+			last_seen[nk] = nil
+		else
+			k = nk
+		end
+	end
+	cursor = k
+end
+
+function P.schedule(tasks, n, out)
+	local t_now = now()
+	batch_no = batch_no + 1
+	local bno = batch_no
+	local vnow = vtime_now
+	for i = 0, n - 1 do
+		local task = tasks[i]
+		local pid = task.pid
+		local w = tonumber(task.weight)
+		if w <= 0 then w = 100 end
+
+		local slice = slice_min * w / 100
+		if slice < slice_floor then slice = slice_floor elseif slice > slice_max then slice = slice_max end
+		local prio = false
+		local st = strategy(pid, task.tgid)
+		if st ~= nil then
+			prio = st.priority
+			local et = st.execution_time
+			if et ~= nil and et > 0 then slice = et end
+		end
+
+		-- vruntime before charging the last run.
+		local v
+		if task.vtime == 0 then
+			v = vnow
+		else
+			v = vruntime[pid]
+			if v == nil then
+				v = vnow
+			elseif v < vnow - slice then
+				v = vnow - slice
+			end
+		end
+		-- The task was picked to run at about vruntime v: the scheduler's clock has reached
+		-- it (priority tasks run out of order and do not move the clock).
+		if not prio and v > vnow then vnow = v end
+
+		local start, stop = tonumber(task.start_ts), tonumber(task.stop_ts)
+		if stop > start then v = v + (stop - start) * 100 / w end
+		vruntime[pid] = v
+		last_seen[pid] = t_now
+
+		local o = out[i]
+		o.pid = pid
+		o.flags = 0
+		o.slice_ns = slice
+		if prio then
+			o.vtime = 0
+		else
+			local vexec = tonumber(task.exec_runtime) * 100 / w
+			if vexec > exec_cap then vexec = exec_cap end
+			local d = v + vexec
+			if d < 1 then d = 1 end
+			o.vtime = d
+		end
+
+		local prev = task.cpu
+		local cpu = pick_idle_cpu(prev)
+		if cpu >= 0 and cpu < nr_cpus and claimed[cpu] ~= bno
+		   and (cpu == prev or task.nr_cpus_allowed >= nr_cpus) then
+			claimed[cpu] = bno
+			o.cpu = cpu
+		else
+			o.cpu = CPU_ANY
+		end
+	end
+	vtime_now = vnow
+	prune(t_now)
+	return n
+end
+
+-- Hot reload: a plain table, numbers only.
+function P.save()
+	local tasks = {}
+	for pid, v in next, vruntime do tasks[pid] = v end
+	local seen = {}
+	for pid, s in next, last_seen do seen[pid] = s end
+	return { vtime_now = vtime_now, tasks = tasks, seen = seen }
+end
+
+function P.restore(s)
+	if type(s) ~= "table" then return end
+	if type(s.vtime_now) == "number" and s.vtime_now > vtime_now then vtime_now = s.vtime_now end
+	if type(s.tasks) == "table" then
+		local t = now()
+		local seen = type(s.seen) == "table" and s.seen or {}
+		for pid, v in next, s.tasks do
+			if type(pid) == "number" and type(v) == "number" then
+				vruntime[pid] = v
+				last_seen[pid] = type(seen[pid]) == "number" and seen[pid] or t
+			end
+		end
+	end
+	cursor = nil
+end
+
+-- For tests and stats: current state without copying.
+function P.vruntime(pid) return vruntime[pid] end
+function P.vtime_now() return vtime_now end
+function P.nr_tracked()
+	local c = 0
+	for _ in next, vruntime do c = c + 1 end
+	return c
+end
+
+return P

@@ -1,0 +1,179 @@
+-- simple.lua - weighted virtual time, or FIFO.
+--
+-- Weighted vtime mode (the default): each task's vruntime grows by the CPU time it used
+-- times 100/weight (weight 100 = nice 0); the decision's vtime is that vruntime, so BPF
+-- runs the task that is furthest behind first and CPU shares follow weights. A task new
+-- to the scheduler starts at vtime_now (the vruntime of the tasks that ran lately, which
+-- only moves forward); a task returning from sleep is pulled up to vtime_now - slice, so
+-- sleeping earns at most one slice of credit.
+--
+-- FIFO mode: decisions get an increasing counter as vtime, so tasks run in the order they
+-- became runnable; slice = slice_ns_default. Turn it on with
+--   * the FIFO constant below (the file's default),
+--   * ctx.fifo = true when the host (or a spec) calls init(ctx),
+--   * or P.fifo = true at any time (checked once per batch).
+--
+-- Both modes honour strategies: priority -> vtime 0 (runs before everything else),
+-- execution_time -> slice.
+--
+-- CPU: the task's previous CPU if it is idle (cache-warm) and no other task of the batch
+-- got it, else RL_CPU_ANY.
+--
+-- State carried across a hot reload (save/restore): vtime_now, the pid -> vruntime table,
+-- the FIFO counter.
+
+local FIFO = false   -- true: this file schedules FIFO by default
+
+local g = require "gthulhu.sched"
+
+local tonumber, next, type = tonumber, next, type
+
+local CPU_ANY = g.CPU_ANY
+local cpu_idle = g.cpu_idle
+local strategy = g.strategy
+local now = g.now
+
+local PRUNE_NS = 30e9
+local PRUNE_PER_BATCH = 8
+
+local P = { fifo = FIFO }
+
+local vtime_now = 0
+local fifo_seq = 0      -- last FIFO vtime handed out
+local vruntime = {}     -- pid -> vruntime
+local last_seen = {}    -- pid -> g.now() when last scheduled
+local cursor = nil      -- pruning position: always a live key of `vruntime` or nil
+
+local nr_cpus = 1
+local slice_def = 2e7
+local claimed = {}      -- claimed[cpu] == batch_no: already given to a task of this batch
+local batch_no = 0
+
+function P.init(ctx)
+	nr_cpus = g.nr_cpus()
+	slice_def = g.slice_ns_default()
+	if slice_def <= 0 then slice_def = 2e7 end
+	if ctx ~= nil and ctx.fifo ~= nil then P.fifo = not not ctx.fifo end
+	for c = 0, nr_cpus - 1 do claimed[c] = 0 end
+	batch_no = 0
+end
+
+local function prune(t)
+	local k = cursor
+	if k ~= nil and vruntime[k] == nil then k = nil end
+	for _ = 1, PRUNE_PER_BATCH do
+		local nk = next(vruntime, k)
+		if nk == nil then k = nil; break end
+		local seen = last_seen[nk]
+		if seen == nil or t - seen > PRUNE_NS then
+			vruntime[nk] = nil   -- k stays the cursor: it is still live
+			last_seen[nk] = nil
+		else
+			k = nk
+		end
+	end
+	cursor = k
+end
+
+function P.schedule(tasks, n, out)
+	local fifo = P.fifo
+	local vnow = vtime_now
+	local seq = fifo_seq
+	local t_now = now()
+	batch_no = batch_no + 1
+	local bno = batch_no
+	for i = 0, n - 1 do
+		local task = tasks[i]
+		local pid = task.pid
+		local o = out[i]
+		o.pid = pid
+		o.flags = 0
+
+		local slice = slice_def
+		local prio = false
+		local st = strategy(pid, task.tgid)
+		if st ~= nil then
+			prio = st.priority
+			local et = st.execution_time
+			if et ~= nil and et > 0 then slice = et end
+		end
+		o.slice_ns = slice
+
+		if fifo then
+			if prio then
+				o.vtime = 0
+			else
+				seq = seq + 1
+				o.vtime = seq
+			end
+		else
+			local w = tonumber(task.weight)
+			if w <= 0 then w = 100 end
+			local v
+			if task.vtime == 0 then
+				v = vnow
+			else
+				v = vruntime[pid]
+				if v == nil then
+					v = vnow
+				elseif v < vnow - slice then
+					v = vnow - slice
+				end
+			end
+			if not prio and v > vnow then vnow = v end
+			local start, stop = tonumber(task.start_ts), tonumber(task.stop_ts)
+			if stop > start then v = v + (stop - start) * 100 / w end
+			vruntime[pid] = v
+			last_seen[pid] = t_now
+			if prio then
+				o.vtime = 0
+			else
+				o.vtime = v >= 1 and v or 1
+			end
+		end
+
+		local prev = task.cpu
+		if prev >= 0 and prev < nr_cpus and claimed[prev] ~= bno and cpu_idle(prev) then
+			claimed[prev] = bno
+			o.cpu = prev
+		else
+			o.cpu = CPU_ANY
+		end
+	end
+	vtime_now = vnow
+	fifo_seq = seq
+	if not fifo then prune(t_now) end
+	return n
+end
+
+function P.save()
+	local tasks = {}
+	for pid, v in next, vruntime do tasks[pid] = v end
+	return { vtime_now = vtime_now, fifo_seq = fifo_seq, tasks = tasks }
+end
+
+function P.restore(s)
+	if type(s) ~= "table" then return end
+	if type(s.vtime_now) == "number" and s.vtime_now > vtime_now then vtime_now = s.vtime_now end
+	if type(s.fifo_seq) == "number" and s.fifo_seq > fifo_seq then fifo_seq = s.fifo_seq end
+	if type(s.tasks) == "table" then
+		local t = now()
+		for pid, v in next, s.tasks do
+			if type(pid) == "number" and type(v) == "number" then
+				vruntime[pid] = v
+				last_seen[pid] = t
+			end
+		end
+	end
+	cursor = nil
+end
+
+function P.vruntime(pid) return vruntime[pid] end
+function P.vtime_now() return vtime_now end
+function P.nr_tracked()
+	local c = 0
+	for _ in next, vruntime do c = c + 1 end
+	return c
+end
+
+return P
