@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * sleeper - periodic sleeper that measures wakeup lateness.
+ *   sleeper [--name COMM] [--nice N] [--cpus LIST] [-d SECONDS] [--period-us US]
+ * Sleeps until absolute deadlines PERIOD apart (clock_nanosleep TIMER_ABSTIME on
+ * CLOCK_MONOTONIC, default 1000 us) for SECONDS (default 5). Lateness = wakeup time minus
+ * deadline. If it falls more than a period behind, the next deadline restarts from now.
+ *   WL sleeper name=... count=N mean_us=N p50_us=N p99_us=N max_us=N
+ */
+#include "wl.h"
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+	struct wl_common c = { .duration = 5 };
+	long period_us = 1000;
+	argc = wl_parse_common(argc, argv, &c);
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--period-us") && i + 1 < argc)
+			period_us = atol(argv[++i]);
+		else
+			wl_die("sleeper: unknown argument '%s'", argv[i]);
+	}
+	if (c.duration <= 0 || c.duration > 3600 || period_us < 10 || period_us > 1000000)
+		wl_die("sleeper: duration or period out of range");
+	wl_apply(&c);
+
+	uint64_t period = (uint64_t)period_us * 1000;
+	size_t cap = (size_t)(c.duration * 1e9 / period) + 16, n = 0;
+	uint64_t *late = calloc(cap, sizeof(*late));
+	if (!late)
+		wl_die("sleeper: out of memory");
+	uint64_t start = wl_now_ns(), end = start + (uint64_t)(c.duration * 1e9);
+	uint64_t next = start + period, sum = 0;
+	while (next < end && n < cap) {
+		struct timespec ts = { .tv_sec = next / 1000000000ull, .tv_nsec = next % 1000000000ull };
+		int rc;
+		while ((rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)) == EINTR)
+			;
+		if (rc)
+			wl_die("sleeper: clock_nanosleep: %s", strerror(rc));
+		uint64_t now = wl_now_ns();
+		uint64_t l = now > next ? now - next : 0;
+		late[n++] = l;
+		sum += l;
+		next += period;
+		if (next <= now)
+			next = now + period;
+	}
+	qsort(late, n, sizeof(*late), cmp_u64);
+	uint64_t p50 = n ? late[n / 2] : 0;
+	uint64_t p99 = n ? late[n * 99 / 100 < n ? n * 99 / 100 : n - 1] : 0;
+	uint64_t max = n ? late[n - 1] : 0;
+	printf("WL sleeper name=%s pid=%d nice=%d count=%zu mean_us=%llu p50_us=%llu p99_us=%llu max_us=%llu\n",
+	       wl_comm(), (int)getpid(), getpriority(PRIO_PROCESS, 0), n,
+	       (unsigned long long)(n ? sum / n / 1000 : 0), (unsigned long long)(p50 / 1000),
+	       (unsigned long long)(p99 / 1000), (unsigned long long)(max / 1000));
+	free(late);
+	return n ? 0 : 1;
+}
