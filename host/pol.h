@@ -32,7 +32,7 @@ struct pol_env {
 	int batch_max;                    /* capacity of the batch arrays (<= MAX_BATCH) */
 	const struct topo *topo;          /* NULL: every CPU its own L2/L3 */
 	const volatile uint64_t *idle;    /* idle-CPU bitmap, MAX_CPUS/64 words; NULL: none */
-	const char *lib_dir;              /* directory holding gthulhu/*.lua (policies/lib) */
+	const char *lib_dir;              /* directory holding gthulhu/sched.lua (policies/lib) */
 };
 
 struct pol_stats {
@@ -70,6 +70,15 @@ int pol_reload(struct pol *p, const char *path, char *err, size_t errlen);
 /* Run init + a self-test batch of synthetic tasks and check that every decision the
  * policy returned was valid and complete (for --check). G_ERR with a message if not. */
 int pol_selftest(struct pol *p, char *err, size_t errlen);
+
+/* Watchdog limits for one call into the policy (defaults 200 ms / 3000 ms; 0 = default).
+ * Past soft_ms a call running interpreted Lua is interrupted with an error (its batch
+ * falls back); past hard_ms (stuck in compiled code, which ignores the interrupt) the
+ * process exits with EXIT_POLICY so the kernel's scheduler takes over. */
+void pol_set_limits(struct pol *p, unsigned soft_ms, unsigned hard_ms);
+
+/* Lua stack depth of the running state between calls (always 0; for tests). */
+int pol_lua_top(const struct pol *p);
 
 const struct pol_stats *pol_stats(const struct pol *p);
 const char *pol_path(const struct pol *p);
