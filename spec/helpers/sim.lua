@@ -142,7 +142,7 @@ function Sim:add(d)
 		run = d.run, sleep = d.sleep or 0,
 		start_ts = 0, stop_ts = 0, exec_runtime = 0, vtime = 0, cpu = 0,
 		burst = 0, runtime = 0, runs = 0, enq_cnt = 0,
-		wait_total = 0, wait_max = 0, woke_at = nil,
+		wait_total = 0, wait_max = 0, wakeups = 0, woke_at = nil,
 	}
 	self.tasks[d.pid] = t
 	self.pending[#self.pending + 1] = t
@@ -206,7 +206,7 @@ function Sim:tick()
 	for _, t in ipairs(self.sleeping) do
 		if t.wake_at <= now then
 			t.exec_runtime = 0
-			t.woke_at = now
+			t.woke_at = t.wake_at
 			self.pending[#self.pending + 1] = t
 		else
 			still[#still + 1] = t
@@ -229,9 +229,10 @@ function Sim:tick()
 		if before(self.queue[i], self.queue[bi]) then bi = i end
 	end
 	local t = table.remove(self.queue, bi)
-	local wait = now - t.queued_at
 	if t.woke_at then
+		local wait = now - t.woke_at   -- wakeup latency, from the moment it woke
 		t.wait_total = t.wait_total + wait
+		t.wakeups = t.wakeups + 1
 		if wait > t.wait_max then t.wait_max = wait end
 		t.woke_at = nil
 	end
@@ -266,7 +267,7 @@ end
 
 function Sim:reset_stats()
 	for _, t in pairs(self.tasks) do
-		t.runtime = 0; t.runs = 0; t.wait_total = 0; t.wait_max = 0
+		t.runtime = 0; t.runs = 0; t.wait_total = 0; t.wait_max = 0; t.wakeups = 0
 	end
 end
 
