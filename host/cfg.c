@@ -87,9 +87,9 @@ static const struct opt opts[] = {
 
 static const struct opt sopts[] = {
 	{ "pid", OT_I32, S_OFF(pid), 0, 1, INT32_MAX, 0, "0",
-	  "process id: matches the process and all its threads (pid or tgid)" },
+	  "process id: matches the process and all its threads (pid or tgid); 0 = not set" },
 	{ "command_regex", OT_STR, S_OFF(command_regex), S_SZ(command_regex), 0, 0, OF_REGEX, "",
-	  "POSIX extended regex matched against the process name (/proc/PID/comm)" },
+	  "POSIX extended regex matched against the process name (/proc/PID/comm); \"\" = not set" },
 	{ "priority", OT_BOOL, S_OFF(priority), 0, 0, 1, 0, "false",
 	  "matching tasks run before all others (vtime 0)" },
 	{ "execution_time", OT_U64, S_OFF(execution_time), 0, 10000, 10000000000ull, OF_ZERO_OK, "0",
@@ -769,17 +769,14 @@ static void bounds_text(const struct opt *o, char *buf, size_t len)
 	}
 }
 
-static void help_line(FILE *out, const char *key, const struct opt *o, bool with_def)
+static void help_line(FILE *out, const char *key, const struct opt *o)
 {
+	const char *q = (o->type == OT_STR || o->type == OT_PATH) ? "\"" : "";
 	char b[96];
 
 	bounds_text(o, b, sizeof(b));
-	fprintf(out, "  %-30s %-6s", key, type_name(o->type));
-	if (with_def)
-		fprintf(out, " default %s", (o->type >= OT_STR) ? "\"" : "");
-	if (with_def)
-		fprintf(out, "%s%s", o->def, (o->type >= OT_STR) ? "\"" : "");
-	fprintf(out, "  %s\n      %s\n", b, o->desc);
+	fprintf(out, "  %-30s %-6s default %s%s%s  %s\n      %s\n", key, type_name(o->type),
+		q, o->def, q, b, o->desc);
 }
 
 void cfg_print_help(FILE *out)
@@ -788,12 +785,12 @@ void cfg_print_help(FILE *out)
 
 	fprintf(out, "Configuration keys (YAML file, dotted key = nesting):\n");
 	for (int i = 0; i < NR_OPTS; i++)
-		help_line(out, opts[i].key, &opts[i], true);
+		help_line(out, opts[i].key, &opts[i]);
 	fprintf(out, "  strategies: a list (at most %d) of mappings with the keys below; each "
 		"needs a pid or a command_regex\n", CFG_MAX_STRATEGIES);
 	for (int i = 0; i < NR_SOPTS; i++) {
 		snprintf(key, sizeof(key), "strategies[].%s", sopts[i].key);
-		help_line(out, key, &sopts[i], false);
+		help_line(out, key, &sopts[i]);
 	}
 }
 
