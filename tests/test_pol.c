@@ -1,0 +1,475 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * test_pol.c - the policy bridge: batches through small test policies (tests/policies),
+ * every way a policy can fail, watchdog, strategies, hot reload, self-test.
+ * Run from the repository root.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#pragma GCC diagnostic ignored "-Wformat-zero-length"  /* CHECK(cond) without a message */
+#include "common.h"
+#include "pol.h"
+
+int g_verbose __attribute__((weak));
+
+#define TP "tests/policies/"
+#define NR_CPUS 4
+
+static struct topo topo;
+static uint64_t idle_map[MAX_CPUS / 64];
+
+static struct pol_env env_for(int batch_max)
+{
+	struct pol_env e = {
+		.nr_cpus = NR_CPUS,
+		.slice_ns_default = 20000000,
+		.slice_ns_min = 1000000,
+		.batch_max = batch_max,
+		.topo = &topo,
+		.idle = idle_map,
+		.lib_dir = "policies/lib",
+	};
+	return e;
+}
+
+static struct pol *open_ok(const char *path, int batch_max)
+{
+	struct pol_env env = env_for(batch_max);
+	struct pol *p = NULL;
+	char err[4096] = "";
+	int rc = pol_open(&p, path, &env, err, sizeof(err));
+	CHECK(rc == G_OK && p, "pol_open %s: %s", path, err);
+	return rc == G_OK ? p : NULL;
+}
+
+/* Fill tasks 0..n-1: pid 100+i, tgid = pid, cpu i % NR_CPUS, weights, vtimes, enq_cnt. */
+static void fill(struct pol *p, int n)
+{
+	struct queued_task_ctx *t = pol_tasks(p);
+	for (int i = 0; i < n; i++) {
+		memset(&t[i], 0, sizeof(t[i]));
+		t[i].pid = 100 + i;
+		t[i].tgid = 100 + i;
+		t[i].cpu = i % NR_CPUS;
+		t[i].nr_cpus_allowed = NR_CPUS;
+		t[i].weight = 1 + (uint64_t)(i * 37) % 10000;
+		t[i].vtime = (i % 3 == 0) ? 0 : 1000000 + (uint64_t)i;
+		t[i].enq_cnt = 50000 + (uint64_t)i * 3;
+		snprintf(t[i].comm, sizeof(t[i].comm), "task%d", i);
+	}
+}
+
+/* Every task exactly once in out[0..n): same (pid, enq_cnt), valid cpu. Returns 1 if ok. */
+static int complete(struct pol *p, int n)
+{
+	const struct queued_task_ctx *t = pol_tasks(p);
+	const struct dispatched_task_ctx *o = pol_out(p);
+	static unsigned char seen[MAX_BATCH];
+	int ok = 1;
+
+	memset(seen, 0, sizeof(seen));
+	for (int j = 0; j < n; j++) {
+		int found = -1;
+		for (int i = 0; i < n; i++)
+			if (!seen[i] && t[i].pid == o[j].pid && t[i].enq_cnt == o[j].enq_cnt) {
+				found = i;
+				break;
+			}
+		if (found < 0 || !(o[j].cpu == RL_CPU_ANY || (o[j].cpu >= 0 && o[j].cpu < NR_CPUS))) {
+			ok = 0;
+			break;
+		}
+		seen[found] = 1;
+	}
+	return ok;
+}
+
+static int is_fallback(const struct dispatched_task_ctx *d, const struct queued_task_ctx *t)
+{
+	return d->pid == t->pid && d->cpu == RL_CPU_ANY && d->slice_ns == 0 && d->flags == 0 &&
+	       d->vtime == (t->vtime ? t->vtime : 1) && d->enq_cnt == t->enq_cnt;
+}
+
+static void test_echo_sizes(void)
+{
+	struct pol *p = open_ok(TP "echo.lua", MAX_BATCH);
+	static const int sizes[] = { 1, 7, 512, 4096 };
+	uint64_t calls = 0;
+
+	if (!p)
+		return;
+	CHECK(pol_lua_top(p) == 0);
+	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		int n = sizes[s];
+		fill(p, n);
+		memset(pol_out(p), 0xab, sizeof(struct dispatched_task_ctx) * (size_t)n);
+		CHECK(pol_schedule(p, n) == n, "n=%d", n);
+		calls++;
+		const struct queued_task_ctx *t = pol_tasks(p);
+		const struct dispatched_task_ctx *o = pol_out(p);
+		int good = 1;
+		for (int i = 0; i < n; i++) {
+			const struct dispatched_task_ctx *d = &o[n - 1 - i];
+			if (d->pid != t[i].pid || d->cpu != t[i].cpu || d->slice_ns != 1000u + (unsigned)i ||
+			    d->vtime != t[i].weight * 7 + 1 || d->flags != calls || d->enq_cnt != t[i].enq_cnt) {
+				good = 0;
+				fprintf(stderr, "n=%d task %d: pid %d cpu %d slice %llu vtime %llu flags %llu enq %llu\n",
+					n, i, d->pid, d->cpu, (unsigned long long)d->slice_ns,
+					(unsigned long long)d->vtime, (unsigned long long)d->flags,
+					(unsigned long long)d->enq_cnt);
+				break;
+			}
+		}
+		CHECK(good, "n=%d: decisions come back as the policy set them", n);
+		CHECK(complete(p, n), "n=%d", n);
+		CHECK(pol_lua_top(p) == 0);
+	}
+	const struct pol_stats *st = pol_stats(p);
+	CHECK(st->batches == 4 && st->tasks == 1 + 7 + 512 + 4096);
+	CHECK(st->errors == 0 && st->fallbacks == 0 && st->bad_decisions == 0,
+	      "errors %llu fallbacks %llu bad %llu", (unsigned long long)st->errors,
+	      (unsigned long long)st->fallbacks, (unsigned long long)st->bad_decisions);
+	CHECK(pol_schedule(p, 0) == 0);
+	CHECK(strcmp(pol_last_error(p), "") == 0);
+	CHECK(strcmp(pol_path(p), TP "echo.lua") == 0);
+
+	/* a pid twice in one batch: the later task owns it, the earlier falls back */
+	fill(p, 8);
+	pol_tasks(p)[5].pid = pol_tasks(p)[3].pid;
+	CHECK(pol_schedule(p, 8) == 8);
+	CHECK(complete(p, 8));
+	CHECK(st->bad_decisions == 1 && st->fallbacks == 1);
+	CHECK(is_fallback(&pol_out(p)[7], &pol_tasks(p)[3]), "earlier duplicate gets the fallback");
+	pol_close(p);
+}
+
+struct bad_case {
+	const char *mode;
+	int n;
+	uint64_t errors, fallbacks, bad;
+};
+
+static void test_bad_modes(void)
+{
+	static const struct bad_case cases[] = {
+		{ "good", 10, 0, 0, 0 },
+		{ "raise", 10, 1, 10, 0 },
+		{ "nil", 10, 1, 10, 0 },
+		{ "string", 10, 1, 10, 0 },
+		{ "negative", 10, 0, 10, 0 },
+		{ "toomany", 10, 0, 0, 5 },
+		{ "cpu_neg", 10, 0, 1, 1 },
+		{ "cpu_nr", 10, 0, 1, 1 },
+		{ "cpu_huge", 10, 0, 1, 1 },
+		{ "zero_pid", 10, 0, 1, 1 },
+		{ "unknown_pid", 10, 0, 1, 1 },
+		{ "dup", 10, 0, 1, 1 },
+		{ "fewer", 10, 0, 5, 0 },
+		{ "fewer", 1, 0, 1, 0 },
+		{ "raise", 4096, 1, 4096, 0 },
+	};
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		const struct bad_case *k = &cases[c];
+		setenv("GTHULHU_TEST_MODE", k->mode, 1);
+		struct pol *p = open_ok(TP "bad.lua", MAX_BATCH);
+		if (!p)
+			continue;
+		fill(p, k->n);
+		CHECK(pol_schedule(p, k->n) == k->n, "%s", k->mode);
+		const struct pol_stats *st = pol_stats(p);
+		CHECK(st->errors == k->errors && st->fallbacks == k->fallbacks && st->bad_decisions == k->bad,
+		      "mode %s: errors %llu fallbacks %llu bad %llu", k->mode,
+		      (unsigned long long)st->errors, (unsigned long long)st->fallbacks,
+		      (unsigned long long)st->bad_decisions);
+		CHECK(complete(p, k->n), "mode %s: a task stranded or decided twice", k->mode);
+		CHECK(pol_lua_top(p) == 0, "mode %s", k->mode);
+		if (k->errors && strcmp(k->mode, "raise") == 0) {
+			CHECK_STR_CONTAINS(pol_last_error(p), "bad.lua:22: schedule failed on purpose");
+			CHECK_STR_CONTAINS(pol_last_error(p), "stack traceback");
+		}
+		if (k->errors && strcmp(k->mode, "nil") == 0)
+			CHECK_STR_CONTAINS(pol_last_error(p), "returned a nil");
+		if (k->fallbacks == (uint64_t)k->n) {
+			int all = 1;
+			for (int i = 0; i < k->n; i++)
+				all &= is_fallback(&pol_out(p)[i], &pol_tasks(p)[i]);
+			CHECK(all, "mode %s: all tasks get the C decision in order", k->mode);
+		}
+		char err[1024];
+		int rc = pol_selftest(p, err, sizeof(err));
+		if (k->errors == 0 && k->fallbacks == 0 && k->bad == 0)
+			CHECK(rc == G_OK, "mode %s: %s", k->mode, err);
+		else if (!(k->fallbacks == 1 && k->n == 1)) {
+			CHECK(rc != G_OK, "mode %s: self-test should fail", k->mode);
+			CHECK_STR_CONTAINS(err, "bad.lua");
+		}
+		CHECK(pol_lua_top(p) == 0);
+		pol_close(p);
+	}
+
+	/* every third call raises: exactly those batches fall back */
+	setenv("GTHULHU_TEST_MODE", "raise_nth", 1);
+	struct pol *p = open_ok(TP "bad.lua", 64);
+	if (p) {
+		int ok = 1;
+		for (int call = 1; call <= 9; call++) {
+			fill(p, 16);
+			pol_schedule(p, 16);
+			ok &= complete(p, 16);
+			ok &= pol_lua_top(p) == 0;
+		}
+		const struct pol_stats *st = pol_stats(p);
+		CHECK(ok);
+		CHECK(st->errors == 3 && st->fallbacks == 3 * 16 && st->bad_decisions == 0,
+		      "errors %llu fallbacks %llu", (unsigned long long)st->errors,
+		      (unsigned long long)st->fallbacks);
+		CHECK_STR_CONTAINS(pol_last_error(p), "every third call fails");
+		/* more than batch_max is clamped */
+		fill(p, 64);
+		CHECK(pol_schedule(p, 1000) == 64);
+		pol_close(p);
+	}
+	unsetenv("GTHULHU_TEST_MODE");
+}
+
+static void test_open_errors(void)
+{
+	struct pol_env env = env_for(64);
+	struct pol *p = (struct pol *)1;
+	char err[4096];
+
+	CHECK(pol_open(&p, TP "syntax.lua", &env, err, sizeof(err)) != G_OK && p == NULL);
+	CHECK_STR_CONTAINS(err, TP "syntax.lua:3:");
+
+	CHECK(pol_open(&p, TP "init_error.lua", &env, err, sizeof(err)) != G_OK && p == NULL);
+	CHECK_STR_CONTAINS(err, "init_error.lua:4: init failed on purpose");
+
+	CHECK(pol_open(&p, TP "no_schedule.lua", &env, err, sizeof(err)) != G_OK && p == NULL);
+	CHECK_STR_CONTAINS(err, "no_schedule.lua");
+	CHECK_STR_CONTAINS(err, "schedule function");
+
+	CHECK(pol_open(&p, TP "does_not_exist.lua", &env, err, sizeof(err)) != G_OK && p == NULL);
+	CHECK_STR_CONTAINS(err, "does_not_exist.lua");
+
+	env.lib_dir = "tests/policies/no-such-lib";
+	CHECK(pol_open(&p, TP "echo.lua", &env, err, sizeof(err)) != G_OK && p == NULL);
+	CHECK_STR_CONTAINS(err, "gthulhu.sched");
+
+	env = env_for(0);
+	CHECK(pol_open(&p, TP "echo.lua", &env, err, sizeof(err)) == G_ERR_RANGE);
+	pol_close(NULL);
+}
+
+static void test_runaway(void)
+{
+	struct pol *p = open_ok(TP "runaway.lua", 64);
+	if (!p)
+		return;
+	pol_set_limits(p, 50, 5000);
+	fill(p, 10);
+	uint64_t t0 = g_now_ns();
+	CHECK(pol_schedule(p, 10) == 10);
+	uint64_t ms = (g_now_ns() - t0) / 1000000;
+	const struct pol_stats *st = pol_stats(p);
+	CHECK(ms >= 50 && ms < 2000, "took %llu ms", (unsigned long long)ms);
+	CHECK(st->errors == 1 && st->fallbacks == 10);
+	CHECK(complete(p, 10));
+	CHECK_STR_CONTAINS(pol_last_error(p), "exceeded 50 ms");
+	CHECK(pol_lua_top(p) == 0);
+	/* and again: the hook is re-armed for the next call */
+	CHECK(pol_schedule(p, 10) == 10);
+	CHECK(st->errors == 2 && st->fallbacks == 20);
+	pol_close(p);
+
+	/* a good policy is not disturbed by a left-over hook or short limits */
+	p = open_ok(TP "echo.lua", 64);
+	if (p) {
+		pol_set_limits(p, 20, 5000);
+		int ok = 1;
+		for (int i = 0; i < 50; i++) {
+			fill(p, 64);
+			ok &= pol_schedule(p, 64) == 64;
+		}
+		CHECK(ok && pol_stats(p)->errors == 0 && pol_stats(p)->fallbacks == 0);
+		pol_close(p);
+	}
+}
+
+/* Stuck in compiled code: only the hard limit helps, and it ends the process. */
+static void test_runaway_hard(void)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct pol_env env = env_for(64);
+		struct pol *p = NULL;
+		char err[1024];
+		if (pol_open(&p, TP "runaway_jit.lua", &env, err, sizeof(err)) != G_OK)
+			_exit(100);
+		pol_set_limits(p, 20, 300);
+		fill(p, 4);
+		pol_schedule(p, 4);
+		_exit(101);
+	}
+	CHECK(pid > 0);
+	if (pid <= 0)
+		return;
+	int status = 0, waited = 0;
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (waited > 10000) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			break;
+		}
+		usleep(10000);
+		waited += 10;
+	}
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == EXIT_POLICY,
+	      "child status %#x after %d ms", status, waited);
+	CHECK(waited < 3000, "hard limit took %d ms", waited);
+}
+
+static void test_strategies(void)
+{
+	struct pol *p = open_ok(TP "echo.lua", 64);
+	if (!p)
+		return;
+	struct strat_entry e[] = {
+		{ .pid = 101, .priority = true, .execution_time = 5000 },
+		{ .pid = 900, .priority = false, .execution_time = 7000 },
+	};
+	CHECK(pol_set_strategies(p, e, 2) == G_OK);
+	CHECK(pol_lua_top(p) == 0);
+	fill(p, 16);
+	for (int i = 10; i < 13; i++)
+		pol_tasks(p)[i].tgid = 900;   /* threads of process 900 */
+	CHECK(pol_schedule(p, 16) == 16);
+	const struct dispatched_task_ctx *o = pol_out(p);
+	const struct dispatched_task_ctx *d = &o[16 - 1 - 1];     /* task 1 = pid 101 */
+	CHECK(d->pid == 101 && d->vtime == 0 && d->slice_ns == 5000 && d->cpu == RL_CPU_ANY);
+	CHECK(d->flags == 1 + 65536 * 2, "on_strategies saw the list: flags %llu",
+	      (unsigned long long)d->flags);
+	int ok = 1;
+	for (int i = 10; i < 13; i++) {
+		d = &o[16 - 1 - i];
+		ok &= d->pid == 100 + i && d->slice_ns == 7000 && d->vtime != 0;
+	}
+	CHECK(ok, "tgid match");
+	d = &o[16 - 1 - 2];
+	CHECK(d->slice_ns == 1002, "no strategy for pid 102");
+
+	/* replaced, not merged */
+	CHECK(pol_set_strategies(p, e + 1, 1) == G_OK);
+	fill(p, 4);
+	pol_schedule(p, 4);
+	CHECK(o[4 - 1 - 1].slice_ns == 1001 && o[4 - 1 - 1].vtime != 0);
+	CHECK(pol_set_strategies(p, NULL, 0) == G_OK);
+	CHECK(pol_lua_top(p) == 0);
+	pol_close(p);
+}
+
+static void test_reload(void)
+{
+	struct pol *p = open_ok(TP "echo.lua", 64);
+	char err[4096];
+	if (!p)
+		return;
+	struct strat_entry e = { .pid = 101, .priority = true, .execution_time = 5000 };
+	pol_set_strategies(p, &e, 1);
+	for (int i = 0; i < 3; i++) {
+		fill(p, 8);
+		pol_schedule(p, 8);
+	}
+	CHECK(pol_reload(p, NULL, err, sizeof(err)) == G_OK, "%s", err);
+	CHECK(pol_lua_top(p) == 0);
+	fill(p, 8);
+	pol_schedule(p, 8);
+	const struct dispatched_task_ctx *d = &pol_out(p)[8 - 1 - 1];
+	CHECK(d->flags == 4 + 65536, "state and strategies carried over: flags %llu",
+	      (unsigned long long)d->flags);
+	CHECK(d->vtime == 0 && d->slice_ns == 5000, "g.strategy answers after reload");
+
+	/* broken reloads keep the old policy */
+	CHECK(pol_reload(p, TP "syntax.lua", err, sizeof(err)) != G_OK);
+	CHECK_STR_CONTAINS(err, "syntax.lua:3:");
+	CHECK(pol_reload(p, TP "init_error.lua", err, sizeof(err)) != G_OK);
+	CHECK_STR_CONTAINS(err, "init failed on purpose");
+	CHECK(pol_reload(p, TP "restore_error.lua", err, sizeof(err)) != G_OK);
+	CHECK_STR_CONTAINS(err, "restore failed on purpose");
+	CHECK(pol_lua_top(p) == 0);
+	CHECK(strcmp(pol_path(p), TP "echo.lua") == 0);
+	fill(p, 8);
+	pol_schedule(p, 8);
+	d = &pol_out(p)[8 - 1 - 3];
+	CHECK(d->flags == 5 + 65536 && d->slice_ns == 1003, "old policy still runs");
+	const struct pol_stats *st = pol_stats(p);
+	CHECK(st->reloads == 1 && st->reload_errors == 3 && st->errors == 0 && st->fallbacks == 0);
+
+	/* reload onto another file: it has no restore, and works */
+	setenv("GTHULHU_TEST_MODE", "good", 1);
+	CHECK(pol_reload(p, TP "bad.lua", err, sizeof(err)) == G_OK, "%s", err);
+	CHECK(strcmp(pol_path(p), TP "bad.lua") == 0);
+	fill(p, 8);
+	pol_schedule(p, 8);
+	CHECK(pol_out(p)[0].vtime == 10 && complete(p, 8));
+	unsetenv("GTHULHU_TEST_MODE");
+	pol_close(p);
+}
+
+static void test_selftest_real(void)
+{
+	static const char *const files[] = { "policies/gthulhu.lua", "policies/simple.lua" };
+	for (size_t i = 0; i < 2; i++) {
+		if (access(files[i], R_OK) != 0) {
+			printf("skip: %s does not exist\n", files[i]);
+			continue;
+		}
+		struct pol *p = open_ok(files[i], MAX_BATCH);
+		if (!p)
+			continue;
+		char err[4096] = "";
+		CHECK(pol_selftest(p, err, sizeof(err)) == G_OK, "%s", err);
+		fill(p, 4096);
+		CHECK(pol_schedule(p, 4096) == 4096 && complete(p, 4096));
+		CHECK(pol_stats(p)->errors == 0, "%s", pol_last_error(p));
+		CHECK(pol_lua_top(p) == 0);
+		pol_close(p);
+
+		/* lib_dir NULL: found next to the policy */
+		struct pol_env env = env_for(64);
+		env.lib_dir = NULL;
+		p = NULL;
+		CHECK(pol_open(&p, files[i], &env, err, sizeof(err)) == G_OK, "%s", err);
+		pol_close(p);
+	}
+}
+
+int main(void)
+{
+	topo.nr_cpus = NR_CPUS;
+	for (int c = 0; c < NR_CPUS; c++) {
+		topo.online[c] = 1;
+		topo.cpu[c].nr_l2 = 2;
+		topo.cpu[c].l2[0] = (uint16_t)(c & ~1);
+		topo.cpu[c].l2[1] = (uint16_t)(c | 1);
+		topo.cpu[c].nr_l3 = NR_CPUS;
+		for (int i = 0; i < NR_CPUS; i++)
+			topo.cpu[c].l3[i] = (uint16_t)i;
+	}
+	idle_map[0] = 0x5;
+
+	test_echo_sizes();
+	test_bad_modes();
+	test_open_errors();
+	test_runaway();
+	test_runaway_hard();
+	test_strategies();
+	test_reload();
+	test_selftest_real();
+	return CHECK_DONE();
+}
