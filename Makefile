@@ -37,13 +37,14 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(G) -Ibpf -Wno-missi
 	      -Wno-compare-distinct-pointer-types -Wno-microsoft-anon-tag
 
 # Host modules shared by the binary and the C tests; main.c and sched.c are the binary's.
-LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/pol.c host/loop.c host/stats.c)
+LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/pol.c host/loop.c host/xport.c host/stats.c)
 LIB_OBJS  := $(LIB_SRCS:host/%.c=$(B)/obj/%.o)
 BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched.o
 GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
 
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
+.SECONDARY:
 .PHONY: all deps run check test unit spec transport vmtest vm-run bench install clean
 all: $(B)/gthulhu-lua
 

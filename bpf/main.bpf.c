@@ -1,0 +1,732 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * main.bpf.c - gthulhu_lua: a sched_ext scheduler with no policy of its own.
+ *
+ * Design
+ * ------
+ * Every runnable task that is not kept in the kernel (below) is sent to the host over the
+ * BPF ringbuf `queued` (struct queued_task_ctx). The host runs the Lua policy on a batch
+ * and sends one decision per task back over the user ringbuf `dispatched`
+ * (struct dispatched_task_ctx): CPU (or RL_CPU_ANY), vtime (0 = priority), slice.
+ * ops.dispatch drains `dispatched` and inserts each task, vtime-ordered, into the DSQ of the
+ * chosen CPU (id = cpu) or into SHARED_DSQ, then consumes this CPU's DSQ, then SHARED_DSQ.
+ *
+ * Safety, because a user-space scheduler can be slow, stopped, buggy or dead:
+ *  - The host's own threads (tgid == host_tgid) never go to user space: they wait in
+ *    SCHED_DSQ, which a CPU consumes first whenever user-space work is pending, so the
+ *    scheduler can always run.
+ *  - Per-CPU kthreads, kswapd, kcompactd and khugepaged go straight to their CPU's local
+ *    DSQ (starving them can deadlock the host: memory reclaim, per-CPU work); every other
+ *    kthread stays in the kernel too, in SHARED_DSQ. Kernel threads never wait on Lua.
+ *  - Ringbuf full: the task goes to SHARED_DSQ with the default slice (nr_sched_congested).
+ *  - Custody: every task handed to user space is recorded in the `pending` hash
+ *    (pid -> enq_cnt, sent_at). A decision applies only if it matches the pending entry
+ *    (same enq_cnt); anything else is cancelled (nr_cancel_dispatches). A decision whose
+ *    CPU the task may not use is bounced to an allowed CPU (nr_bounce_dispatches).
+ *  - Stalled host: the host stamps host_hb_ns (in .bss, mmapped) at every loop turn. A
+ *    heartbeat bpf_timer checks it: if tasks are pending and the host has been silent for
+ *    stall_timeout_ns, the scheduler enters "stalled" mode (nr_host_stalls): new tasks are
+ *    scheduled in-kernel (SHARED_DSQ), and ops.dispatch rescues every pending task older
+ *    than the timeout from the `pending` hash into SHARED_DSQ (nr_rescued), bumping its
+ *    enq_cnt so the host's late decision is cancelled. Tasks the host lost are rescued the
+ *    same way even when it is alive. When the heartbeat is fresh again, tasks flow to user
+ *    space again. So a stopped or wedged host never stalls the machine, and the sched_ext
+ *    watchdog never sees a stranded task.
+ *  - The timer also kicks a CPU when the host's threads wait in SCHED_DSQ for too long.
+ *  - If the host process dies, its struct_ops link goes with it: the kernel's default
+ *    scheduler takes over.
+ *
+ * DSQs are all vtime-ordered except SCHED_DSQ (FIFO): the kernel refuses to mix FIFO and
+ * vtime inserts in one DSQ, so kernel-decided tasks use vtime_floor (the newest vtime
+ * applied from the host), which keeps them in line with the policy's own ordering.
+ *
+ * Kernels 6.12 .. 7.x: kfuncs renamed since 6.12 are called through g_*() wrappers that
+ * pick what the running kernel has with bpf_ksym_exists() (dead branches are removed by
+ * the verifier), no #ifdef.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "intf.h"
+
+char _license[] SEC("license") = "GPL";
+
+#define BPF_STRUCT_OPS(name, args...) SEC("struct_ops/" #name) BPF_PROG(name, ##args)
+#define BPF_STRUCT_OPS_SLEEPABLE(name, args...) SEC("struct_ops.s/" #name) BPF_PROG(name, ##args)
+
+#define PF_KTHREAD	0x00200000
+#define PF_EXITING	0x00000004
+#define NSEC_PER_MSEC	1000000ULL
+#define PENDING_MAX	16384
+#define ENOMEM		12
+#define ESRCH		3
+#define CLOCK_MONOTONIC	1
+
+/* --- Tunables: rodata, set by the host before load ------------------------------------ */
+const volatile u64 slice_ns_default = 20 * NSEC_PER_MSEC;
+const volatile u64 slice_ns_min = NSEC_PER_MSEC;
+const volatile u32 host_tgid;
+const volatile bool builtin_idle;
+const volatile bool early_processing;
+const volatile bool debug;
+const volatile u64 stall_timeout_ns = 1000 * NSEC_PER_MSEC;
+const volatile u32 nr_cpu_ids_max = 1;   /* CPU ids are < this (the host reads sysfs) */
+
+/* --- Stats: .bss, read by the host (Gthulhu's names) ---------------------------------- */
+volatile u64 nr_queued;             /* records waiting in the `queued` ringbuf */
+volatile u64 nr_scheduled;          /* tasks the host holds, not yet decided (host writes) */
+volatile u64 nr_running;            /* tasks on a CPU now */
+volatile u64 nr_online_cpus;
+volatile u64 nr_user_dispatches;    /* decisions applied */
+volatile u64 nr_kernel_dispatches;  /* tasks scheduled in-kernel (kthreads, host, stalls) */
+volatile u64 nr_cancel_dispatches;  /* stale decisions dropped */
+volatile u64 nr_bounce_dispatches;  /* decisions whose CPU the task may not use */
+volatile u64 nr_failed_dispatches;  /* decisions for tasks that are gone, malformed records */
+volatile u64 nr_sched_congested;    /* ringbuf full: scheduled in-kernel */
+volatile u64 usersched_last_run_at; /* when a host thread last got a CPU */
+volatile u64 nr_host_stalls;        /* times the stalled-host mode was entered */
+volatile u64 nr_rescued;            /* pending tasks scheduled in-kernel by the rescue */
+volatile u64 nr_pending;            /* tasks in user-space custody now */
+volatile u64 host_hb_ns;            /* host heartbeat (host writes, every loop turn) */
+volatile u64 host_stalled;          /* 1 while in stalled mode */
+volatile u64 idle_mask[MAX_CPUS / 64]; /* idle-CPU hints for the policy */
+
+struct user_exit_info uei;          /* exit info, read by the host after detach */
+
+static u64 vtime_floor;             /* newest vtime applied from the host */
+static u64 last_decision_at;
+static u64 pending_since;           /* when nr_pending last rose from 0 */
+static bool rescue_needed;
+static s32 host_last_cpu;
+
+/* --- Maps ------------------------------------------------------------------------------ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} queued SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_USER_RINGBUF);
+	__uint(max_entries, 1 << 19);
+} dispatched SEC(".maps");
+
+struct pending_val {
+	u64 enq_cnt;
+	u64 sent_at;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PENDING_MAX);
+	__type(key, s32);
+	__type(value, struct pending_val);
+} pending SEC(".maps");
+
+struct task_ctx {
+	u64 enq_cnt;
+	u64 start_ts;
+	u64 stop_ts;
+	u64 exec_runtime;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_ctx);
+} task_ctx_stor SEC(".maps");
+
+/* Filled by the host from sysfs before attach. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_CPUS);
+	__type(key, u32);
+	__type(value, struct cpu_topo);
+} cpu_topo SEC(".maps");
+
+struct hb_timer {
+	struct bpf_timer timer;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct hb_timer);
+} hb_timer SEC(".maps");
+
+/* --- Kernel compatibility (6.12 names) ------------------------------------------------- */
+void scx_bpf_dispatch(struct task_struct *p, u64 dsq_id, u64 slice, u64 enq_flags) __ksym __weak;
+void scx_bpf_dispatch_vtime(struct task_struct *p, u64 dsq_id, u64 slice, u64 vtime,
+			    u64 enq_flags) __ksym __weak;
+bool scx_bpf_consume(u64 dsq_id) __ksym __weak;
+
+static __always_inline void g_insert(struct task_struct *p, u64 dsq, u64 slice, u64 flags)
+{
+	if (bpf_ksym_exists(scx_bpf_dsq_insert))
+		scx_bpf_dsq_insert(p, dsq, slice, flags);
+	else
+		scx_bpf_dispatch(p, dsq, slice, flags);
+}
+
+static __always_inline void g_insert_vtime(struct task_struct *p, u64 dsq, u64 slice,
+					   u64 vtime, u64 flags)
+{
+	if (bpf_ksym_exists(scx_bpf_dsq_insert_vtime)) {
+		scx_bpf_dsq_insert_vtime(p, dsq, slice, vtime, flags);
+	} else if (bpf_ksym_exists(__scx_bpf_dsq_insert_vtime)) {
+		struct scx_bpf_dsq_insert_vtime_args args = {
+			.dsq_id = dsq, .slice = slice, .vtime = vtime, .enq_flags = flags,
+		};
+		__scx_bpf_dsq_insert_vtime(p, &args);
+	} else {
+		scx_bpf_dispatch_vtime(p, dsq, slice, vtime, flags);
+	}
+}
+
+static __always_inline bool g_move_to_local(u64 dsq)
+{
+	if (bpf_ksym_exists(scx_bpf_dsq_move_to_local))
+		return scx_bpf_dsq_move_to_local(dsq);
+	return scx_bpf_consume(dsq);
+}
+
+/* scx_bpf_error_bstr() with printf-style arguments: ejects the scheduler with a message. */
+#define g_error(fmt, args...) ({					\
+	static char ___fmt[] = fmt;					\
+	unsigned long long ___param[___bpf_narg(args)];			\
+	___bpf_fill(___param, args);					\
+	scx_bpf_error_bstr(___fmt, ___param, sizeof(___param));		\
+})
+
+#define dbg(fmt, args...) do { if (debug) bpf_printk(fmt, ##args); } while (0)
+
+/* --- Helpers --------------------------------------------------------------------------- */
+static __always_inline bool is_host_task(const struct task_struct *p)
+{
+	return host_tgid && p->tgid == host_tgid;
+}
+
+static __always_inline bool comm_starts(const struct task_struct *p, const char *pfx, int n)
+{
+	for (int i = 0; i < n && i < 16; i++)
+		if (p->comm[i] != pfx[i])
+			return false;
+	return true;
+}
+
+/* Kernel threads whose starvation can deadlock the host: run them where they are. */
+static __always_inline bool is_critical_kthread(const struct task_struct *p)
+{
+	if (!(p->flags & PF_KTHREAD))
+		return false;
+	if (p->nr_cpus_allowed == 1)
+		return true;
+	return comm_starts(p, "kswapd", 6) || comm_starts(p, "kcompactd", 9) ||
+	       comm_starts(p, "khugepaged", 10);
+}
+
+static __always_inline struct task_ctx *lookup_tctx(struct task_struct *p)
+{
+	return bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
+}
+
+static __always_inline bool cpu_ok(s32 cpu)
+{
+	return cpu >= 0 && (u32)cpu < nr_cpu_ids_max && cpu < MAX_CPUS;
+}
+
+/* Wake an idle CPU that may run p (prefer `cpu`), so it consumes what we just queued. */
+static __always_inline void kick_for(struct task_struct *p, s32 cpu, bool preempt)
+{
+	if (cpu_ok(cpu)) {
+		scx_bpf_kick_cpu(cpu, preempt ? SCX_KICK_PREEMPT : SCX_KICK_IDLE);
+		return;
+	}
+	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	if (cpu >= 0)
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+	else if (preempt)
+		scx_bpf_kick_cpu(scx_bpf_task_cpu(p), SCX_KICK_PREEMPT);
+}
+
+/* In-kernel placement: shared DSQ, in line with the policy's current vtime. */
+static __always_inline void kernel_dispatch(struct task_struct *p, u64 enq_flags)
+{
+	g_insert_vtime(p, SHARED_DSQ, slice_ns_default, vtime_floor, enq_flags);
+	__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+	kick_for(p, -1, false);
+}
+
+static __always_inline void update_nr_queued(void)
+{
+	nr_queued = bpf_ringbuf_query(&queued, BPF_RB_AVAIL_DATA) / (sizeof(struct queued_task_ctx) + 8);
+}
+
+/* --- Idle CPU selection ---------------------------------------------------------------- */
+/* Walk a sibling list, starting after `self` so wakeups spread, claiming an idle CPU. */
+static __always_inline s32 pick_from(const struct task_struct *p, const __u16 *ids, u32 nr,
+				     u32 start)
+{
+	u32 i;
+
+	if (nr > MAX_SIBLINGS)
+		nr = MAX_SIBLINGS;
+	bpf_for(i, 0, nr) {
+		u32 k = (start + i) % MAX_SIBLINGS;
+		s32 cpu;
+
+		if (k >= nr)
+			k -= nr;
+		if (k >= MAX_SIBLINGS)
+			break;
+		cpu = ids[k];
+		if (!cpu_ok(cpu) || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			continue;
+		if (scx_bpf_test_and_clear_cpu_idle(cpu))
+			return cpu;
+	}
+	return -1;
+}
+
+/* prev_cpu if idle, else an idle L2 sibling, else an idle L3 sibling, else any idle CPU. */
+static s32 pick_idle_topo(struct task_struct *p, s32 prev_cpu)
+{
+	struct cpu_topo *t;
+	u32 key = prev_cpu;
+	s32 cpu;
+
+	if (cpu_ok(prev_cpu) && bpf_cpumask_test_cpu(prev_cpu, p->cpus_ptr) &&
+	    scx_bpf_test_and_clear_cpu_idle(prev_cpu))
+		return prev_cpu;
+	if (p->nr_cpus_allowed == 1)
+		return -1;
+
+	t = bpf_map_lookup_elem(&cpu_topo, &key);
+	if (t) {
+		u32 start = bpf_get_prandom_u32();
+		cpu = pick_from(p, t->l2, t->nr_l2, start);
+		if (cpu >= 0)
+			return cpu;
+		cpu = pick_from(p, t->l3, t->nr_l3, start);
+		if (cpu >= 0)
+			return cpu;
+	}
+	return scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+}
+
+s32 BPF_STRUCT_OPS(gthulhu_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	bool is_idle = false;
+	s32 cpu;
+
+	if (builtin_idle || is_host_task(p)) {
+		cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+	} else {
+		cpu = pick_idle_topo(p, prev_cpu);
+		is_idle = cpu >= 0;
+		if (!is_idle)
+			cpu = prev_cpu;
+	}
+
+	/* early_processing: a task that found an idle CPU runs there now, no round trip. */
+	if (is_idle && early_processing && !is_host_task(p) && !host_stalled) {
+		g_insert(p, SCX_DSQ_LOCAL, slice_ns_default, 0);
+		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+	}
+	return cpu;
+}
+
+/* --- Enqueue: to user space, or kept in the kernel ------------------------------------- */
+void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	struct queued_task_ctx *r;
+	struct pending_val pv;
+	struct task_ctx *tctx;
+	s32 pid = p->pid;
+	u64 now;
+
+	if (is_host_task(p)) {
+		/* The host woke because tasks wait for it: get it a CPU now, preempting if
+		 * no CPU is idle. */
+		g_insert(p, SCHED_DSQ, slice_ns_default, enq_flags);
+		kick_for(p, -1, nr_pending > 0);
+		return;
+	}
+	if (is_critical_kthread(p)) {
+		g_insert(p, SCX_DSQ_LOCAL, slice_ns_default, enq_flags);
+		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+		return;
+	}
+	tctx = lookup_tctx(p);
+	if ((p->flags & PF_KTHREAD) || !tctx || host_stalled || !host_tgid) {
+		kernel_dispatch(p, enq_flags);
+		return;
+	}
+
+	r = bpf_ringbuf_reserve(&queued, sizeof(*r), 0);
+	if (!r) {
+		__sync_fetch_and_add(&nr_sched_congested, 1);
+		kernel_dispatch(p, enq_flags);
+		return;
+	}
+	now = bpf_ktime_get_ns();
+	tctx->enq_cnt++;
+	pv.enq_cnt = tctx->enq_cnt;
+	pv.sent_at = now;
+	if (bpf_map_update_elem(&pending, &pid, &pv, BPF_ANY)) {
+		/* Custody table full: never hand out a task we could not rescue. */
+		bpf_ringbuf_discard(r, 0);
+		__sync_fetch_and_add(&nr_sched_congested, 1);
+		kernel_dispatch(p, enq_flags);
+		return;
+	}
+	if (__sync_fetch_and_add(&nr_pending, 1) == 0)
+		pending_since = now;
+
+	r->pid = pid;
+	r->tgid = p->tgid;
+	r->cpu = scx_bpf_task_cpu(p);
+	r->nr_cpus_allowed = p->nr_cpus_allowed;
+	r->flags = enq_flags;
+	r->start_ts = tctx->start_ts;
+	r->stop_ts = tctx->stop_ts;
+	r->exec_runtime = tctx->exec_runtime;
+	r->weight = p->scx.weight;
+	r->vtime = p->scx.dsq_vtime;
+	r->enq_cnt = tctx->enq_cnt;
+	__builtin_memcpy(r->comm, p->comm, sizeof(r->comm));
+	bpf_ringbuf_submit(r, 0);
+	update_nr_queued();
+}
+
+/* --- Applying the host's decisions ----------------------------------------------------- */
+static void apply_decision(struct task_struct *p, const struct dispatched_task_ctx *d)
+{
+	u64 slice = d->slice_ns ? d->slice_ns : slice_ns_default;
+	s32 cpu = d->cpu;
+	u64 dsq;
+
+	if (cpu == RL_CPU_ANY) {
+		dsq = SHARED_DSQ;
+		cpu = -1;
+	} else if (cpu_ok(cpu) && bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) {
+		dsq = cpu;
+	} else {
+		/* Bounce: the policy chose a CPU the task may not use (or no CPU at all). */
+		__sync_fetch_and_add(&nr_bounce_dispatches, 1);
+		cpu = scx_bpf_task_cpu(p);
+		if (cpu_ok(cpu) && bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) {
+			dsq = cpu;
+		} else {
+			dsq = SHARED_DSQ;
+			cpu = -1;
+		}
+	}
+
+	if (d->vtime == 0) {
+		/* Priority: vtime 0 sorts before every policy vtime; preempt to run it now. */
+		g_insert_vtime(p, dsq, slice, 0, 0);
+		kick_for(p, cpu, true);
+	} else {
+		g_insert_vtime(p, dsq, slice, d->vtime, 0);
+		if ((s64)(d->vtime - vtime_floor) > 0)
+			vtime_floor = d->vtime;
+		kick_for(p, cpu, false);
+	}
+	__sync_fetch_and_add(&nr_user_dispatches, 1);
+}
+
+static long handle_decision(struct bpf_dynptr *dynptr, void *ctx)
+{
+	struct dispatched_task_ctx d;
+	struct pending_val *pv;
+	struct task_struct *p;
+	s32 pid;
+
+	if (bpf_dynptr_read(&d, sizeof(d), dynptr, 0, 0)) {
+		__sync_fetch_and_add(&nr_failed_dispatches, 1);
+		return 0;
+	}
+	pid = d.pid;
+	last_decision_at = bpf_ktime_get_ns();
+
+	pv = bpf_map_lookup_elem(&pending, &pid);
+	if (!pv || pv->enq_cnt != d.enq_cnt) {
+		/* Not in our custody with this enq_cnt: stale, rescued, or bogus. */
+		__sync_fetch_and_add(&nr_cancel_dispatches, 1);
+		return 0;
+	}
+	bpf_map_delete_elem(&pending, &pid);
+	__sync_fetch_and_sub(&nr_pending, 1);
+
+	p = bpf_task_from_pid(pid);
+	if (!p) {
+		__sync_fetch_and_add(&nr_failed_dispatches, 1);
+		return 0;
+	}
+	apply_decision(p, &d);
+	bpf_task_release(p);
+
+	/* Each insert takes a dispatch slot; the record we stop on is already consumed. */
+	return scx_bpf_dispatch_nr_slots() ? 0 : 1;
+}
+
+/* --- Rescue: pending tasks the host has not decided in time ---------------------------- */
+struct rescue_ctx {
+	u64 now;
+	u32 left;      /* stale entries seen but not rescued (no slot, or skipped) */
+};
+
+static long rescue_one(struct bpf_map *map, s32 *key, struct pending_val *pv,
+		       struct rescue_ctx *rc)
+{
+	struct task_struct *p;
+	struct task_ctx *tctx;
+	s32 pid = *key;
+
+	if (rc->now - pv->sent_at < stall_timeout_ns && !host_stalled)
+		return 0;
+	if (!scx_bpf_dispatch_nr_slots()) {
+		rc->left++;
+		return 1;
+	}
+	p = bpf_task_from_pid(pid);
+	if (!p) {
+		bpf_map_delete_elem(map, key);
+		__sync_fetch_and_sub(&nr_pending, 1);
+		return 0;
+	}
+	tctx = lookup_tctx(p);
+	if (tctx && tctx->enq_cnt == pv->enq_cnt) {
+		/* Bump enq_cnt: the host's late decision for this task will be cancelled. */
+		tctx->enq_cnt++;
+		g_insert_vtime(p, SHARED_DSQ, slice_ns_default, vtime_floor, 0);
+		__sync_fetch_and_add(&nr_rescued, 1);
+		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+	}
+	bpf_task_release(p);
+	bpf_map_delete_elem(map, key);
+	__sync_fetch_and_sub(&nr_pending, 1);
+	return 0;
+}
+
+static void rescue_pending(void)
+{
+	struct rescue_ctx rc = { .now = bpf_ktime_get_ns() };
+
+	bpf_for_each_map_elem(&pending, rescue_one, &rc, 0);
+	if (!rc.left)
+		rescue_needed = false;
+}
+
+/* --- Dispatch ------------------------------------------------------------------------- */
+void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
+{
+	bool user_work;
+
+	if (rescue_needed || host_stalled)
+		rescue_pending();
+
+	/* Apply the host's decisions first: they wake the CPUs they target, so the work
+	 * spreads instead of waiting for this CPU. */
+	if (scx_bpf_dispatch_nr_slots())
+		bpf_user_ringbuf_drain(&dispatched, handle_decision, NULL, 0);
+	update_nr_queued();
+
+	/* Then the host, while tasks wait for it: it is what makes everything else move. */
+	user_work = nr_pending || nr_queued;
+	if (user_work && !host_stalled && g_move_to_local(SCHED_DSQ))
+		return;
+
+	if (g_move_to_local(cpu))
+		return;
+	if (g_move_to_local(SHARED_DSQ))
+		return;
+	g_move_to_local(SCHED_DSQ);
+}
+
+/* --- Task lifecycle and accounting ------------------------------------------------------ */
+void BPF_STRUCT_OPS(gthulhu_runnable, struct task_struct *p, u64 enq_flags)
+{
+	struct task_ctx *tctx = lookup_tctx(p);
+
+	/* Woke up: CPU time "since the task last slept" starts again. */
+	if (tctx)
+		tctx->exec_runtime = 0;
+}
+
+void BPF_STRUCT_OPS(gthulhu_running, struct task_struct *p)
+{
+	struct task_ctx *tctx;
+	u64 now = bpf_ktime_get_ns();
+
+	__sync_fetch_and_add(&nr_running, 1);
+	if (is_host_task(p)) {
+		usersched_last_run_at = now;
+		host_last_cpu = scx_bpf_task_cpu(p);
+	}
+	tctx = lookup_tctx(p);
+	if (tctx)
+		tctx->start_ts = now;
+}
+
+void BPF_STRUCT_OPS(gthulhu_stopping, struct task_struct *p, bool runnable)
+{
+	struct task_ctx *tctx;
+	u64 now = bpf_ktime_get_ns();
+
+	__sync_fetch_and_sub(&nr_running, 1);
+	tctx = lookup_tctx(p);
+	if (tctx) {
+		tctx->stop_ts = now;
+		if (now > tctx->start_ts)
+			tctx->exec_runtime += now - tctx->start_ts;
+	}
+}
+
+void BPF_STRUCT_OPS(gthulhu_update_idle, s32 cpu, bool idle)
+{
+	u32 w = (u32)cpu / 64;
+
+	if (w >= MAX_CPUS / 64)
+		return;
+	if (idle)
+		__sync_fetch_and_or(&idle_mask[w], 1ULL << (cpu & 63));
+	else
+		__sync_fetch_and_and(&idle_mask[w], ~(1ULL << (cpu & 63)));
+}
+
+s32 BPF_STRUCT_OPS(gthulhu_init_task, struct task_struct *p, struct scx_init_task_args *args)
+{
+	if (!bpf_task_storage_get(&task_ctx_stor, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
+		return -ENOMEM;
+	return 0;
+}
+
+void BPF_STRUCT_OPS(gthulhu_exit_task, struct task_struct *p, struct scx_exit_task_args *args)
+{
+	s32 pid = p->pid;
+
+	if (!bpf_map_delete_elem(&pending, &pid))
+		__sync_fetch_and_sub(&nr_pending, 1);
+}
+
+/* --- Heartbeat -------------------------------------------------------------------------- */
+static int heartbeat(void *map, int *key, struct bpf_timer *timer)
+{
+	u64 now = bpf_ktime_get_ns();
+	u64 hb = host_hb_ns, since = pending_since, last = last_decision_at;
+	u64 period = stall_timeout_ns / 4;
+
+	if (period > 100 * NSEC_PER_MSEC)
+		period = 100 * NSEC_PER_MSEC;
+	if (period < NSEC_PER_MSEC)
+		period = NSEC_PER_MSEC;
+
+	if (!host_stalled) {
+		if (nr_pending && now - hb > stall_timeout_ns && now - since > stall_timeout_ns) {
+			host_stalled = 1;
+			rescue_needed = true;
+			__sync_fetch_and_add(&nr_host_stalls, 1);
+		} else if (nr_pending && now - last > stall_timeout_ns &&
+			   now - since > stall_timeout_ns) {
+			/* The host is alive but some task waits too long: rescue the old ones. */
+			rescue_needed = true;
+		}
+	} else if (now - hb < stall_timeout_ns / 2) {
+		host_stalled = 0;
+	}
+
+	if (rescue_needed) {
+		/* Idle CPUs do the rescue in their dispatch; if none is idle, preempt one. */
+		s32 i, kicked = 0;
+
+		bpf_for(i, 0, nr_cpu_ids_max) {
+			if (i >= MAX_CPUS)
+				break;
+			if (idle_mask[i / 64] & (1ULL << (i & 63))) {
+				scx_bpf_kick_cpu(i, SCX_KICK_IDLE);
+				kicked++;
+			}
+		}
+		if (!kicked)
+			scx_bpf_kick_cpu(cpu_ok(host_last_cpu) ? host_last_cpu : 0, SCX_KICK_PREEMPT);
+	}
+
+	/* The host is runnable but has not had a CPU for a while: make room for it. */
+	if (scx_bpf_dsq_nr_queued(SCHED_DSQ) > 0 && now - usersched_last_run_at > period) {
+		if (cpu_ok(host_last_cpu))
+			scx_bpf_kick_cpu(host_last_cpu, SCX_KICK_PREEMPT);
+	}
+
+	bpf_timer_start(timer, period, 0);
+	return 0;
+}
+
+s32 BPF_STRUCT_OPS_SLEEPABLE(gthulhu_init)
+{
+	struct bpf_timer *timer;
+	const struct cpumask *online;
+	u32 key = 0;
+	s32 err, i;
+
+	err = scx_bpf_create_dsq(SHARED_DSQ, -1);
+	if (err)
+		return err;
+	err = scx_bpf_create_dsq(SCHED_DSQ, -1);
+	if (err)
+		return err;
+	bpf_for(i, 0, nr_cpu_ids_max) {
+		if (i >= MAX_CPUS)
+			break;
+		err = scx_bpf_create_dsq(i, -1);
+		if (err) {
+			g_error("failed to create DSQ for CPU %d: %d", i, err);
+			return err;
+		}
+	}
+
+	online = scx_bpf_get_online_cpumask();
+	nr_online_cpus = bpf_cpumask_weight(online);
+	scx_bpf_put_cpumask(online);
+
+	host_hb_ns = bpf_ktime_get_ns();
+	timer = bpf_map_lookup_elem(&hb_timer, &key);
+	if (!timer)
+		return -ESRCH;
+	bpf_timer_init(timer, &hb_timer, CLOCK_MONOTONIC);
+	bpf_timer_set_callback(timer, heartbeat);
+	err = bpf_timer_start(timer, NSEC_PER_MSEC, 0);
+	if (err)
+		g_error("heartbeat timer: %d", err);
+	return err;
+}
+
+void BPF_STRUCT_OPS(gthulhu_exit, struct scx_exit_info *ei)
+{
+	uei.kind = ei->kind;
+	uei.exit_code = ei->exit_code;
+	bpf_probe_read_kernel_str(uei.reason, sizeof(uei.reason), ei->reason);
+	bpf_probe_read_kernel_str(uei.msg, sizeof(uei.msg), ei->msg);
+}
+
+SEC(".struct_ops.link")
+struct sched_ext_ops gthulhu_lua_ops = {
+	.select_cpu	= (void *)gthulhu_select_cpu,
+	.enqueue	= (void *)gthulhu_enqueue,
+	.dispatch	= (void *)gthulhu_dispatch,
+	.runnable	= (void *)gthulhu_runnable,
+	.running	= (void *)gthulhu_running,
+	.stopping	= (void *)gthulhu_stopping,
+	.update_idle	= (void *)gthulhu_update_idle,
+	.init_task	= (void *)gthulhu_init_task,
+	.exit_task	= (void *)gthulhu_exit_task,
+	.init		= (void *)gthulhu_init,
+	.exit		= (void *)gthulhu_exit,
+	.flags		= SCX_OPS_KEEP_BUILTIN_IDLE,
+	.dispatch_max_batch = 256,
+	.timeout_ms	= 5000,
+	.name		= "gthulhu_lua",
+};

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * loop.h - the hot loop: take a batch of queued tasks from a source, run the policy once
+ * on the whole batch, hand the decisions back to the source.
+ *
+ * The loop does not know where tasks come from: the BPF ringbufs of the live scheduler
+ * (xport.c), the transport test's ringbufs, and any simulator or replay file plug in
+ * through struct loop_src. Batches are received straight into the policy's preallocated
+ * task array (pol_tasks) and sent from its decision array (pol_out): no copy beyond the
+ * ringbuf read, no allocation, no syscall per task.
+ *
+ * Decisions the source could not take yet (user ringbuf full) stay in a backlog that the
+ * next loop_step() sends first, before taking new tasks: nothing is dropped.
+ *
+ * Ownership: struct loop is caller-owned and holds no resources of its own; the pol and
+ * the source must outlive it.
+ */
+#ifndef GTHULHU_LOOP_H
+#define GTHULHU_LOOP_H
+
+#include <stdint.h>
+#include "../bpf/intf.h"
+#include "pol.h"
+
+struct loop_src {
+	void *ctx;
+	/* Take up to max queued tasks into buf without blocking. >= 0: count; < 0: -errno. */
+	int (*recv)(void *ctx, struct queued_task_ctx *buf, int max);
+	/* Hand over decisions. Returns how many were taken (0..n; fewer when full), < 0 error. */
+	int (*send)(void *ctx, const struct dispatched_task_ctx *d, int n);
+	/* Block until tasks may be available or timeout. > 0 maybe, 0 timeout, < 0 -errno. */
+	int (*wait)(void *ctx, int timeout_ms);
+	/* Optional: n tasks are now held by the host, undecided (n = 0 when published). */
+	void (*holding)(void *ctx, int n);
+	/* Optional: decisions were published; let the consumer run (e.g. sched_yield). */
+	void (*published)(void *ctx, int n);
+	/* Optional: the send side was full; make room (e.g. yield so BPF drains). */
+	void (*congested)(void *ctx);
+};
+
+struct loop_stats {
+	uint64_t turns;
+	uint64_t batches;
+	uint64_t tasks;
+	uint64_t max_batch;
+	uint64_t sent;
+	uint64_t send_full;     /* times the send side took fewer than offered */
+};
+
+struct loop {
+	struct pol *pol;
+	struct loop_src src;
+	int batch_max;
+	int backlog_off;        /* decisions pol_out()[off .. off+n) not yet sent */
+	int backlog_n;
+	volatile uint64_t *heartbeat; /* stamped every turn (BPF host_hb_ns), or NULL */
+	struct loop_stats st;
+};
+
+void loop_init(struct loop *l, struct pol *pol, const struct loop_src *src, int batch_max,
+	       volatile uint64_t *heartbeat);
+
+/* One turn: flush the backlog; else take a batch (waiting up to timeout_ms if none),
+ * schedule it, send it. Returns the number of tasks scheduled (0 on timeout or while a
+ * backlog remains), or < 0 on a source error. */
+int loop_step(struct loop *l, int timeout_ms);
+
+/* Decisions still waiting to be sent. */
+static inline int loop_backlog(const struct loop *l) { return l->backlog_n; }
+
+#endif

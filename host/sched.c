@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* sched.c - the live BPF scheduler; see sched.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "common.h"
+#include "sched.h"
+#include "main.skel.h"
+
+#define SCX_SYSFS "/sys/kernel/sched_ext"
+
+/* exit_code bit the kernel sets when it wants the scheduler restarted (CPU hotplug). */
+#define ECODE_ACT_RESTART (1LL << 48)
+
+static int read_line(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -errno;
+	if (!fgets(buf, (int)len, f)) {
+		fclose(f);
+		return -EIO;
+	}
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+int sched_preflight(char *err, size_t errlen)
+{
+	char state[64] = "", ops[64] = "";
+	struct utsname u;
+
+	uname(&u);
+	if (access(SCX_SYSFS, F_OK)) {
+		snprintf(err, errlen,
+			 "this kernel (%s) has no sched_ext: %s is missing. gthulhu-lua needs "
+			 "Linux >= 6.12 built with CONFIG_SCHED_CLASS_EXT=y, CONFIG_BPF_SYSCALL=y "
+			 "and CONFIG_DEBUG_INFO_BTF=y (try `make vm-run` to watch it in a VM)",
+			 u.release, SCX_SYSFS);
+		return EXIT_NO_SCX;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		snprintf(err, errlen, "this kernel (%s) exposes no BTF (/sys/kernel/btf/vmlinux): "
+			 "it needs CONFIG_DEBUG_INFO_BTF=y", u.release);
+		return EXIT_NO_SCX;
+	}
+	if (!read_line(SCX_SYSFS "/state", state, sizeof(state)) && strcmp(state, "disabled")) {
+		if (read_line(SCX_SYSFS "/root/ops", ops, sizeof(ops)))
+			snprintf(ops, sizeof(ops), "unknown");
+		snprintf(err, errlen,
+			 "another sched_ext scheduler is loaded: '%s' (state: %s); stop it first",
+			 ops, state);
+		return EXIT_SCX_BUSY;
+	}
+	if (geteuid() != 0) {
+		snprintf(err, errlen, "loading a sched_ext scheduler needs root (CAP_SYS_ADMIN "
+			 "and CAP_BPF): run it with sudo");
+		return EXIT_NOT_ROOT;
+	}
+	return 0;
+}
+
+int sched_open(struct sched *s, const struct cfg *c, const struct topo *t, char *err,
+	       size_t errlen)
+{
+	int ncpu = libbpf_num_possible_cpus();
+
+	memset(s, 0, sizeof(*s));
+	s->skel = main_bpf__open();
+	if (!s->skel) {
+		snprintf(err, errlen, "opening the BPF object failed: %s", strerror(errno));
+		return G_ERR;
+	}
+	if (ncpu < t->nr_cpus)
+		ncpu = t->nr_cpus;
+	if (ncpu > MAX_CPUS) {
+		snprintf(err, errlen, "%d possible CPUs: more than the %d this build handles",
+			 ncpu, MAX_CPUS);
+		return G_ERR;
+	}
+	s->skel->rodata->slice_ns_default = c->slice_ns_default;
+	s->skel->rodata->slice_ns_min = c->slice_ns_min;
+	s->skel->rodata->host_tgid = (uint32_t)getpid();
+	s->skel->rodata->builtin_idle = c->builtin_idle;
+	s->skel->rodata->early_processing = c->early_processing;
+	s->skel->rodata->debug = c->debug;
+	s->skel->rodata->stall_timeout_ns = (uint64_t)c->stall_timeout_ms * 1000000ull;
+	s->skel->rodata->nr_cpu_ids_max = (uint32_t)ncpu;
+	if (c->watchdog_timeout_ms)
+		s->skel->struct_ops.gthulhu_lua_ops->timeout_ms = c->watchdog_timeout_ms;
+	return G_OK;
+}
+
+int sched_attach(struct sched *s, const struct topo *t, char *err, size_t errlen)
+{
+	int err_, fd;
+	uint32_t cpu;
+
+	err_ = main_bpf__load(s->skel);
+	if (err_) {
+		snprintf(err, errlen, "loading the BPF scheduler failed (%s): the verifier log is "
+			 "above; see README 'Troubleshooting'", strerror(-err_));
+		return G_ERR;
+	}
+	fd = bpf_map__fd(s->skel->maps.cpu_topo);
+	for (cpu = 0; cpu < (uint32_t)t->nr_cpus; cpu++) {
+		if (bpf_map_update_elem(fd, &cpu, &t->cpu[cpu], BPF_ANY)) {
+			snprintf(err, errlen, "filling cpu_topo[%u]: %s", cpu, strerror(errno));
+			return G_ERR;
+		}
+	}
+	if (xport_open(&s->xp, bpf_map__fd(s->skel->maps.queued),
+		       bpf_map__fd(s->skel->maps.dispatched), err, errlen))
+		return G_ERR;
+	s->xp_open = true;
+	s->xp.nr_scheduled = &s->skel->bss->nr_scheduled;
+	s->xp.yield_after_publish = true;
+
+	s->skel->bss->host_hb_ns = g_now_ns();
+	s->link = bpf_map__attach_struct_ops(s->skel->maps.gthulhu_lua_ops);
+	if (!s->link) {
+		int e = errno;
+
+		if (e == EBUSY || e == EEXIST)
+			snprintf(err, errlen, "attaching failed: another sched_ext scheduler got "
+				 "loaded meanwhile (%s)", strerror(e));
+		else
+			snprintf(err, errlen, "attaching the sched_ext ops failed: %s%s", strerror(e),
+				 sched_exited(s) ? " (the kernel's reason follows)" : "");
+		return G_ERR;
+	}
+	return G_OK;
+}
+
+void sched_destroy(struct sched *s)
+{
+	if (!s)
+		return;
+	/* Detach first: the kernel runs ops.exit, which fills uei, synchronously. */
+	bpf_link__destroy(s->link);   /* NULL-safe */
+	s->link = NULL;
+	if (s->xp_open)
+		xport_close(&s->xp);
+	s->xp_open = false;
+}
+
+void sched_free(struct sched *s)
+{
+	if (!s)
+		return;
+	sched_destroy(s);
+	main_bpf__destroy(s->skel);   /* NULL-safe */
+	s->skel = NULL;
+}
+
+volatile uint64_t *sched_idle_mask(struct sched *s) { return s->skel->bss->idle_mask; }
+volatile uint64_t *sched_heartbeat(struct sched *s) { return &s->skel->bss->host_hb_ns; }
+
+bool sched_exited(const struct sched *s)
+{
+	return s->skel && s->skel->bss && ((volatile struct user_exit_info *)&s->skel->bss->uei)->kind;
+}
+
+static const char *exit_kind_name(int kind)
+{
+	switch (kind) {
+	case 0: return "none";
+	case 1: return "done";
+	case 64: return "unregistered";
+	case 65: return "unregistered-bpf";
+	case 66: return "unregistered-kernel";
+	case 67: return "sysrq";
+	case 1024: return "error";
+	case 1025: return "error-bpf";
+	case 1026: return "error-stall (watchdog)";
+	default: return "unknown";
+	}
+}
+
+void sched_print_exit(const struct sched *s, FILE *out)
+{
+	const struct user_exit_info *u;
+
+	if (!s->skel || !s->skel->bss)
+		return;
+	u = &s->skel->bss->uei;
+	fprintf(out, "gthulhu-lua: exit: kind=%s(%d) code=%lld reason=\"%s\"%s%s%s\n",
+		exit_kind_name(u->kind), u->kind, (long long)u->exit_code, u->reason,
+		u->msg[0] ? " msg=\"" : "", u->msg, u->msg[0] ? "\"" : "");
+}
+
+bool sched_exit_is_error(const struct sched *s)
+{
+	return s->skel && s->skel->bss->uei.kind >= 1024;
+}
+
+bool sched_exit_wants_restart(const struct sched *s)
+{
+	return s->skel && (s->skel->bss->uei.exit_code & ECODE_ACT_RESTART);
+}
+
+int sched_format_stats(const struct sched *s, char *buf, size_t len)
+{
+	const struct main_bpf__bss *b = s->skel->bss;
+
+	return snprintf(buf, len,
+		"nr_queued=%llu nr_scheduled=%llu nr_running=%llu nr_online_cpus=%llu "
+		"nr_user_dispatches=%llu nr_kernel_dispatches=%llu nr_cancel_dispatches=%llu "
+		"nr_bounce_dispatches=%llu nr_failed_dispatches=%llu nr_sched_congested=%llu "
+		"nr_host_stalls=%llu nr_rescued=%llu nr_pending=%llu host_stalled=%llu",
+		(unsigned long long)b->nr_queued, (unsigned long long)b->nr_scheduled,
+		(unsigned long long)b->nr_running, (unsigned long long)b->nr_online_cpus,
+		(unsigned long long)b->nr_user_dispatches, (unsigned long long)b->nr_kernel_dispatches,
+		(unsigned long long)b->nr_cancel_dispatches, (unsigned long long)b->nr_bounce_dispatches,
+		(unsigned long long)b->nr_failed_dispatches, (unsigned long long)b->nr_sched_congested,
+		(unsigned long long)b->nr_host_stalls, (unsigned long long)b->nr_rescued,
+		(unsigned long long)b->nr_pending, (unsigned long long)b->host_stalled);
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * sched.h - the live BPF scheduler: preflight checks, staged startup (open, configure,
+ * load, attach), its stats and exit info, and detach.
+ *
+ * Ownership: struct sched owns the skeleton, the struct_ops link and the transport;
+ * sched_destroy() releases them in reverse order and is NULL-safe and idempotent.
+ */
+#ifndef GTHULHU_SCHED_H
+#define GTHULHU_SCHED_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include "cfg.h"
+#include "topo.h"
+#include "xport.h"
+
+struct main_bpf;
+struct bpf_link;
+
+struct sched {
+	struct main_bpf *skel;
+	struct bpf_link *link;
+	struct xport xp;
+	bool xp_open;
+};
+
+/* Can we run here? Returns 0, or EXIT_NO_SCX / EXIT_SCX_BUSY / EXIT_NOT_ROOT with a
+ * message saying what is missing (and the name of the scheduler already loaded). */
+int sched_preflight(char *err, size_t errlen);
+
+/* Stage 1+2: open the BPF object and set its rodata from the config. */
+int sched_open(struct sched *s, const struct cfg *c, const struct topo *t, char *err,
+	       size_t errlen);
+/* Stage 3+4: load (verifier), fill the topology map, attach, open the transport. */
+int sched_attach(struct sched *s, const struct topo *t, char *err, size_t errlen);
+/* Detach and close the transport; the exit info stays readable until sched_free(). */
+void sched_destroy(struct sched *s);
+/* sched_destroy() + free the BPF object. NULL-safe. */
+void sched_free(struct sched *s);
+
+/* Shared memory the host reads or writes without syscalls (valid after sched_open). */
+volatile uint64_t *sched_idle_mask(struct sched *s);
+volatile uint64_t *sched_heartbeat(struct sched *s);
+
+/* The kernel ejected or unregistered us: exit info recorded by ops.exit. */
+bool sched_exited(const struct sched *s);
+/* Print "gthulhu-lua: exit: kind=NAME(N) code=N reason=... msg=..." */
+void sched_print_exit(const struct sched *s, FILE *out);
+bool sched_exit_is_error(const struct sched *s);
+bool sched_exit_wants_restart(const struct sched *s);
+
+/* One line of "key=value" counters (BPF side). */
+int sched_format_stats(const struct sched *s, char *buf, size_t len);
+
+#endif
