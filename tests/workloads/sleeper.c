@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * sleeper - periodic sleeper that measures wakeup lateness.
- *   sleeper [--name COMM] [--nice N] [--cpus LIST] [-d SECONDS] [--period-us US]
+ *   sleeper [--name COMM] [--nice N] [--cpus LIST] [-d SECONDS] [--period-us US] [--delay SECONDS]
  * Sleeps until absolute deadlines PERIOD apart (clock_nanosleep TIMER_ABSTIME on
- * CLOCK_MONOTONIC, default 1000 us) for SECONDS (default 5). Lateness = wakeup time minus
+ * CLOCK_MONOTONIC, default 1000 us) for SECONDS (default 5), after an unmeasured DELAY
+ * (default 0; lets a strategy that matches the new name take effect first). Lateness = wakeup time minus
  * deadline. If it falls more than a period behind, the next deadline restarts from now.
  *   WL sleeper name=... count=N mean_us=N p50_us=N p99_us=N max_us=N
  */
@@ -19,16 +20,23 @@ int main(int argc, char **argv)
 {
 	struct wl_common c = { .duration = 5 };
 	long period_us = 1000;
+	double delay = 0;
 	argc = wl_parse_common(argc, argv, &c);
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--period-us") && i + 1 < argc)
 			period_us = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--delay") && i + 1 < argc)
+			delay = atof(argv[++i]);
 		else
 			wl_die("sleeper: unknown argument '%s'", argv[i]);
 	}
 	if (c.duration <= 0 || c.duration > 3600 || period_us < 10 || period_us > 1000000)
 		wl_die("sleeper: duration or period out of range");
 	wl_apply(&c);
+	if (delay > 0) {
+		struct timespec d = { .tv_sec = (time_t)delay, .tv_nsec = (long)((delay - (time_t)delay) * 1e9) };
+		nanosleep(&d, NULL);
+	}
 
 	uint64_t period = (uint64_t)period_us * 1000;
 	size_t cap = (size_t)(c.duration * 1e9 / period) + 16, n = 0;

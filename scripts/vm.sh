@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# vm.sh - boot gthulhu-lua in a QEMU VM that runs a kernel with sched_ext.
+#
+#   scripts/vm.sh test [SCENARIO...]   run VM test scenarios (default: all of them); the
+#                                      console goes to build/vm/console.log and is echoed
+#   scripts/vm.sh run                  demo: gthulhu-lua --stats=1 policies/gthulhu.lua under
+#                                      a mixed load for ~30 s, then detach and power off
+#   scripts/vm.sh shell                interactive busybox shell in the VM (Ctrl-A X quits)
+#   scripts/vm.sh image                only build the initramfs
+#
+# The kernel is Debian's (scripts/kernel.sh fetches and caches it). The initramfs holds
+# busybox-static, build/gthulhu-lua with every library ldd lists (same paths), policies/,
+# config/, tests/vm/ and the workloads of tests/workloads/ (built here with gcc), all
+# under /g in the guest. QEMU runs under TCG (no KVM needed) with -accel tcg,thread=single
+# (multi-threaded TCG oopsed now and then while sched_ext was being enabled).
+#
+# Exit status of `test`: 0 the guest finished (results are in the log), 3 boot timeout,
+# 4 guest kernel crash (panic/oops), 5 the guest did not finish in time, 1 setup error.
+# Env: VM_SMP (4), VM_MEM (2048), VM_BOOT_TIMEOUT (90 s), SCENARIO_BUDGET (75 s per scenario),
+#      VM_TIMEOUT (total, default boot + budget * scenarios + 30), QEMU (qemu-system-x86_64).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/build/vm
+IMG=$OUT/root
+ALL_SCENARIOS=(attach_gthulhu attach_simple weights priority crash stall policy_failure)
+SMP=${VM_SMP:-4}
+MEM=${VM_MEM:-2048}
+BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-90}
+BUDGET=${SCENARIO_BUDGET:-75}
+QEMU=${QEMU:-qemu-system-x86_64}
+WORKLOADS=(hog pinned sleeper pingpong storm progress)
+
+say() { echo "vm: $*" >&2; }
+die() { echo "vm: error: $*" >&2; exit 1; }
+
+# copy_with_libs FILE: copy FILE to the same path under $IMG, plus every library ldd lists.
+copy_with_libs() {
+	local f=$1 lib
+	mkdir -p "$IMG$(dirname "$f")"
+	cp -L "$f" "$IMG$f"
+	while read -r lib; do
+		[ -n "$lib" ] && [ -e "$lib" ] || continue
+		[ -e "$IMG$lib" ] && continue
+		mkdir -p "$IMG$(dirname "$lib")"
+		cp -L "$lib" "$IMG$lib"
+	done < <(ldd "$f" 2>/dev/null | awk '/=> \//{print $3} /^[ \t]*\//{print $1}')
+}
+
+build_workloads() {
+	mkdir -p "$OUT/bin"
+	local w
+	for w in "${WORKLOADS[@]}"; do
+		if [ ! -x "$OUT/bin/$w" ] || [ "tests/workloads/$w.c" -nt "$OUT/bin/$w" ] ||
+		   [ tests/workloads/wl.h -nt "$OUT/bin/$w" ]; then
+			${CC:-gcc} -O2 -Wall -Wextra -o "$OUT/bin/$w" "tests/workloads/$w.c" ||
+				die "building workload $w failed"
+		fi
+	done
+}
+
+build_image() {
+	command -v busybox >/dev/null || die "busybox (busybox-static) missing: run scripts/deps.sh"
+	command -v cpio >/dev/null || die "cpio missing: run scripts/deps.sh"
+	build_workloads
+	rm -rf "$IMG"
+	mkdir -p "$IMG"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,root,g/bin,g/build}
+	local bb
+	bb=$(command -v busybox-static 2>/dev/null || true)
+	[ -n "$bb" ] || bb=/bin/busybox
+	file -L "$bb" 2>/dev/null | grep -q 'statically linked' || [ -f /usr/share/doc/busybox-static/copyright ] ||
+		say "warning: $bb may not be the static busybox"
+	cp -L "$bb" "$IMG/bin/busybox"
+	local a
+	for a in $("$IMG/bin/busybox" --list); do
+		[ -e "$IMG/bin/$a" ] || ln -s busybox "$IMG/bin/$a"
+	done
+	cp tests/vm/init.sh "$IMG/init"; chmod 755 "$IMG/init"
+	echo "root:x:0:0:root:/root:/bin/sh" > "$IMG/etc/passwd"
+	# The scheduler (if built), with its libraries and the dynamic loader.
+	if [ -x build/gthulhu-lua ]; then
+		copy_with_libs "$ROOT/build/gthulhu-lua"
+		mkdir -p "$IMG/g/build"
+		mv "$IMG$ROOT/build/gthulhu-lua" "$IMG/g/build/gthulhu-lua"
+		rm -rf "${IMG:?}$ROOT"
+		[ -d build/gen/gthulhu ] && { mkdir -p "$IMG/g/build/gen"; cp -r build/gen/gthulhu "$IMG/g/build/gen/"; }
+	else
+		say "warning: build/gthulhu-lua does not exist; scenarios that need it will FAIL (run make)"
+	fi
+	for w in "${WORKLOADS[@]}"; do
+		copy_with_libs "$OUT/bin/$w"
+		mv "$IMG$OUT/bin/$w" "$IMG/g/bin/$w"
+	done
+	rm -rf "${IMG:?}$ROOT"
+	cp -r policies config "$IMG/g/"
+	mkdir -p "$IMG/g/tests/vm"
+	cp tests/vm/*.sh tests/vm/*.lua tests/vm/*.yaml "$IMG/g/tests/vm/" 2>/dev/null || true
+	# Uncompressed: unpacking a compressed archive costs more than loading it under TCG.
+	(cd "$IMG" && find . -print0 | cpio --null -o -H newc --quiet) > "$OUT/initramfs.cpio"
+	say "initramfs $(du -h "$OUT/initramfs.cpio" | cut -f1) in $OUT/initramfs.cpio"
+}
+
+kernel_dir() {
+	local k
+	k=$(bash scripts/kernel.sh) || die "no sched_ext kernel (scripts/kernel.sh failed)"
+	[ -s "$k/vmlinuz" ] || die "no vmlinuz in $k"
+	echo "$k"
+}
+
+# boot MODE SCENARIOS LOG: run QEMU; echo the console; watch for boot timeout, crashes and
+# the end of the guest's work. Returns the exit status described at the top.
+boot() {
+	local mode=$1 scen=$2 log=$3 total=$4 k
+	k=$(kernel_dir)
+	command -v "$QEMU" >/dev/null || die "$QEMU missing: run scripts/deps.sh"
+	local append="console=ttyS0 quiet panic=-1 oops=panic softlockup_panic=0 gthulhu.mode=$mode"
+	[ -n "$scen" ] && append="$append gthulhu.scenarios=$scen"
+	local pidf=$OUT/qemu.pid
+	rm -f "$pidf" "$log"
+	: > "$log"
+	say "booting $(cat "$k/version" 2>/dev/null || basename "$k") (-smp $SMP, TCG), mode=$mode${scen:+, scenarios=$scen}; limit ${total}s"
+	local t0=$SECONDS
+	( timeout -k 5 "$total" "$QEMU" -smp "$SMP" -m "$MEM" -nographic -no-reboot \
+		-accel tcg,thread=single -kernel "$k/vmlinuz" -initrd "$OUT/initramfs.cpio" \
+		-append "$append" -pidfile "$pidf" < /dev/null 2>&1; echo "VM-HOST qemu-exit=$?" ) |
+		sed -u 's/\r$//' >> "$log" &
+	local ppid=$! shown=0 ready=0 done_at=0 status=0 n
+	while kill -0 $ppid 2>/dev/null; do
+		sleep 1
+		n=$(wc -l < "$log")
+		if [ "$n" -gt "$shown" ]; then sed -n "$((shown + 1)),${n}p" "$log"; shown=$n; fi
+		if [ $ready = 0 ] && grep -q '^GUEST-READY' "$log"; then
+			ready=1; say "guest up after $((SECONDS - t0)) s"
+		fi
+		if [ $ready = 0 ] && [ $((SECONDS - t0)) -ge "$BOOT_TIMEOUT" ]; then
+			say "BOOT TIMEOUT: no GUEST-READY from the guest within ${BOOT_TIMEOUT}s"
+			echo "VM-HOST boot-timeout" >> "$log"; status=3
+			[ -s "$pidf" ] && kill "$(cat "$pidf")" 2>/dev/null
+			break
+		fi
+		if [ $done_at = 0 ] && grep -q '^GUEST-DONE' "$log"; then done_at=$SECONDS; fi
+		# poweroff -f normally ends QEMU at once; do not wait long if it does not.
+		if [ $done_at != 0 ] && [ $((SECONDS - done_at)) -ge 10 ]; then
+			[ -s "$pidf" ] && kill "$(cat "$pidf")" 2>/dev/null
+		fi
+	done
+	wait $ppid 2>/dev/null || true
+	n=$(wc -l < "$log"); [ "$n" -gt "$shown" ] && sed -n "$((shown + 1)),${n}p" "$log"
+	echo "VM-HOST elapsed=$((SECONDS - t0))" >> "$log"
+	if [ $status = 0 ]; then
+		if grep -qE 'Kernel panic|Oops|BUG: |general protection fault|invalid opcode:' "$log"; then
+			status=4; say "GUEST KERNEL CRASH (panic/oops) - see $log"
+		elif ! grep -q '^GUEST-DONE' "$log"; then
+			status=5; say "the guest did not finish within ${total}s (hung?) - see $log"
+		fi
+	fi
+	say "VM run took $((SECONDS - t0)) s; console log: $log"
+	return $status
+}
+
+cmd=${1:-test}; shift || true
+mkdir -p "$OUT"
+case $cmd in
+image)
+	build_image ;;
+test)
+	scen=("$@"); [ ${#scen[@]} -gt 0 ] || scen=("${ALL_SCENARIOS[@]}")
+	build_image
+	total=${VM_TIMEOUT:-$((BOOT_TIMEOUT + BUDGET * ${#scen[@]} + 30))}
+	list=$(IFS=,; echo "${scen[*]}")
+	boot test "$list" "$OUT/console.log" "$total" ;;
+run)
+	build_image
+	boot run "" "$OUT/run.log" "${VM_TIMEOUT:-$((BOOT_TIMEOUT + 120))}" ;;
+shell)
+	build_image
+	k=$(kernel_dir)
+	exec "$QEMU" -smp "$SMP" -m "$MEM" -nographic -no-reboot -accel tcg,thread=single \
+		-kernel "$k/vmlinuz" -initrd "$OUT/initramfs.cpio" \
+		-append "console=ttyS0 quiet panic=-1 gthulhu.mode=shell" ;;
+-h|--help|help)
+	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' ;;
+*)
+	die "unknown command '$cmd' (test, run, shell, image)" ;;
+esac
