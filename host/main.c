@@ -23,7 +23,7 @@
 #include "cfg.h"
 #include "loop.h"
 #include "pol.h"
-#include "sched.h"
+#include "sched_bpf.h"
 #include "strat.h"
 #include "topo.h"
 

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * sched.h - the live BPF scheduler: preflight checks, staged startup (open, configure,
+ * sched_bpf.h - the live BPF scheduler: preflight checks, staged startup (open, configure,
  * load, attach), its stats and exit info, and detach.
  *
  * Ownership: struct sched owns the skeleton, the struct_ops link and the transport;
  * sched_destroy() releases them in reverse order and is NULL-safe and idempotent.
  */
-#ifndef GTHULHU_SCHED_H
-#define GTHULHU_SCHED_H
+#ifndef GTHULHU_SCHED_BPF_H
+#define GTHULHU_SCHED_BPF_H
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* sched.c - the live BPF scheduler; see sched.h. */
+/* sched_bpf.c - the live BPF scheduler; see sched_bpf.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -8,7 +8,12 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "common.h"
-#include "sched.h"
+#include "sched_bpf.h"
+/* The skeleton names BTF types (u64, u32) that user space spells __u64, __u32. */
+typedef __u64 u64;
+typedef __u32 u32;
+typedef __s32 s32;
+typedef __s64 s64;
 #include "main.skel.h"
 
 #define SCX_SYSFS "/sys/kernel/sched_ext"
@@ -119,7 +124,7 @@ int sched_attach(struct sched *s, const struct topo *t, char *err, size_t errlen
 		       bpf_map__fd(s->skel->maps.dispatched), err, errlen))
 		return G_ERR;
 	s->xp_open = true;
-	s->xp.nr_scheduled = &s->skel->bss->nr_scheduled;
+	s->xp.nr_scheduled = (volatile uint64_t *)&s->skel->bss->nr_scheduled;
 	s->xp.yield_after_publish = true;
 
 	s->skel->bss->host_hb_ns = g_now_ns();
@@ -159,8 +164,8 @@ void sched_free(struct sched *s)
 	s->skel = NULL;
 }
 
-volatile uint64_t *sched_idle_mask(struct sched *s) { return s->skel->bss->idle_mask; }
-volatile uint64_t *sched_heartbeat(struct sched *s) { return &s->skel->bss->host_hb_ns; }
+volatile uint64_t *sched_idle_mask(struct sched *s) { return (volatile uint64_t *)s->skel->bss->idle_mask; }
+volatile uint64_t *sched_heartbeat(struct sched *s) { return (volatile uint64_t *)&s->skel->bss->host_hb_ns; }
 
 bool sched_exited(const struct sched *s)
 {
