@@ -203,7 +203,8 @@ static void runaway_hook(lua_State *L, lua_Debug *ar)
 	unsigned soft = __atomic_load_n(&p->soft_ms, __ATOMIC_RELAXED);
 	if (start == 0 || g_now_ns() - start < (uint64_t)soft * 1000000ull)
 		return;
-	luaL_error(L, "policy %s exceeded %u ms", p->call_what ? p->call_what : "call", soft);
+	const char *what = __atomic_load_n(&p->call_what, __ATOMIC_RELAXED);
+	luaL_error(L, "policy %s exceeded %u ms", what ? what : "call", soft);
 }
 
 static void *watchdog_main(void *arg)
@@ -235,9 +236,10 @@ static void *watchdog_main(void *arg)
 			continue;
 		uint64_t ran = g_now_ns() - start;
 		if (ran >= (uint64_t)hard * 1000000ull) {
+			const char *what = __atomic_load_n(&p->call_what, __ATOMIC_RELAXED);
 			g_err("policy %s: %s has run for %u ms and does not stop (stuck in compiled "
 			      "code, which cannot be interrupted); exiting so the kernel's scheduler "
-			      "takes over", p->path, p->call_what ? p->call_what : "a call",
+			      "takes over", p->path, what ? what : "a call",
 			      (unsigned)(ran / 1000000ull));
 			_exit(EXIT_POLICY);
 		}
@@ -299,7 +301,7 @@ static int pol_pcall(struct pol *p, struct pol_state *s, int nargs, int nres, co
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->tb_ref);        /* stack: ... f args tb */
 	lua_insert(L, fidx);                                  /* stack: ... tb f args */
 
-	p->call_what = what;
+	__atomic_store_n(&p->call_what, what, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->call_L, L, __ATOMIC_RELEASE);
 	__atomic_store_n(&p->call_start, g_now_ns(), __ATOMIC_RELEASE);
 	int rc = lua_pcall(L, nargs, nres, fidx);            /* stack: ... tb res | ... tb err */
