@@ -16,7 +16,7 @@
 #
 # Exit status of `test`: 0 the guest finished (results are in the log), 3 boot timeout,
 # 4 guest kernel crash (panic/oops), 5 the guest did not finish in time, 1 setup error.
-# Env: VM_SMP (4), VM_MEM (2048), VM_BOOT_TIMEOUT (90 s), SCENARIO_BUDGET (75 s per scenario),
+# Env: GTHULHU_BIN (the scheduler binary, default build/gthulhu-lua), VM_SMP (4), VM_MEM (2048), VM_BOOT_TIMEOUT (90 s), SCENARIO_BUDGET (75 s per scenario),
 #      VM_TIMEOUT (total, default boot + budget * scenarios + 30), QEMU (qemu-system-x86_64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +30,9 @@ BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-90}
 BUDGET=${SCENARIO_BUDGET:-75}
 QEMU=${QEMU:-qemu-system-x86_64}
 WORKLOADS=(hog pinned sleeper pingpong storm progress)
+BIN=${GTHULHU_BIN:-build/gthulhu-lua}
+# Kernel console lines that mean the guest kernel itself crashed (not a scheduler verdict).
+CRASH_RE='^\[ *[0-9]+\.[0-9]+\] .*(Kernel panic|Oops|BUG: |general protection fault|invalid opcode:|kernel BUG)'
 
 say() { echo "vm: $*" >&2; }
 die() { echo "vm: error: $*" >&2; exit 1; }
@@ -78,14 +81,15 @@ build_image() {
 	cp tests/vm/init.sh "$IMG/init"; chmod 755 "$IMG/init"
 	echo "root:x:0:0:root:/root:/bin/sh" > "$IMG/etc/passwd"
 	# The scheduler (if built), with its libraries and the dynamic loader.
-	if [ -x build/gthulhu-lua ]; then
-		copy_with_libs "$ROOT/build/gthulhu-lua"
+	if [ -x "$BIN" ]; then
+		local bin; bin=$(realpath "$BIN")
+		copy_with_libs "$bin"
 		mkdir -p "$IMG/g/build"
-		mv "$IMG$ROOT/build/gthulhu-lua" "$IMG/g/build/gthulhu-lua"
+		mv "$IMG$bin" "$IMG/g/build/gthulhu-lua"
 		rm -rf "${IMG:?}$ROOT"
 		[ -d build/gen/gthulhu ] && { mkdir -p "$IMG/g/build/gen"; cp -r build/gen/gthulhu "$IMG/g/build/gen/"; }
 	else
-		say "warning: build/gthulhu-lua does not exist; scenarios that need it will FAIL (run make)"
+		say "warning: $BIN does not exist; scenarios that need it will FAIL (run make)"
 	fi
 	for w in "${WORKLOADS[@]}"; do
 		copy_with_libs "$OUT/bin/$w"
@@ -123,13 +127,13 @@ boot() {
 	( timeout -k 5 "$total" "$QEMU" -smp "$SMP" -m "$MEM" -nographic -no-reboot \
 		-accel tcg,thread=single -kernel "$k/vmlinuz" -initrd "$OUT/initramfs.cpio" \
 		-append "$append" -pidfile "$pidf" < /dev/null 2>&1; echo "VM-HOST qemu-exit=$?" ) |
-		sed -u 's/\r$//' >> "$log" &
+		sed -u 's/\r$//; s/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1b[c()][0-9A-Za-z]\{0,1\}//g' >> "$log" &
 	local ppid=$! shown=0 ready=0 done_at=0 status=0 n
 	while kill -0 $ppid 2>/dev/null; do
 		sleep 1
 		n=$(wc -l < "$log")
 		if [ "$n" -gt "$shown" ]; then sed -n "$((shown + 1)),${n}p" "$log"; shown=$n; fi
-		if [ $ready = 0 ] && grep -q '^GUEST-READY' "$log"; then
+		if [ $ready = 0 ] && grep -q 'GUEST-READY kernel=' "$log"; then
 			ready=1; say "guest up after $((SECONDS - t0)) s"
 		fi
 		if [ $ready = 0 ] && [ $((SECONDS - t0)) -ge "$BOOT_TIMEOUT" ]; then
@@ -148,7 +152,7 @@ boot() {
 	n=$(wc -l < "$log"); [ "$n" -gt "$shown" ] && sed -n "$((shown + 1)),${n}p" "$log"
 	echo "VM-HOST elapsed=$((SECONDS - t0))" >> "$log"
 	if [ $status = 0 ]; then
-		if grep -qE 'Kernel panic|Oops|BUG: |general protection fault|invalid opcode:' "$log"; then
+		if grep -qE "$CRASH_RE" "$log"; then
 			status=4; say "GUEST KERNEL CRASH (panic/oops) - see $log"
 		elif ! grep -q '^GUEST-DONE' "$log"; then
 			status=5; say "the guest did not finish within ${total}s (hung?) - see $log"

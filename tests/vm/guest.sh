@@ -45,7 +45,7 @@ result() {
 	if [ -z "$FAILS" ]; then
 		echo "RESULT $name PASS$KV"
 	else
-		echo "RESULT $name FAIL$KV reason=\"$(echo "$FAILS" | tr '"\n' "' ")\""
+		echo "RESULT $name FAIL$KV reason=\"$(printf %s "$FAILS" | tr '"\n' "' ")\""
 	fi
 }
 
