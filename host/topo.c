@@ -252,8 +252,8 @@ int topo_read(struct topo *t, const char *root, char *err, size_t errlen)
 		if (*end)
 			continue;               /* cpufreq, cpuidle, ... */
 		if (errno || id >= MAX_CPUS) {
-			closedir(d);
 			set_err(err, errlen, "%s/%s: CPU id beyond the supported %d", root, s, MAX_CPUS);
+			closedir(d);        /* after set_err: s points into d */
 			return G_ERR_RANGE;
 		}
 		present[id] = 1;
