@@ -304,6 +304,12 @@ static void test_files(void)
 	CHECK(rc == G_ERR_IO, "rc %d", rc);
 	CHECK(!strcmp(err, "tests/cfg/no-such-file.yaml: No such file or directory"), "%s", err);
 
+	/* A directory opens but does not read. */
+	cfg_defaults(&c);
+	rc = cfg_load_file(&c, "tests/cfg", NULL, err, sizeof(err));
+	CHECK(rc == G_ERR_IO, "rc %d", rc);
+	CHECK(!strcmp(err, "tests/cfg: Is a directory"), "%s", err);
+
 	/* Empty file: valid, defaults, file recorded. */
 	cfg_defaults(&c);
 	rc = cfg_load_file(&c, "tests/cfg/empty.yaml", stderr, err, sizeof(err));
