@@ -118,7 +118,7 @@ boot() {
 	k=$(kernel_dir)
 	command -v "$QEMU" >/dev/null || die "$QEMU missing: run scripts/deps.sh"
 	local append="console=ttyS0 quiet panic=-1 oops=panic softlockup_panic=0 gthulhu.mode=$mode"
-	[ -n "$scen" ] && append="$append gthulhu.scenarios=$scen"
+	[ -n "$scen" ] && append="$append gthulhu.scenarios=$scen gthulhu.budget=$BUDGET"
 	local pidf=$OUT/qemu.pid
 	rm -f "$pidf" "$log"
 	: > "$log"
@@ -127,7 +127,7 @@ boot() {
 	( timeout -k 5 "$total" "$QEMU" -smp "$SMP" -m "$MEM" -nographic -no-reboot \
 		-accel tcg,thread=single -kernel "$k/vmlinuz" -initrd "$OUT/initramfs.cpio" \
 		-append "$append" -pidfile "$pidf" < /dev/null 2>&1; echo "VM-HOST qemu-exit=$?" ) |
-		sed -u 's/\r$//; s/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1b[c()][0-9A-Za-z]\{0,1\}//g' >> "$log" &
+		sed -u 's/\r$//; s/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1b[()][0-9A-Za-z]//g; s/\x1bc//g' >> "$log" &
 	local ppid=$! shown=0 ready=0 done_at=0 status=0 n
 	while kill -0 $ppid 2>/dev/null; do
 		sleep 1

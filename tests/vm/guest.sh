@@ -384,6 +384,14 @@ sc_baseline() {
 	kv state "$(scx_state)"
 }
 
+# selftest_panic: crash the guest kernel on purpose (sysrq c), to check that the host side
+# reports a guest crash, not a scheduler failure. Not in the default list.
+sc_selftest_panic() {
+	echo 1 > /proc/sys/kernel/sysrq
+	echo c > /proc/sysrq-trigger
+	sleep 5
+}
+
 # ---------------------------------------------------------------- drivers
 one() {
 	local name=$1

@@ -5,6 +5,7 @@
 #   gthulhu.mode=run                             demo: scheduler + workload for ~30 s
 #   gthulhu.mode=shell                           interactive shell on the console
 #   gthulhu.mode=none                            boot check only (prints GUEST-READY)
+#   gthulhu.budget=SECONDS                       time limit of each scenario (default 75)
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -25,6 +26,7 @@ for a in $(cat /proc/cmdline); do
 	case $a in
 	gthulhu.mode=*) mode=${a#gthulhu.mode=} ;;
 	gthulhu.scenarios=*) scen=${a#gthulhu.scenarios=} ;;
+	gthulhu.budget=*) export SCENARIO_BUDGET=${a#gthulhu.budget=} ;;
 	esac
 done
 echo "GUEST-READY kernel=$(uname -r) cpus=$(nproc) mode=$mode uptime=$(cut -d' ' -f1 /proc/uptime)"
