@@ -142,7 +142,7 @@ boot() {
 			[ -s "$pidf" ] && kill "$(cat "$pidf")" 2>/dev/null
 			break
 		fi
-		if [ $done_at = 0 ] && grep -q '^GUEST-DONE' "$log"; then done_at=$SECONDS; fi
+		if [ $done_at = 0 ] && grep -q 'GUEST-DONE uptime=' "$log"; then done_at=$SECONDS; fi
 		# poweroff -f normally ends QEMU at once; do not wait long if it does not.
 		if [ $done_at != 0 ] && [ $((SECONDS - done_at)) -ge 10 ]; then
 			[ -s "$pidf" ] && kill "$(cat "$pidf")" 2>/dev/null
@@ -154,7 +154,7 @@ boot() {
 	if [ $status = 0 ]; then
 		if grep -qE "$CRASH_RE" "$log"; then
 			status=4; say "GUEST KERNEL CRASH (panic/oops) - see $log"
-		elif ! grep -q '^GUEST-DONE' "$log"; then
+		elif ! grep -q 'GUEST-DONE uptime=' "$log"; then
 			status=5; say "the guest did not finish within ${total}s (hung?) - see $log"
 		fi
 	fi

@@ -442,11 +442,16 @@ demo() {
 	T=/tmp/demo; mkdir -p $T
 	if [ ! -x "$HOST" ]; then echo "demo: $HOST is missing (build it with make)"; return 1; fi
 	echo "demo: starting gthulhu-lua --stats=1 policies/gthulhu.lua"
-	$HOST --stats=1 policies/gthulhu.lua &
+	# stats lines (stdout) go to the console; stderr (a verifier log can be long) to a file.
+	$HOST --stats=1 policies/gthulhu.lua 2> $T/host.err &
 	HOST_PID=$!
 	local end=$(( $(now_ms) + 40000 ))
 	while ! attached && alive $HOST_PID && [ "$(now_ms)" -lt $end ]; do msleep 100; done
-	if ! attached; then echo "demo: scheduler did not attach (state=$(scx_state))"; kill -9 $HOST_PID 2>/dev/null; return 1; fi
+	if ! attached; then
+		echo "demo: scheduler did not attach (state=$(scx_state)); last lines of its stderr:"
+		DIAG_LINES=25 diag $T/host.err
+		kill -9 $HOST_PID 2>/dev/null; return 1
+	fi
 	echo "demo: attached: state=$(scx_state) ops=$(scx_ops); running hogs, sleepers, ping-pong, a process storm for ~30 s"
 	local i=1
 	while [ $i -le $((NCPU + 2)) ]; do $W/hog --name demo_hog$i -d 25 & i=$((i + 1)); done
@@ -460,6 +465,7 @@ demo() {
 	while alive $HOST_PID && [ "$(now_ms)" -lt $end ]; do msleep 100; done
 	alive $HOST_PID && kill -9 $HOST_PID
 	wait $HOST_PID; echo "demo: gthulhu-lua exited $?; sched_ext state=$(scx_state)"
+	grep -h 'gthulhu-lua: exit:' $T/host.err
 	wait
 }
 

@@ -29,7 +29,7 @@ for a in $(cat /proc/cmdline); do
 	gthulhu.budget=*) export SCENARIO_BUDGET=${a#gthulhu.budget=} ;;
 	esac
 done
-echo "GUEST-READY kernel=$(uname -r) cpus=$(nproc) mode=$mode uptime=$(cut -d' ' -f1 /proc/uptime)"
+echo; echo "GUEST-READY kernel=$(uname -r) cpus=$(nproc) mode=$mode uptime=$(cut -d' ' -f1 /proc/uptime)"
 cd /g
 case $mode in
 test) sh /g/tests/vm/guest.sh test $(echo "$scen" | tr ',' ' ') ;;
@@ -37,7 +37,7 @@ run) sh /g/tests/vm/guest.sh run ;;
 shell) echo "gthulhu-lua VM shell: cd /g; build/gthulhu-lua --stats=1 policies/gthulhu.lua; 'poweroff -f' to quit"
        setsid cttyhack sh -l ;;
 esac
-echo "GUEST-DONE uptime=$(cut -d' ' -f1 /proc/uptime)"
+echo; echo "GUEST-DONE uptime=$(cut -d' ' -f1 /proc/uptime)"
 sync
 poweroff -f
 sleep 5

@@ -40,8 +40,8 @@ pass=0 fail=0
 : > "$RES"
 printf '\n%-16s %-5s %7s  %s\n' SCENARIO RESULT SECONDS "KEY FIGURES / REASON" | tee -a "$RES"
 for s in "${scen[@]}"; do
-	line=$(grep -m1 "^RESULT $s " "$LOG" || true)
-	ms=$(grep -m1 "^SCENARIO-END $s " "$LOG" | sed -n 's/.*ms=\([0-9]*\).*/\1/p')
+	line=$(grep -m1 -o "RESULT $s .*" "$LOG" || true)
+	ms=$(grep -m1 -o "SCENARIO-END $s .*" "$LOG" | sed -n 's/.*ms=\([0-9]*\).*/\1/p')
 	secs=$([ -n "$ms" ] && awk -v m="$ms" 'BEGIN{printf "%.1f", m/1000}' || echo -)
 	if [ -n "$line" ]; then
 		verdict=$(awk '{print $3}' <<<"$line")
@@ -55,11 +55,11 @@ for s in "${scen[@]}"; do
 		fail=$((fail + 1))
 		if [ "$boot_to" -gt 0 ] || [ "$ready" -eq 0 ]; then
 			why="VM did not boot (boot timeout or QEMU failure; see $LOG): not a scheduler result"
-		elif [ -n "$crash" ] && grep -q "^SCENARIO-BEGIN $s " "$LOG"; then
+		elif [ -n "$crash" ] && grep -q "SCENARIO-BEGIN $s " "$LOG"; then
 			why="GUEST KERNEL CRASH during this scenario (${crash#*:}): a VM/emulator problem, not a scheduler assertion"
 		elif [ -n "$crash" ]; then
 			why="not run: the guest kernel crashed earlier (${crash#*:})"
-		elif grep -q "^SCENARIO-BEGIN $s " "$LOG"; then
+		elif grep -q "SCENARIO-BEGIN $s " "$LOG"; then
 			why="no result: the guest hung or ran out of time in this scenario (whole-VM limit hit)"
 		else
 			why="not run: the VM stopped before reaching it (time limit or hang in an earlier scenario)"
