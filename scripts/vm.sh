@@ -32,7 +32,7 @@ QEMU=${QEMU:-qemu-system-x86_64}
 WORKLOADS=(hog pinned sleeper pingpong storm progress)
 BIN=${GTHULHU_BIN:-build/gthulhu-lua}
 # Kernel console lines that mean the guest kernel itself crashed (not a scheduler verdict).
-CRASH_RE='^\[ *[0-9]+\.[0-9]+\] .*(Kernel panic|Oops|BUG: |general protection fault|invalid opcode:|kernel BUG)'
+CRASH_RE='\[ *[0-9]+\.[0-9]+\] .*(Kernel panic|Oops|BUG: |general protection fault|invalid opcode:|kernel BUG)'
 
 say() { echo "vm: $*" >&2; }
 die() { echo "vm: error: $*" >&2; exit 1; }

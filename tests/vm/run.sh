@@ -31,7 +31,7 @@ if [ ! -s "$LOG" ]; then
 	exit 1
 fi
 
-crash=$(grep -m1 -nE '^\[ *[0-9]+\.[0-9]+\] .*(Kernel panic|Oops|BUG: |general protection fault|invalid opcode:|kernel BUG)' "$LOG" || true)
+crash=$(grep -m1 -nE '\[ *[0-9]+\.[0-9]+\] .*(Kernel panic|Oops|BUG: |general protection fault|invalid opcode:|kernel BUG)' "$LOG" || true)
 boot_to=$(grep -c '^VM-HOST boot-timeout' "$LOG")
 ready=$(grep -c 'GUEST-READY kernel=' "$LOG")
 boot_s=$(grep -m1 'GUEST-READY kernel=' "$LOG" | sed -n 's/.*uptime=\([0-9.]*\).*/\1/p')
