@@ -183,7 +183,7 @@ mixed_load() {
 	wl hog2 hog --name hog2 -d $d
 	wl sleep1 sleeper --name sleep1 -d $d
 	wl sleep2 sleeper --name sleep2 -d $d --period-us 2000
-	wl pingpong pingpong --name pingpong -n 2000 -d 20
+	wl pingpong pingpong --name pingpong -n 1000 -d 12
 	wl storm storm --name storm -n 250 --exec /bin/true
 	wl pin0 pinned --name pin0 --cpus 0 -d $d
 	[ $NCPU -ge 3 ] && wl pinhi pinned --name pinhi --cpus 1-$last -d $d
@@ -359,7 +359,7 @@ sc_policy_failure() {
 	wl fhog1 hog --name fhog1 -d 6
 	wl fhog2 hog --name fhog2 -d 6
 	wl fsleep sleeper --name fsleep -d 6
-	wl fping pingpong --name fping -n 1000 -d 20
+	wl fping pingpong --name fping -n 1000 -d 12
 	wl fstorm storm --name fstorm -n 200 --exec /bin/true
 	sleep 3
 	still_attached "under load with the flaky policy"
