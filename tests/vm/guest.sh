@@ -98,7 +98,8 @@ wait_attach() {
 	while ! attached; do
 		if ! alive $HOST_PID; then
 			wait $HOST_PID; local rc=$?
-			fail "gthulhu-lua exited (rc=$rc) before attaching"
+			local why; why=$(grep -h 'gthulhu-lua: error:' $T/host.err | tail -n 1 | cut -c1-200)
+			fail "gthulhu-lua exited (rc=$rc) before attaching${why:+: $why}"
 			return 1
 		fi
 		if [ "$(now_ms)" -ge $end ]; then
