@@ -99,6 +99,8 @@ build_image() {
 	cp -r policies config "$IMG/g/"
 	mkdir -p "$IMG/g/tests/vm"
 	cp tests/vm/*.sh tests/vm/*.lua tests/vm/*.yaml "$IMG/g/tests/vm/" 2>/dev/null || true
+	# flaky.lua needs <its dir>/lib (the host loads gthulhu.sched from there).
+	ln -sfn ../../policies/lib "$IMG/g/tests/vm/lib"
 	# Uncompressed: unpacking a compressed archive costs more than loading it under TCG.
 	(cd "$IMG" && find . -print0 | cpio --null -o -H newc --quiet) > "$OUT/initramfs.cpio"
 	say "initramfs $(du -h "$OUT/initramfs.cpio" | cut -f1) in $OUT/initramfs.cpio"

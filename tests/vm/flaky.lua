@@ -2,9 +2,9 @@
 -- raises a Lua error. The host must fall back to its built-in decision for that batch,
 -- count nr_policy_errors / nr_policy_fallbacks, and keep the scheduler attached.
 --
--- The host puts <policy dir>/lib on package.path, which for this file is tests/vm/lib (it
--- does not exist), so the real policy directory is added here: ../../policies relative to
--- this file, or $GTHULHU_POLICY_DIR.
+-- The host loads gthulhu.sched from <policy dir>/lib: tests/vm/lib is a symlink to
+-- ../../policies/lib (scripts/vm.sh makes the same link in the VM image). The wrapped policy
+-- is ../../policies/gthulhu.lua relative to this file, or $GTHULHU_POLICY_DIR/gthulhu.lua.
 
 local FAIL_EVERY = tonumber(os.getenv("FLAKY_EVERY") or "") or 7
 
