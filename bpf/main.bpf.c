@@ -476,8 +476,12 @@ static long handle_decision(struct bpf_dynptr *dynptr, void *ctx)
 /* --- Rescue: pending tasks the host has not decided in time ---------------------------- */
 struct rescue_ctx {
 	u64 now;
-	u32 left;      /* stale entries seen but not rescued (no slot, or skipped) */
 };
+
+/* Stale entries seen but not rescued (no dispatch slot left). A global, not a field of
+ * the callback context: a counter on the stack would make every callback iteration a new
+ * verifier state and the loop would never converge. */
+static u32 rescue_left;
 
 static long rescue_one(struct bpf_map *map, s32 *key, struct pending_val *pv,
 		       struct rescue_ctx *rc)
@@ -489,7 +493,7 @@ static long rescue_one(struct bpf_map *map, s32 *key, struct pending_val *pv,
 	if (rc->now - pv->sent_at < stall_timeout_ns && !host_stalled)
 		return 0;
 	if (!scx_bpf_dispatch_nr_slots()) {
-		rc->left++;
+		rescue_left++;
 		return 1;
 	}
 	p = bpf_task_from_pid(pid);
@@ -516,8 +520,9 @@ static void rescue_pending(void)
 {
 	struct rescue_ctx rc = { .now = bpf_ktime_get_ns() };
 
+	rescue_left = 0;
 	bpf_for_each_map_elem(&pending, rescue_one, &rc, 0);
-	if (!rc.left)
+	if (!rescue_left)
 		rescue_needed = false;
 }
 
@@ -640,19 +645,17 @@ static int heartbeat(void *map, int *key, struct bpf_timer *timer)
 	}
 
 	if (rescue_needed) {
-		/* Idle CPUs do the rescue in their dispatch; if none is idle, preempt one. */
-		s32 i, kicked = 0;
+		/* Idle CPUs do the rescue in their dispatch (SCX_KICK_IDLE wakes only idle
+		 * ones); also preempt one busy CPU in case none is idle. No counter in the
+		 * loop: a changing stack value would keep the verifier from converging. */
+		s32 i;
 
 		bpf_for(i, 0, nr_cpu_ids_max) {
 			if (i >= MAX_CPUS)
 				break;
-			if (idle_mask[i / 64] & (1ULL << (i & 63))) {
-				scx_bpf_kick_cpu(i, SCX_KICK_IDLE);
-				kicked++;
-			}
+			scx_bpf_kick_cpu(i, SCX_KICK_IDLE);
 		}
-		if (!kicked)
-			scx_bpf_kick_cpu(cpu_ok(host_last_cpu) ? host_last_cpu : 0, SCX_KICK_PREEMPT);
+		scx_bpf_kick_cpu(cpu_ok(host_last_cpu) ? host_last_cpu : 0, SCX_KICK_PREEMPT);
 	}
 
 	/* The host is runnable but has not had a CPU for a while: make room for it. */

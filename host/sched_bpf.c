@@ -97,6 +97,13 @@ int sched_open(struct sched *s, const struct cfg *c, const struct topo *t, char 
 	s->skel->rodata->debug = c->debug;
 	s->skel->rodata->stall_timeout_ns = (uint64_t)c->stall_timeout_ms * 1000000ull;
 	s->skel->rodata->nr_cpu_ids_max = (uint32_t)ncpu;
+	if (g_verbose >= 3) {
+		/* -vvv: the verifier's statistics for every program (printed at debug level). */
+		struct bpf_program *prog;
+
+		bpf_object__for_each_program(prog, s->skel->obj)
+			bpf_program__set_log_level(prog, 4);
+	}
 	if (c->watchdog_timeout_ms)
 		s->skel->struct_ops.gthulhu_lua_ops->timeout_ms = c->watchdog_timeout_ms;
 	return G_OK;
