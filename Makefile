@@ -45,7 +45,7 @@ GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
 .SECONDARY:
-.PHONY: all deps run check test unit spec transport vmtest vm-run bench install clean
+.PHONY: all deps run check test unit spec transport vmtest vm-run install clean
 all: $(B)/gthulhu-lua
 
 deps:
@@ -123,9 +123,6 @@ vmtest: deps all
 vm-run: deps all
 	$(Q)bash scripts/vm.sh run
 
-bench: deps all
-	$(Q)bash tests/bench/run.sh
-
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/gthulhu-lua/policies/lib/gthulhu \
 		$(DESTDIR)$(PREFIX)/share/gthulhu-lua/config
@@ -136,3 +133,7 @@ install: all
 
 clean:
 	rm -rf $(B)
+
+# Benchmarks and fuzz targets keep their rules next to their sources.
+-include tests/bench/bench.mk
+-include tests/fuzz/fuzz.mk
