@@ -13,8 +13,9 @@
  *
  * Safety, because a user-space scheduler can be slow, stopped, buggy or dead:
  *  - The host's own threads (tgid == host_tgid) never go to user space: they wait in
- *    SCHED_DSQ, which a CPU consumes first whenever user-space work is pending, so the
- *    scheduler can always run.
+ *    SCHED_DSQ, which every CPU consumes first (right after applying decisions), and a
+ *    waking host thread preempts a CPU when tasks wait for it, so the scheduler can
+ *    always run, and a host that was stopped gets a CPU back at once.
  *  - Per-CPU kthreads, kswapd, kcompactd and khugepaged go straight to their CPU's local
  *    DSQ (starving them can deadlock the host: memory reclaim, per-CPU work); every other
  *    kthread stays in the kernel too, in SHARED_DSQ. Kernel threads never wait on Lua.
@@ -61,6 +62,7 @@ char _license[] SEC("license") = "GPL";
 #define PENDING_MAX	16384
 #define ENOMEM		12
 #define ESRCH		3
+#define EEXIST		17
 #define CLOCK_MONOTONIC	1
 
 /* --- Tunables: rodata, set by the host before load ------------------------------------ */
@@ -345,13 +347,14 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 	struct pending_val pv;
 	struct task_ctx *tctx;
 	s32 pid = p->pid;
+	long err;
 	u64 now;
 
 	if (is_host_task(p)) {
 		/* The host woke because tasks wait for it: get it a CPU now, preempting if
 		 * no CPU is idle. */
 		g_insert(p, SCHED_DSQ, slice_ns_default, enq_flags);
-		kick_for(p, -1, nr_pending > 0);
+		kick_for(p, -1, nr_pending > 0 || host_stalled);
 		return;
 	}
 	if (is_critical_kthread(p)) {
@@ -375,15 +378,20 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 	tctx->enq_cnt++;
 	pv.enq_cnt = tctx->enq_cnt;
 	pv.sent_at = now;
-	if (bpf_map_update_elem(&pending, &pid, &pv, BPF_ANY)) {
+	/* A task re-enqueued while still pending (dequeued for a property change) keeps its
+	 * one custody entry with the new enq_cnt; only a new entry counts in nr_pending. */
+	err = bpf_map_update_elem(&pending, &pid, &pv, BPF_NOEXIST);
+	if (err == -EEXIST)
+		err = bpf_map_update_elem(&pending, &pid, &pv, BPF_EXIST);
+	else if (!err && __sync_fetch_and_add(&nr_pending, 1) == 0)
+		pending_since = now;
+	if (err) {
 		/* Custody table full: never hand out a task we could not rescue. */
 		bpf_ringbuf_discard(r, 0);
 		__sync_fetch_and_add(&nr_sched_congested, 1);
 		kernel_dispatch(p, enq_flags);
 		return;
 	}
-	if (__sync_fetch_and_add(&nr_pending, 1) == 0)
-		pending_since = now;
 
 	r->pid = pid;
 	r->tgid = p->tgid;
@@ -416,6 +424,7 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task_c
 	} else {
 		/* Bounce: the policy chose a CPU the task may not use (or no CPU at all). */
 		__sync_fetch_and_add(&nr_bounce_dispatches, 1);
+		dbg("gthulhu: bounce pid=%d cpu=%d", p->pid, cpu);
 		cpu = scx_bpf_task_cpu(p);
 		if (cpu_ok(cpu) && bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) {
 			dsq = cpu;
@@ -456,6 +465,7 @@ static long handle_decision(struct bpf_dynptr *dynptr, void *ctx)
 	if (!pv || pv->enq_cnt != d.enq_cnt) {
 		/* Not in our custody with this enq_cnt: stale, rescued, or bogus. */
 		__sync_fetch_and_add(&nr_cancel_dispatches, 1);
+		dbg("gthulhu: cancel pid=%d enq_cnt=%llu", pid, d.enq_cnt);
 		return 0;
 	}
 	bpf_map_delete_elem(&pending, &pid);
@@ -529,8 +539,6 @@ static void rescue_pending(void)
 /* --- Dispatch ------------------------------------------------------------------------- */
 void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 {
-	bool user_work;
-
 	if (rescue_needed || host_stalled)
 		rescue_pending();
 
@@ -540,16 +548,15 @@ void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 		bpf_user_ringbuf_drain(&dispatched, handle_decision, NULL, 0);
 	update_nr_queued();
 
-	/* Then the host, while tasks wait for it: it is what makes everything else move. */
-	user_work = nr_pending || nr_queued;
-	if (user_work && !host_stalled && g_move_to_local(SCHED_DSQ))
+	/* Then the host: it is what makes everything else move, and after a stall it must
+	 * get a CPU to come back at all. It mostly sleeps in epoll_wait, so first place
+	 * costs the others little; a busy host holds at most one CPU per thread. */
+	if (g_move_to_local(SCHED_DSQ))
 		return;
 
 	if (g_move_to_local(cpu))
 		return;
-	if (g_move_to_local(SHARED_DSQ))
-		return;
-	g_move_to_local(SCHED_DSQ);
+	g_move_to_local(SHARED_DSQ);
 }
 
 /* --- Task lifecycle and accounting ------------------------------------------------------ */
@@ -603,6 +610,17 @@ void BPF_STRUCT_OPS(gthulhu_update_idle, s32 cpu, bool idle)
 		__sync_fetch_and_and(&idle_mask[w], ~(1ULL << (cpu & 63)));
 }
 
+/* The task left our custody without a decision (property change, class change, exit):
+ * forget it, so nr_pending stays true and the rescue does not chase it. A decision that
+ * still arrives for it is cancelled (no pending entry). */
+void BPF_STRUCT_OPS(gthulhu_dequeue, struct task_struct *p, u64 deq_flags)
+{
+	s32 pid = p->pid;
+
+	if (!bpf_map_delete_elem(&pending, &pid))
+		__sync_fetch_and_sub(&nr_pending, 1);
+}
+
 s32 BPF_STRUCT_OPS(gthulhu_init_task, struct task_struct *p, struct scx_init_task_args *args)
 {
 	if (!bpf_task_storage_get(&task_ctx_stor, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
@@ -635,6 +653,8 @@ static int heartbeat(void *map, int *key, struct bpf_timer *timer)
 			host_stalled = 1;
 			rescue_needed = true;
 			__sync_fetch_and_add(&nr_host_stalls, 1);
+			dbg("gthulhu: host silent for %llu ms, %llu tasks pending: stalled mode",
+			    (now - hb) / NSEC_PER_MSEC, nr_pending);
 		} else if (nr_pending && now - last > stall_timeout_ns &&
 			   now - since > stall_timeout_ns) {
 			/* The host is alive but some task waits too long: rescue the old ones. */
@@ -642,6 +662,7 @@ static int heartbeat(void *map, int *key, struct bpf_timer *timer)
 		}
 	} else if (now - hb < stall_timeout_ns / 2) {
 		host_stalled = 0;
+		dbg("gthulhu: host heartbeat back: leaving stalled mode");
 	}
 
 	if (rescue_needed) {
@@ -719,6 +740,7 @@ SEC(".struct_ops.link")
 struct sched_ext_ops gthulhu_lua_ops = {
 	.select_cpu	= (void *)gthulhu_select_cpu,
 	.enqueue	= (void *)gthulhu_enqueue,
+	.dequeue	= (void *)gthulhu_dequeue,
 	.dispatch	= (void *)gthulhu_dispatch,
 	.runnable	= (void *)gthulhu_runnable,
 	.running	= (void *)gthulhu_running,
