@@ -11,10 +11,12 @@
  *     (round trip), and loading it changes no field of the struct either.
  * A violation abort()s with both dumps on stderr.
  *
- * Known bug (reported; the fuzzer stops on it at once): a string value holding U+0085
- * (NEL, e.g. written "\x85" in a quoted scalar) is dumped raw, and libyaml folds it into
- * a space when the dump is loaded back. FUZZ_CFG_SKIP_NEL=1 in the environment skips the
- * round trip for such configurations, so a long run can look for other bugs meanwhile.
+ * Known bug (reported; the fuzzer stops on it at once): cfg_dump writes a string value
+ * holding a C1 control character (U+0080..U+009F, e.g. written "\u0080" or "\N" in a
+ * double-quoted scalar) raw. libyaml then refuses the dump ("control characters are not
+ * allowed"), or, for U+0085 (NEL, a YAML line break), folds it into a space.
+ * FUZZ_CFG_SKIP_KNOWN=1 in the environment skips the round trip for such configurations,
+ * so a long run can look for other bugs meanwhile.
  *
  * Seeds: tests/fuzz/corpus/fuzz_cfg/ (config/config.yaml, every case body of
  * tests/cfg/cases.txt extracted by tests/fuzz/extract-cfg-cases.sh, some malformed YAML);
@@ -47,8 +49,8 @@ static char *dump(const struct cfg *c, size_t *len)
 	return buf;
 }
 
-/* Some string of *c holds U+0085 (see the header). */
-static int has_nel(const struct cfg *c)
+/* Some string of *c holds a C1 control character (see the header). */
+static int has_c1(const struct cfg *c)
 {
 	const char *s[5 + CFG_MAX_STRATEGIES] = { c->policy, c->topology_root, c->api_listen,
 						  c->api_public_key, c->api_private_key };
@@ -56,8 +58,9 @@ static int has_nel(const struct cfg *c)
 	for (int i = 0; i < c->nr_strategies; i++)
 		s[n++] = c->strategies[i].command_regex;
 	for (int i = 0; i < n; i++)
-		if (strstr(s[i], "\xc2\x85"))
-			return 1;
+		for (const unsigned char *p = (const unsigned char *)s[i]; *p; p++)
+			if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+				return 1;
 	return 0;
 }
 
@@ -115,10 +118,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (c.nr_strategies < 0 || c.nr_strategies > CFG_MAX_STRATEGIES)
 		die("nr_strategies out of range", NULL, NULL, NULL);
 
-	static int skip_nel = -1;
-	if (skip_nel < 0)
-		skip_nel = getenv("FUZZ_CFG_SKIP_NEL") && *getenv("FUZZ_CFG_SKIP_NEL") == '1';
-	if (skip_nel && has_nel(&c))
+	static int skip_known = -1;
+	if (skip_known < 0)
+		skip_known = getenv("FUZZ_CFG_SKIP_KNOWN") && *getenv("FUZZ_CFG_SKIP_KNOWN") == '1';
+	if (skip_known && has_c1(&c))
 		return 0;
 
 	size_t len1 = 0, len2 = 0;
