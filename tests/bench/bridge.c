@@ -339,7 +339,7 @@ static int mode_hygiene(void)
 		for (int s = i == B1 ? 1 : 0; s < NSIZES; s++) {
 			int n = SIZES[s];
 			struct bp b = bp_open(i, "tests/bench/probe.lua");
-			long k = 4000000L / n;
+			long k = 2000000L / n;
 			long ka = 200000L / n;
 
 			if (k > 100000)
