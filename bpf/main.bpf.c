@@ -92,6 +92,7 @@ volatile u64 nr_rescued;            /* pending tasks scheduled in-kernel by the 
 volatile u64 nr_pending;            /* tasks in user-space custody now */
 volatile u64 host_hb_ns;            /* host heartbeat (host writes, every loop turn) */
 volatile u64 host_stalled;          /* 1 while in stalled mode */
+volatile u64 nr_kept;               /* slice expiries where prev stayed first in vtime order */
 volatile u64 idle_mask[MAX_CPUS / 64]; /* idle-CPU hints for the policy */
 
 struct user_exit_info uei;          /* exit info, read by the host after detach */
@@ -127,9 +128,13 @@ struct {
 
 struct task_ctx {
 	u64 enq_cnt;
-	u64 start_ts;
+	u64 start_ts;      /* first time on a CPU since the last enqueue (reported) */
 	u64 stop_ts;
-	u64 exec_runtime;
+	u64 exec_runtime;  /* CPU time since the task last woke up */
+	u64 run_start;     /* start of the current stint on a CPU */
+	u64 slice;         /* slice of the last decision applied */
+	bool fresh;        /* enqueued since it last ran: the next run sets start_ts */
+	bool decided;      /* placed by a host decision (not in-kernel) */
 };
 
 struct {
@@ -247,10 +252,22 @@ static __always_inline void kick_for(struct task_struct *p, s32 cpu, bool preemp
 		return;
 	}
 	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
-	if (cpu >= 0)
+	if (cpu >= 0) {
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
-	else if (preempt)
-		scx_bpf_kick_cpu(scx_bpf_task_cpu(p), SCX_KICK_PREEMPT);
+		return;
+	}
+	if (!preempt)
+		return;
+	/* No idle CPU: preempt the task's last CPU, unless the host runs there (it would
+	 * just be dispatched again first); then a neighbour it may use. */
+	cpu = scx_bpf_task_cpu(p);
+	if (cpu == host_last_cpu && nr_cpu_ids_max > 1) {
+		s32 next = (s32)(((u32)cpu + 1) % nr_cpu_ids_max);
+
+		if (cpu_ok(next) && bpf_cpumask_test_cpu(next, p->cpus_ptr))
+			cpu = next;
+	}
+	scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
 }
 
 /* In-kernel placement: shared DSQ, in line with the policy's current vtime. */
@@ -363,7 +380,19 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 	tctx = lookup_tctx(p);
-	if ((p->flags & PF_KTHREAD) || !tctx || host_stalled || !host_tgid) {
+	if (tctx) {
+		tctx->fresh = true;
+		tctx->decided = false;
+	}
+	if (p->flags & PF_KTHREAD) {
+		/* Other kernel threads: in-kernel, ahead of user tasks (they are short and
+		 * others wait on them: RCU, writeback, the sched_ext helper itself). */
+		g_insert_vtime(p, SHARED_DSQ, slice_ns_default, 0, enq_flags);
+		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+		kick_for(p, -1, false);
+		return;
+	}
+	if (!tctx || host_stalled || !host_tgid) {
 		kernel_dispatch(p, enq_flags);
 		return;
 	}
@@ -413,9 +442,14 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 static void apply_decision(struct task_struct *p, const struct dispatched_task_ctx *d)
 {
 	u64 slice = d->slice_ns ? d->slice_ns : slice_ns_default;
+	struct task_ctx *tctx = lookup_tctx(p);
 	s32 cpu = d->cpu;
 	u64 dsq;
 
+	if (tctx) {
+		tctx->slice = slice;
+		tctx->decided = true;
+	}
 	if (cpu == RL_CPU_ANY) {
 		dsq = SHARED_DSQ;
 		cpu = -1;
@@ -435,9 +469,22 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task_c
 	}
 
 	if (d->vtime == 0) {
-		/* Priority: vtime 0 sorts before every policy vtime; preempt to run it now. */
-		g_insert_vtime(p, dsq, slice, 0, 0);
-		kick_for(p, cpu, true);
+		/* Priority: straight to the head of a CPU's local DSQ, preempting whatever runs
+		 * there. The CPU the policy chose, else the one applying the decision (it is in
+		 * ops.dispatch, so it runs the task next: no IPI round trip), else the task's
+		 * own. */
+		s32 here = bpf_get_smp_processor_id();
+
+		if (cpu < 0)
+			cpu = bpf_cpumask_test_cpu(here, p->cpus_ptr) ? here : scx_bpf_task_cpu(p);
+		if (cpu_ok(cpu) && bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) {
+			g_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice, SCX_ENQ_HEAD | SCX_ENQ_PREEMPT);
+			if (cpu != here)
+				scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+		} else {
+			g_insert_vtime(p, SHARED_DSQ, slice, 0, 0);
+			kick_for(p, -1, true);
+		}
 	} else {
 		g_insert_vtime(p, dsq, slice, d->vtime, 0);
 		if ((s64)(d->vtime - vtime_floor) > 0)
@@ -516,6 +563,7 @@ static long rescue_one(struct bpf_map *map, s32 *key, struct pending_val *pv,
 	if (tctx && tctx->enq_cnt == pv->enq_cnt) {
 		/* Bump enq_cnt: the host's late decision for this task will be cancelled. */
 		tctx->enq_cnt++;
+		tctx->decided = false;
 		g_insert_vtime(p, SHARED_DSQ, slice_ns_default, vtime_floor, 0);
 		__sync_fetch_and_add(&nr_rescued, 1);
 		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
@@ -536,9 +584,60 @@ static void rescue_pending(void)
 		rescue_needed = false;
 }
 
+/* --- Slice expiry ---------------------------------------------------------------------- */
+/* vtime of the first task in a DSQ, or ~0 when it is empty. */
+static __always_inline u64 head_vtime(u64 dsq)
+{
+	struct task_struct *p;
+	u64 vt = ~0ULL;
+
+	if (bpf_ksym_exists(scx_bpf_dsq_peek)) {
+		p = scx_bpf_dsq_peek(dsq);
+		if (p)
+			vt = p->scx.dsq_vtime;
+		return vt;
+	}
+	bpf_for_each(scx_dsq, p, dsq, 0) {
+		vt = p->scx.dsq_vtime;
+		break;
+	}
+	return vt;
+}
+
+/*
+ * prev used up its slice and is still runnable. Whoever waits in this CPU's DSQ or the
+ * shared DSQ was decided while prev ran, so by itself the CPU would simply alternate,
+ * whatever the vtimes, and weights would only act through slices (which the tick rounds
+ * up: 4 ms at HZ=250). Instead prev competes in the same vtime order: its decided vtime
+ * advanced by the time it ran since, scaled by 100/weight (the vtime clock the policies
+ * use). If it is still first, it keeps the CPU for another slice of the policy's length;
+ * otherwise it goes back to the policy with everything it ran reported.
+ */
+static bool keep_prev(struct task_struct *prev, u64 head)
+{
+	struct task_ctx *tctx;
+	u64 w, vt, now;
+
+	if (!prev || !(prev->scx.flags & SCX_TASK_QUEUED) || is_host_task(prev) || host_stalled)
+		return false;
+	tctx = lookup_tctx(prev);
+	if (!tctx || !tctx->decided || !tctx->slice)
+		return false;
+	now = bpf_ktime_get_ns();
+	w = prev->scx.weight ? prev->scx.weight : 100;
+	vt = prev->scx.dsq_vtime + (now - tctx->start_ts) * 100 / w;
+	if (vt > head)
+		return false;
+	prev->scx.slice = tctx->slice;
+	__sync_fetch_and_add(&nr_kept, 1);
+	return true;
+}
+
 /* --- Dispatch ------------------------------------------------------------------------- */
 void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 {
+	u64 vt_cpu, vt_shared;
+
 	if (rescue_needed || host_stalled)
 		rescue_pending();
 
@@ -554,9 +653,20 @@ void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 	if (g_move_to_local(SCHED_DSQ))
 		return;
 
-	if (g_move_to_local(cpu))
+	/* This CPU's DSQ and the shared one are both vtime-ordered: serve whichever head
+	 * comes first, so a priority task (vtime 0) in the shared DSQ does not wait behind
+	 * tasks placed on this CPU. */
+	vt_cpu = head_vtime(cpu);
+	vt_shared = head_vtime(SHARED_DSQ);
+	if (keep_prev(prev, vt_cpu < vt_shared ? vt_cpu : vt_shared))
 		return;
-	g_move_to_local(SHARED_DSQ);
+	if (vt_shared < vt_cpu) {
+		if (g_move_to_local(SHARED_DSQ) || g_move_to_local(cpu))
+			return;
+	} else {
+		if (g_move_to_local(cpu) || g_move_to_local(SHARED_DSQ))
+			return;
+	}
 }
 
 /* --- Task lifecycle and accounting ------------------------------------------------------ */
@@ -580,8 +690,13 @@ void BPF_STRUCT_OPS(gthulhu_running, struct task_struct *p)
 		host_last_cpu = scx_bpf_task_cpu(p);
 	}
 	tctx = lookup_tctx(p);
-	if (tctx)
+	if (!tctx)
+		return;
+	tctx->run_start = now;
+	if (tctx->fresh) {
 		tctx->start_ts = now;
+		tctx->fresh = false;
+	}
 }
 
 void BPF_STRUCT_OPS(gthulhu_stopping, struct task_struct *p, bool runnable)
@@ -593,8 +708,8 @@ void BPF_STRUCT_OPS(gthulhu_stopping, struct task_struct *p, bool runnable)
 	tctx = lookup_tctx(p);
 	if (tctx) {
 		tctx->stop_ts = now;
-		if (now > tctx->start_ts)
-			tctx->exec_runtime += now - tctx->start_ts;
+		if (now > tctx->run_start)
+			tctx->exec_runtime += now - tctx->run_start;
 	}
 }
 

@@ -225,12 +225,13 @@ int sched_format_stats(const struct sched *s, char *buf, size_t len)
 		"nr_queued=%llu nr_scheduled=%llu nr_running=%llu nr_online_cpus=%llu "
 		"nr_user_dispatches=%llu nr_kernel_dispatches=%llu nr_cancel_dispatches=%llu "
 		"nr_bounce_dispatches=%llu nr_failed_dispatches=%llu nr_sched_congested=%llu "
-		"nr_host_stalls=%llu nr_rescued=%llu nr_pending=%llu host_stalled=%llu",
+		"nr_host_stalls=%llu nr_rescued=%llu nr_pending=%llu host_stalled=%llu nr_kept=%llu",
 		(unsigned long long)b->nr_queued, (unsigned long long)b->nr_scheduled,
 		(unsigned long long)b->nr_running, (unsigned long long)b->nr_online_cpus,
 		(unsigned long long)b->nr_user_dispatches, (unsigned long long)b->nr_kernel_dispatches,
 		(unsigned long long)b->nr_cancel_dispatches, (unsigned long long)b->nr_bounce_dispatches,
 		(unsigned long long)b->nr_failed_dispatches, (unsigned long long)b->nr_sched_congested,
 		(unsigned long long)b->nr_host_stalls, (unsigned long long)b->nr_rescued,
-		(unsigned long long)b->nr_pending, (unsigned long long)b->host_stalled);
+		(unsigned long long)b->nr_pending, (unsigned long long)b->host_stalled,
+		(unsigned long long)b->nr_kept);
 }
