@@ -153,7 +153,7 @@ awk -v hy="$([ $hrc -eq 0 ] && echo passed || echo FAILED)" '
 	$1 == "XPORT" { x[$2, $3] = $4 }
 	END {
 		s = sprintf("At batch 512 the bridge costs %.1f ns/task with no policy work (floor), echo %.2fx " \
-			"that, simple %.2fx and gthulhu %.2fx the floor (%.2fx echo); callgrind agrees: %.0f / %.0f / " \
+			"that, simple %.2fx and gthulhu %.2fx the floor (%.2fx echo); callgrind: %.0f / %.0f / " \
 			"%.0f / %.0f Ir per task (gthulhu %.2fx echo). At batch 1 the per-batch cost dominates: " \
 			"floor %.0f ns, gthulhu %.0f ns per task. ", t["floor",512], t["echo",512]/t["floor",512],
 			t["simple",512]/t["floor",512], t["gthulhu",512]/t["floor",512], t["gthulhu",512]/t["echo",512],
