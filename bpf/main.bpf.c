@@ -101,6 +101,7 @@ static u64 vtime_floor;             /* newest vtime applied from the host */
 static u64 last_decision_at;
 static u64 pending_since;           /* when nr_pending last rose from 0 */
 static bool rescue_needed;
+static bool host_dead;              /* the host's main thread is exiting: stalled for good */
 static s32 host_last_cpu;
 
 /* --- Maps ------------------------------------------------------------------------------ */
@@ -705,6 +706,16 @@ void BPF_STRUCT_OPS(gthulhu_stopping, struct task_struct *p, bool runnable)
 	u64 now = bpf_ktime_get_ns();
 
 	__sync_fetch_and_sub(&nr_running, 1);
+	if (p->pid == host_tgid && host_tgid && (p->flags & PF_EXITING) && !host_dead) {
+		/* The host's main thread is dying (killed: a clean exit detaches first). Until
+		 * the kernel finishes unregistering us, schedule in-kernel and give back every
+		 * task it held, rather than hand more tasks to a process that is gone. */
+		host_dead = true;
+		host_stalled = 1;
+		rescue_needed = true;
+		__sync_fetch_and_add(&nr_host_stalls, 1);
+		dbg("gthulhu: host exiting: in-kernel scheduling until unregistered");
+	}
 	tctx = lookup_tctx(p);
 	if (tctx) {
 		tctx->stop_ts = now;
@@ -775,7 +786,7 @@ static int heartbeat(void *map, int *key, struct bpf_timer *timer)
 			/* The host is alive but some task waits too long: rescue the old ones. */
 			rescue_needed = true;
 		}
-	} else if (now - hb < stall_timeout_ns / 2) {
+	} else if (!host_dead && now - hb < stall_timeout_ns / 2) {
 		host_stalled = 0;
 		dbg("gthulhu: host heartbeat back: leaving stalled mode");
 	}

@@ -267,7 +267,16 @@ static int watchdog_start(struct pol *p)
 	pthread_cond_init(&p->wd_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	p->wd_inited = true;
-	if (pthread_create(&p->wd_thread, NULL, watchdog_main, p) != 0)
+	/* A small stack: the host mlockall()s, which would fault in and pin the default 8 MiB
+	 * (and a dying host would spend time unpinning it before its BPF link detaches). */
+	pthread_attr_t ta;
+	int rc;
+
+	pthread_attr_init(&ta);
+	pthread_attr_setstacksize(&ta, 256 * 1024);
+	rc = pthread_create(&p->wd_thread, &ta, watchdog_main, p);
+	pthread_attr_destroy(&ta);
+	if (rc != 0)
 		return G_ERR;
 	p->wd_started = true;
 	return G_OK;

@@ -29,7 +29,7 @@ MEM=${VM_MEM:-2048}
 BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-90}
 BUDGET=${SCENARIO_BUDGET:-85}
 QEMU=${QEMU:-qemu-system-x86_64}
-WORKLOADS=(hog pinned sleeper pingpong storm progress)
+WORKLOADS=(hog pinned sleeper pingpong storm progress scxwatch)
 BIN=${GTHULHU_BIN:-build/gthulhu-lua}
 # Kernel console lines that mean the guest kernel itself crashed (not a scheduler verdict).
 CRASH_RE='\[ *[0-9]+\.[0-9]+\] .*(Kernel panic|Oops|BUG: |general protection fault|invalid opcode:|kernel BUG)'
