@@ -32,7 +32,8 @@ local g = require "gthulhu.sched"
 local tonumber, next, type = tonumber, next, type
 
 local CPU_ANY = g.CPU_ANY
-local pick_idle_cpu = g.pick_idle_cpu
+local claim_idle_cpu = g.claim_idle_cpu
+local begin_batch = g.begin_batch
 local strategy = g.strategy
 local now = g.now
 
@@ -55,9 +56,6 @@ local slice_max = 2e7
 local slice_floor = 5e5 / 8
 local exec_cap = 100 * 5e5
 
--- Idle CPUs handed out in the current batch: claimed[cpu] == batch_no.
-local claimed = {}
-local batch_no = 0
 
 function P.init(ctx)
 	nr_cpus = g.nr_cpus()
@@ -67,8 +65,6 @@ function P.init(ctx)
 	if slice_max < slice_min then slice_max = slice_min end
 	slice_floor = slice_min / 8
 	exec_cap = EXEC_CAP_SLICES * slice_min
-	for c = 0, nr_cpus - 1 do claimed[c] = 0 end
-	batch_no = 0
 end
 
 -- Drop up to PRUNE_PER_BATCH entries not seen since `t - PRUNE_NS`. The cursor is the key
@@ -94,8 +90,7 @@ end
 
 function P.schedule(tasks, n, out)
 	local t_now = now()
-	batch_no = batch_no + 1
-	local bno = batch_no
+	begin_batch()
 	local vnow = vtime_now
 	for i = 0, n - 1 do
 		local task = tasks[i]
@@ -148,15 +143,10 @@ function P.schedule(tasks, n, out)
 			o.vtime = d
 		end
 
-		local prev = task.cpu
-		local cpu = pick_idle_cpu(prev)
-		if cpu >= 0 and cpu < nr_cpus and claimed[cpu] ~= bno
-		   and (cpu == prev or task.nr_cpus_allowed >= nr_cpus) then
-			claimed[cpu] = bno
-			o.cpu = cpu
-		else
-			o.cpu = CPU_ANY
-		end
+		-- An idle CPU (each given to one task per batch): its own, or any for a task
+		-- that may run everywhere; else the shared queue.
+		local cpu = claim_idle_cpu(task.cpu, task.nr_cpus_allowed >= nr_cpus)
+		o.cpu = cpu >= 0 and cpu or CPU_ANY
 	end
 	vtime_now = vnow
 	prune(t_now)

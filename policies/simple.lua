@@ -29,7 +29,8 @@ local g = require "gthulhu.sched"
 local tonumber, next, type = tonumber, next, type
 
 local CPU_ANY = g.CPU_ANY
-local cpu_idle = g.cpu_idle
+local claim_idle_cpu = g.claim_idle_cpu
+local begin_batch = g.begin_batch
 local strategy = g.strategy
 local now = g.now
 
@@ -46,16 +47,12 @@ local cursor = nil      -- pruning position: always a live key of `vruntime` or 
 
 local nr_cpus = 1
 local slice_def = 2e7
-local claimed = {}      -- claimed[cpu] == batch_no: already given to a task of this batch
-local batch_no = 0
 
 function P.init(ctx)
 	nr_cpus = g.nr_cpus()
 	slice_def = g.slice_ns_default()
 	if slice_def <= 0 then slice_def = 2e7 end
 	if ctx ~= nil and ctx.fifo ~= nil then P.fifo = not not ctx.fifo end
-	for c = 0, nr_cpus - 1 do claimed[c] = 0 end
-	batch_no = 0
 end
 
 local function prune(t)
@@ -80,8 +77,7 @@ function P.schedule(tasks, n, out)
 	local vnow = vtime_now
 	local seq = fifo_seq
 	local t_now = now()
-	batch_no = batch_no + 1
-	local bno = batch_no
+	begin_batch()
 	for i = 0, n - 1 do
 		local task = tasks[i]
 		local pid = task.pid
@@ -132,13 +128,9 @@ function P.schedule(tasks, n, out)
 			end
 		end
 
-		local prev = task.cpu
-		if prev >= 0 and prev < nr_cpus and claimed[prev] ~= bno and cpu_idle(prev) then
-			claimed[prev] = bno
-			o.cpu = prev
-		else
-			o.cpu = CPU_ANY
-		end
+		-- Its previous CPU if idle (each idle CPU goes to one task per batch).
+		local cpu = claim_idle_cpu(task.cpu, false)
+		o.cpu = cpu >= 0 and cpu or CPU_ANY
 	end
 	vtime_now = vnow
 	fifo_seq = seq

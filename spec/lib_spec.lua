@@ -82,6 +82,38 @@ describe("gthulhu.sched", function()
 		assert.are.equal(-1, g.pick_idle_cpu(10))
 	end)
 
+	it("claims each idle CPU once per batch, nearest first, from a snapshot", function()
+		local topo = {}
+		for c = 0, 7 do
+			local l2base = c - c % 2
+			local l3base = c - c % 4
+			topo[c] = { l2 = { l2base, l2base + 1 }, l3 = { l3base, l3base + 1, l3base + 2, l3base + 3 } }
+		end
+		local b = bitmap({ 1, 5, 6 })
+		H.setup({ nr_cpus = 8, idle = b, topology = topo })
+		assert.are.equal(3, g.begin_batch())
+		b[0] = 0                                         -- the snapshot, not the live map
+		assert.are.equal(5, g.claim_idle_cpu(5, true))   -- its own CPU
+		assert.are.equal(-1, g.claim_idle_cpu(5, false)) -- taken; may not migrate
+		assert.are.equal(6, g.claim_idle_cpu(4, true))   -- L3 sibling before far CPU 1
+		assert.are.equal(1, g.claim_idle_cpu(4, true))   -- any idle
+		assert.are.equal(-1, g.claim_idle_cpu(0, true))  -- none left
+		b[0] = bitmap({ 2 })[0]
+		assert.are.equal(1, g.begin_batch())            -- a new batch sees the new map
+		assert.are.equal(2, g.claim_idle_cpu(3, true))   -- L2 sibling of 3
+	end)
+
+	it("begin_batch ignores bits past nr_cpus and works without a bitmap", function()
+		H.setup({ nr_cpus = 4 })
+		assert.are.equal(0, g.begin_batch())
+		assert.are.equal(-1, g.claim_idle_cpu(0, true))
+		local b = bitmap({ 2, 10, 40 })
+		H.setup({ nr_cpus = 4, idle = b })
+		assert.are.equal(1, g.begin_batch())
+		assert.are.equal(2, g.claim_idle_cpu(0, true))
+		assert.are.equal(-1, g.claim_idle_cpu(0, true))
+	end)
+
 	it("looks strategies up by pid, then by tgid", function()
 		H.setup({})
 		g.set_strategies({

@@ -40,7 +40,7 @@ require "gthulhu.cdef"
 local C = ffi.C
 local band, lshift, rshift = bit.band, bit.lshift, bit.rshift
 local floor, huge = math.floor, math.huge
-local type, pairs, tostring, tonumber = type, pairs, tostring, tonumber
+local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
 local sformat, concat = string.format, table.concat
 
 -- clock_gettime with our own struct name, so we never clash with another cdef of timespec.
@@ -72,6 +72,8 @@ local function mono_now()
 	return tonumber(ts.sec) * 1e9 + tonumber(ts.nsec)
 end
 
+local build_pref   -- defined with the idle-CPU code below
+
 function g.setup(ctx)
 	ctx = ctx or {}
 	if type(ctx.nr_cpus) ~= "number" or ctx.nr_cpus < 1 then ctx.nr_cpus = 1 end
@@ -85,6 +87,7 @@ function g.setup(ctx)
 	slice_default = ctx.slice_ns_default
 	slice_min = ctx.slice_ns_min
 	topology = type(ctx.topology) == "table" and ctx.topology or nil
+	build_pref()
 	if ctx.idle ~= nil then
 		idle32 = ffi.cast("const volatile uint32_t *", ctx.idle)
 	else
@@ -104,53 +107,127 @@ function g.nr_cpus() return nr_cpus end
 function g.slice_ns_default() return slice_default end
 function g.slice_ns_min() return slice_min end
 
--- Bit `cpu` of the 64-bit-word bitmap, read as 32-bit words (no 64-bit boxing).
+-- Idle CPUs. The host's bitmap is MAX_CPUS/64 uint64 words; we read it as 32-bit words
+-- (no 64-bit boxing). wordidx(w) maps logical 32-bit word w (CPUs 32w..32w+31) to its
+-- index in that view: the same on little-endian, the halves swapped on big-endian.
+local function wordidx(w)
+	if little then return w end
+	return w + 1 - 2 * band(w, 1)
+end
+
+-- Bit `cpu` of the live bitmap.
 local function cpu_idle(cpu)
 	if idle32 == nil or cpu < 0 or cpu >= nr_cpus then return false end
-	local w = rshift(cpu, 5)
-	if not little then w = w + 1 - 2 * band(w, 1) end   -- swap the halves of each u64
-	return band(idle32[w], lshift(1, band(cpu, 31))) ~= 0
+	return band(idle32[wordidx(rshift(cpu, 5))], lshift(1, band(cpu, 31))) ~= 0
 end
 g.cpu_idle = cpu_idle
 
-local function idle_in(list, skip)
-	if list == nil then return -1 end
-	for i = 1, #list do
-		local c = list[i]
-		if c ~= skip and cpu_idle(c) then return c end
+-- Preference order per CPU, built once in g.setup(): the CPU itself, its L2 siblings,
+-- its L3 siblings (PREF_MAX at most), as FFI arrays, so the per-task search below is a
+-- plain indexed loop the JIT compiles without table lookups.
+local PREF_MAX = 128
+local pref = ffi.new("int16_t[?]", PREF_MAX)
+local pref_n = ffi.new("int16_t[1]")
+local nwords = 1
+
+-- Bit position of a 32-bit value with one bit set (keys are bit.band results, so 1<<31
+-- is the negative number bit.lshift gives).
+local bitpos = {}
+for b = 0, 31 do bitpos[lshift(1, b)] = b end
+
+build_pref = function()
+	pref = ffi.new("int16_t[?]", nr_cpus * PREF_MAX)
+	pref_n = ffi.new("int16_t[?]", nr_cpus)
+	nwords = rshift(nr_cpus + 31, 5)
+	for c = 0, nr_cpus - 1 do
+		local seen, k = {}, 0
+		local function add(x)
+			if k < PREF_MAX and type(x) == "number" and x >= 0 and x < nr_cpus and not seen[x] then
+				seen[x] = true
+				pref[c * PREF_MAX + k] = x
+				k = k + 1
+			end
+		end
+		add(c)
+		local t = topology and topology[c]
+		if type(t) == "table" then
+			for _, x in ipairs(type(t.l2) == "table" and t.l2 or {}) do add(x) end
+			for _, x in ipairs(type(t.l3) == "table" and t.l3 or {}) do add(x) end
+		end
+		pref_n[c] = k
+	end
+end
+
+-- First idle CPU in `bits` (32-bit words, logical order), searching prev's preference
+-- list, then everything; -1 if none. `live` says whether bits is the live bitmap.
+local function search(bits, live, prev, any)
+	if prev >= 0 and prev < nr_cpus then
+		local base = prev * PREF_MAX
+		local last = any and pref_n[prev] - 1 or 0
+		for k = 0, last do
+			local c = pref[base + k]
+			local wi = rshift(c, 5)
+			if live then wi = wordidx(wi) end
+			if band(bits[wi], lshift(1, band(c, 31))) ~= 0 then return c end
+		end
+		if not any then return -1 end
+	end
+	for w = 0, nwords - 1 do
+		local v = bits[live and wordidx(w) or w]
+		if v ~= 0 then
+			local c = w * 32 + bitpos[band(v, -v)]
+			if c < nr_cpus then return c end
+			return -1
+		end
 	end
 	return -1
 end
 
 -- prev if idle, else an idle L2 sibling, then L3 sibling, then any idle CPU, else -1.
+-- Reads the live bitmap and claims nothing (see g.claim_idle_cpu for batches).
 function g.pick_idle_cpu(prev)
 	if idle32 == nil then return -1 end
-	if prev ~= nil and prev >= 0 and prev < nr_cpus then
-		if cpu_idle(prev) then return prev end
-		local t = topology and topology[prev]
-		if t then
-			local c = idle_in(t.l2, prev)
-			if c >= 0 then return c end
-			c = idle_in(t.l3, prev)
-			if c >= 0 then return c end
+	if prev == nil then prev = -1 end
+	return search(idle32, true, prev, true)
+end
+
+-- Per-batch idle CPUs: g.begin_batch() snapshots the bitmap once; g.claim_idle_cpu()
+-- then hands each idle CPU to at most one task of the batch. With no idle CPU left (the
+-- usual case under load) a claim costs one comparison: no loop at all.
+local snap = ffi.new("uint32_t[?]", MAX_CPUS / 32)
+local nidle = 0
+local popcnt8 = ffi.new("uint8_t[256]")
+for i = 1, 255 do popcnt8[i] = popcnt8[rshift(i, 1)] + band(i, 1) end
+
+function g.begin_batch()
+	nidle = 0
+	if idle32 == nil then return 0 end
+	for w = 0, nwords - 1 do
+		local v = idle32[wordidx(w)]
+		if w == nwords - 1 and band(nr_cpus, 31) ~= 0 then
+			v = band(v, lshift(1, band(nr_cpus, 31)) - 1)   -- no bits past nr_cpus
 		end
-	end
-	local words = rshift(nr_cpus + 31, 5)
-	for w = 0, words - 1 do
-		local idx = w
-		if not little then idx = w + 1 - 2 * band(w, 1) end
-		local v = idle32[idx]
+		snap[w] = v
 		if v ~= 0 then
-			for b = 0, 31 do
-				if band(v, lshift(1, b)) ~= 0 then
-					local c = w * 32 + b
-					if c < nr_cpus then return c end
-					return -1
-				end
-			end
+			nidle = nidle + popcnt8[band(v, 255)] + popcnt8[band(rshift(v, 8), 255)]
+				+ popcnt8[band(rshift(v, 16), 255)] + popcnt8[rshift(v, 24)]
 		end
 	end
-	return -1
+	return nidle
+end
+
+-- An idle CPU for a task last on `prev`, from this batch's snapshot: prev itself if idle;
+-- if `may_migrate`, else its nearest idle sibling (L2, then L3) or any idle CPU. The CPU is
+-- removed from the snapshot. -1 if none.
+function g.claim_idle_cpu(prev, may_migrate)
+	if nidle == 0 then return -1 end
+	local c = search(snap, false, prev, may_migrate)
+	if c >= 0 then
+		local w = rshift(c, 5)
+		snap[w] = band(snap[w], bit.bnot(lshift(1, band(c, 31))))
+		nidle = nidle - 1
+	end
+	return c
 end
 
 -- Strategies: pid -> entry; a task matches by its pid, then by its process (tgid).
