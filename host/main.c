@@ -366,6 +366,9 @@ int main(int argc, char **argv)
 	}
 	if (g_verbose >= 1)
 		cfg_dump(&cfg, stderr);
+	if (cfg.api_enabled)
+		g_warn("%s: api.enabled: this version serves no HTTP API yet; the api.* keys are "
+		       "checked but nothing listens", cfg.file[0] ? cfg.file : "config");
 	policy = o.policy ? o.policy : cfg.policy;
 	if (!policy[0]) {
 		g_err("no policy given (argument or scheduler.policy); try --help");

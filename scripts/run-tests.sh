@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run-tests.sh SUITE...: run test suites and sum their results into one closing line.
 # Suites: unit (build/tests/test_*), spec (busted under LuaJIT), transport (real BPF
-# ringbufs on this kernel; needs root), vm (real sched_ext kernel in QEMU), all.
+# ringbufs on this kernel; needs root), fuzz (fuzz targets replay their corpus),
+# vm (real sched_ext kernel in QEMU), all.
 # Every suite ends with an "N passed, N failed" line (busted's summary is converted);
 # a suite that crashes or prints no such line counts as one failure.
 set -uo pipefail
@@ -69,6 +70,8 @@ transport() {
 
 vm() { run_suite vm bash tests/vm/run.sh; }
 
+fuzz() { run_suite fuzz-regress make --no-print-directory fuzz-regress; }
+
 suites=("$@"); [ ${#suites[@]} -gt 0 ] || suites=(all)
 for s in "${suites[@]}"; do
 	case $s in
@@ -76,7 +79,8 @@ for s in "${suites[@]}"; do
 	spec) run_suite spec spec ;;
 	transport) transport ;;
 	vm) vm ;;
-	all) unit; run_suite spec spec; transport; vm ;;
+	fuzz) fuzz ;;
+	all) unit; run_suite spec spec; transport; fuzz; vm ;;
 	*) echo "run-tests: unknown suite $s" >&2; exit 2 ;;
 	esac
 done
