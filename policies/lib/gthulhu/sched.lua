@@ -32,6 +32,12 @@
 --   topology = { [cpu] = { l2 = {cpu, ...}, l3 = {cpu, ...} } } with 0-based cpu keys, or nil
 --   (every CPU alone); idle = `const volatile uint64_t *` bitmap of MAX_CPUS/64 words, or nil;
 --   now = optional function returning ns (a simulator's virtual clock).
+--
+-- API: g.CPU_ANY, g.MAX_BATCH, g.MAX_CPUS, g.ffi, g.ctx; g.setup(ctx); g.now(); g.nr_cpus();
+--   g.slice_ns_default(); g.slice_ns_min(); g.cpu_idle(cpu); g.pick_idle_cpu(prev);
+--   g.begin_batch() then g.claim_idle_cpu(prev, may_migrate) per task (idle CPUs from a
+--   per-batch snapshot, each to one task); g.set_strategies(list); g.strategy(pid, tgid);
+--   g.serialize(v); g.deserialize(s).
 
 local ffi = require "ffi"
 local bit = require "bit"
