@@ -98,6 +98,8 @@ struct pol {
 	const char *call_what;
 	int hooked;
 	unsigned soft_ms, hard_ms;
+	uint32_t last_bad_gen;       /* batch whose first rejected decision is in last_bad */
+	char last_bad[160];
 	bool call_hot;               /* the call under watch is schedule() (the hot path) */
 };
 
@@ -131,18 +133,38 @@ static void dir_of(const char *path, char *dir, size_t len)
 		snprintf(dir, len, "%.*s", (int)(slash - path), path);
 }
 
+/* Where gthulhu/sched.lua comes from, first match wins: $GTHULHU_LIB; <policy dir>/lib
+ * (the repository's policies/); <executable dir>/../policies/lib (build/gthulhu-lua run
+ * on a policy kept anywhere else); the installed GTHULHU_DATADIR/policies/lib. */
 static void pick_lib_dir(struct pol *p, const char *policy_path)
 {
-	char dir[PATH_MAX], probe[PATH_MAX + 64];
+	char dir[PATH_MAX], exe[PATH_MAX], probe[PATH_MAX + 64];
+	const char *env = getenv("GTHULHU_LIB");
+	ssize_t n;
 
 	if (p->lib_dir_given)
 		return;
+	if (env && env[0]) {
+		snprintf(p->lib_dir, sizeof(p->lib_dir), "%s", env);
+		return;
+	}
 	dir_of(policy_path, dir, sizeof(dir));
 	snprintf(probe, sizeof(probe), "%s/lib/gthulhu/sched.lua", dir);
-	if (file_exists(probe))
+	if (file_exists(probe)) {
 		snprintf(p->lib_dir, sizeof(p->lib_dir), "%.4000s/lib", dir);
-	else
-		snprintf(p->lib_dir, sizeof(p->lib_dir), "%s", GTHULHU_DATADIR "/policies/lib");
+		return;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		dir_of(exe, dir, sizeof(dir));
+		snprintf(probe, sizeof(probe), "%s/../policies/lib/gthulhu/sched.lua", dir);
+		if (file_exists(probe)) {
+			snprintf(p->lib_dir, sizeof(p->lib_dir), "%.4000s/../policies/lib", dir);
+			return;
+		}
+	}
+	snprintf(p->lib_dir, sizeof(p->lib_dir), "%s", GTHULHU_DATADIR "/policies/lib");
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -781,18 +803,27 @@ static void validate(struct pol *p, int n, int m)
 	for (int j = 0; j < m; j++) {
 		int32_t pid = o[j].pid;
 		int32_t cpu = o[j].cpu;
-		if (pid <= 0)
+		const char *why;
+		if (pid <= 0) {
+			why = "pid is not a task's (zero or negative)";
 			goto bad;
+		}
 		uint32_t h = pid_hash(pid) & mask;
 		while (p->slots[h].gen == gen && p->slots[h].pid != pid)
 			h = (h + 1) & mask;
-		if (p->slots[h].gen != gen)
-			goto bad;                     /* not a task of this batch */
-		int idx = p->slots[h].idx;
-		if (p->decided[idx] == gen)
-			goto bad;                     /* decided twice */
-		if (cpu != RL_CPU_ANY && (cpu < 0 || cpu >= nr_cpus))
+		if (p->slots[h].gen != gen) {
+			why = "pid is not a task of this batch";
 			goto bad;
+		}
+		int idx = p->slots[h].idx;
+		if (p->decided[idx] == gen) {
+			why = "task decided twice";
+			goto bad;
+		}
+		if (cpu != RL_CPU_ANY && (cpu < 0 || cpu >= nr_cpus)) {
+			why = "cpu is neither a CPU id below nr_cpus nor CPU_ANY";
+			goto bad;
+		}
 		p->decided[idx] = gen;
 		o[j].enq_cnt = t[idx].enq_cnt;
 		if (k != j)
@@ -801,6 +832,11 @@ static void validate(struct pol *p, int n, int m)
 		continue;
 bad:
 		p->stats.bad_decisions++;
+		if (p->last_bad_gen != gen) {   /* the first rejection of a batch, for messages */
+			p->last_bad_gen = gen;
+			snprintf(p->last_bad, sizeof(p->last_bad), "out[%d] pid=%d cpu=%d: %s", j,
+				 (int)pid, (int)cpu, why);
+		}
 	}
 
 	for (int i = 0; i < n; i++) {
@@ -850,6 +886,9 @@ int pol_schedule(struct pol *p, int n)
 		else if (d > n) {
 			double cap = d > p->env.batch_max ? p->env.batch_max : d;
 			p->stats.bad_decisions += (uint64_t)cap - (uint64_t)n;
+			snprintf(p->last_bad, sizeof(p->last_bad), "schedule() returned %.0f for %d "
+				 "tasks: the decisions past %d were dropped", cap, n, n);
+			p->last_bad_gen = p->gen + 1;  /* validate() below keeps its own first */
 			m = n;
 		} else
 			m = (int)d;
@@ -1037,8 +1076,9 @@ int pol_selftest(struct pol *p, char *err, size_t errlen)
 	}
 	if (bad || fb) {
 		set_err(err, errlen, "%s: self-test: over 2 batches of %d tasks the policy made %llu "
-			"invalid decision(s) and left %llu task(s) undecided", p->path, n,
-			(unsigned long long)bad, (unsigned long long)fb);
+			"invalid decision(s) and left %llu task(s) undecided%s%s", p->path, n,
+			(unsigned long long)bad, (unsigned long long)fb,
+			bad ? "; first rejected: " : "", bad ? p->last_bad : "");
 		return G_ERR;
 	}
 	return G_OK;

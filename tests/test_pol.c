@@ -207,6 +207,8 @@ static void test_bad_modes(void)
 		else if (!(k->fallbacks == 1 && k->n == 1)) {
 			CHECK(rc != G_OK, "mode %s: self-test should fail", k->mode);
 			CHECK_STR_CONTAINS(err, "bad.lua");
+			if (rc != G_OK && k->bad && !k->errors)   /* names the first bad decision */
+				CHECK(strstr(err, "first rejected: out[") || strstr(err, "first rejected: schedule() returned"), "%s", err);
 		}
 		CHECK(pol_lua_top(p) == 0);
 		pol_close(p);
