@@ -66,7 +66,8 @@ $(G)/%.bpf.o: bpf/%.bpf.c bpf/intf.h $(wildcard bpf/*.bpf.h) $(G)/vmlinux.h | $(
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@ 2> $@.log || { cat $@.log; exit 1; }
 	$(Q)grep -v 'declaration does not declare anything\|^ *[0-9]* | \|^ *| *\^\|warnings\? generated\|^In file included\|vmlinux.h' $@.log >&2 || true
 
-$(G)/transport.bpf.o: tests/transport/transport.bpf.c bpf/intf.h $(G)/vmlinux.h | $(G)
+$(G)/transport.bpf.o: tests/transport/transport.bpf.c tests/transport/transport.h bpf/rings.bpf.h \
+		bpf/intf.h $(G)/vmlinux.h | $(G)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@ 2> $@.log || { cat $@.log; exit 1; }
 
@@ -94,7 +95,8 @@ $(B)/tests/test_%: tests/test_%.c tests/check.h $(LIB_OBJS) $(GEN_HDRS) | $(B)/t
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests $< $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS)
 
-$(B)/tests/transport: tests/transport/transport.c $(G)/transport.skel.h $(LIB_OBJS) | $(B)/tests
+$(B)/tests/transport: tests/transport/transport.c tests/transport/transport.h $(G)/transport.skel.h \
+		$(LIB_OBJS) | $(B)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests $< $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS)
 

@@ -105,15 +105,7 @@ static bool host_dead;              /* the host's main thread is exiting: stalle
 static s32 host_last_cpu;
 
 /* --- Maps ------------------------------------------------------------------------------ */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
-} queued SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_USER_RINGBUF);
-	__uint(max_entries, 1 << 19);
-} dispatched SEC(".maps");
+#include "rings.bpf.h"   /* queued, dispatched */
 
 struct pending_val {
 	u64 enq_cnt;

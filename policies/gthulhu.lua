@@ -29,25 +29,24 @@
 
 local g = require "gthulhu.sched"
 
-local tonumber, next, type = tonumber, next, type
+local tonumber, type = tonumber, type
 
 local CPU_ANY = g.CPU_ANY
 local claim_idle_cpu = g.claim_idle_cpu
 local begin_batch = g.begin_batch
-local strategy = g.strategy
+local strategy_for = g.strategy_for
 local now = g.now
 
 local PRUNE_NS = 30e9        -- forget a pid not seen for this long
-local PRUNE_PER_BATCH = 8    -- table entries examined per batch
 local EXEC_CAP_SLICES = 100  -- deadline offset cap, in minimum slices of virtual time
 
 local P = {}
 
 -- Policy state (see save/restore).
 local vtime_now = 0
-local vruntime = {}   -- pid -> vruntime (ns, virtual)
-local last_seen = {}  -- pid -> g.now() of the last batch the pid was in
-local cursor = nil    -- pruning position in `vruntime` (always a live key or nil)
+local tasks_vr = g.pid_table(PRUNE_NS)
+local vruntime = tasks_vr.value   -- pid -> vruntime (ns, virtual)
+local last_seen = tasks_vr.seen   -- pid -> g.now() of the last batch the pid was in
 
 -- Settings cached by init().
 local nr_cpus = 1
@@ -67,27 +66,6 @@ function P.init(ctx)
 	exec_cap = EXEC_CAP_SLICES * slice_min
 end
 
--- Drop up to PRUNE_PER_BATCH entries not seen since `t - PRUNE_NS`. The cursor is the key
--- examined last and is never the one removed (a removed entry's successor is reached by
--- next() from the same cursor), so it is always a live key: next() stays valid even after
--- inserts resized the table.
-local function prune(t)
-	local k = cursor
-	if k ~= nil and vruntime[k] == nil then k = nil end
-	for _ = 1, PRUNE_PER_BATCH do
-		local nk = next(vruntime, k)
-		if nk == nil then k = nil; break end  -- end of the table: restart next batch
-		local seen = last_seen[nk]
-		if seen == nil or t - seen > PRUNE_NS then
-			vruntime[nk] = nil
-			last_seen[nk] = nil
-		else
-			k = nk
-		end
-	end
-	cursor = k
-end
-
 function P.schedule(tasks, n, out)
 	local t_now = now()
 	begin_batch()
@@ -100,13 +78,8 @@ function P.schedule(tasks, n, out)
 
 		local slice = slice_min * w / 100
 		if slice < slice_floor then slice = slice_floor elseif slice > slice_max then slice = slice_max end
-		local prio = false
-		local st = strategy(pid, task.tgid)
-		if st ~= nil then
-			prio = st.priority
-			local et = st.execution_time
-			if et ~= nil and et > 0 then slice = et end
-		end
+		local prio
+		prio, slice = strategy_for(pid, task.tgid, slice)
 
 		-- vruntime before charging the last run.
 		local v
@@ -149,42 +122,24 @@ function P.schedule(tasks, n, out)
 		o.cpu = cpu >= 0 and cpu or CPU_ANY
 	end
 	vtime_now = vnow
-	prune(t_now)
+	tasks_vr:prune(t_now)
 	return n
 end
 
 -- Hot reload: a plain table, numbers only.
 function P.save()
-	local tasks = {}
-	for pid, v in next, vruntime do tasks[pid] = v end
-	local seen = {}
-	for pid, s in next, last_seen do seen[pid] = s end
-	return { vtime_now = vtime_now, tasks = tasks, seen = seen }
+	return { vtime_now = vtime_now, tasks = tasks_vr:save() }
 end
 
 function P.restore(s)
 	if type(s) ~= "table" then return end
 	if type(s.vtime_now) == "number" and s.vtime_now > vtime_now then vtime_now = s.vtime_now end
-	if type(s.tasks) == "table" then
-		local t = now()
-		local seen = type(s.seen) == "table" and s.seen or {}
-		for pid, v in next, s.tasks do
-			if type(pid) == "number" and type(v) == "number" then
-				vruntime[pid] = v
-				last_seen[pid] = type(seen[pid]) == "number" and seen[pid] or t
-			end
-		end
-	end
-	cursor = nil
+	tasks_vr:restore(s.tasks, now())
 end
 
 -- For tests and stats: current state without copying.
 function P.vruntime(pid) return vruntime[pid] end
 function P.vtime_now() return vtime_now end
-function P.nr_tracked()
-	local c = 0
-	for _ in next, vruntime do c = c + 1 end
-	return c
-end
+function P.nr_tracked() return tasks_vr:count() end
 
 return P

@@ -26,24 +26,23 @@ local FIFO = false   -- true: this file schedules FIFO by default
 
 local g = require "gthulhu.sched"
 
-local tonumber, next, type = tonumber, next, type
+local tonumber, type = tonumber, type
 
 local CPU_ANY = g.CPU_ANY
 local claim_idle_cpu = g.claim_idle_cpu
 local begin_batch = g.begin_batch
-local strategy = g.strategy
+local strategy_for = g.strategy_for
 local now = g.now
 
-local PRUNE_NS = 30e9
-local PRUNE_PER_BATCH = 8
+local PRUNE_NS = 30e9   -- forget a pid not seen for this long
 
 local P = { fifo = FIFO }
 
 local vtime_now = 0
 local fifo_seq = 0      -- last FIFO vtime handed out
-local vruntime = {}     -- pid -> vruntime
-local last_seen = {}    -- pid -> g.now() when last scheduled
-local cursor = nil      -- pruning position: always a live key of `vruntime` or nil
+local tasks_vr = g.pid_table(PRUNE_NS)
+local vruntime = tasks_vr.value   -- pid -> vruntime
+local last_seen = tasks_vr.seen   -- pid -> g.now() when last scheduled
 
 local nr_cpus = 1
 local slice_def = 2e7
@@ -53,23 +52,6 @@ function P.init(ctx)
 	slice_def = g.slice_ns_default()
 	if slice_def <= 0 then slice_def = 2e7 end
 	if ctx ~= nil and ctx.fifo ~= nil then P.fifo = not not ctx.fifo end
-end
-
-local function prune(t)
-	local k = cursor
-	if k ~= nil and vruntime[k] == nil then k = nil end
-	for _ = 1, PRUNE_PER_BATCH do
-		local nk = next(vruntime, k)
-		if nk == nil then k = nil; break end
-		local seen = last_seen[nk]
-		if seen == nil or t - seen > PRUNE_NS then
-			vruntime[nk] = nil   -- k stays the cursor: it is still live
-			last_seen[nk] = nil
-		else
-			k = nk
-		end
-	end
-	cursor = k
 end
 
 function P.schedule(tasks, n, out)
@@ -85,14 +67,7 @@ function P.schedule(tasks, n, out)
 		o.pid = pid
 		o.flags = 0
 
-		local slice = slice_def
-		local prio = false
-		local st = strategy(pid, task.tgid)
-		if st ~= nil then
-			prio = st.priority
-			local et = st.execution_time
-			if et ~= nil and et > 0 then slice = et end
-		end
+		local prio, slice = strategy_for(pid, task.tgid, slice_def)
 		o.slice_ns = slice
 
 		if fifo then
@@ -134,38 +109,23 @@ function P.schedule(tasks, n, out)
 	end
 	vtime_now = vnow
 	fifo_seq = seq
-	if not fifo then prune(t_now) end
+	if not fifo then tasks_vr:prune(t_now) end
 	return n
 end
 
 function P.save()
-	local tasks = {}
-	for pid, v in next, vruntime do tasks[pid] = v end
-	return { vtime_now = vtime_now, fifo_seq = fifo_seq, tasks = tasks }
+	return { vtime_now = vtime_now, fifo_seq = fifo_seq, tasks = tasks_vr:save() }
 end
 
 function P.restore(s)
 	if type(s) ~= "table" then return end
 	if type(s.vtime_now) == "number" and s.vtime_now > vtime_now then vtime_now = s.vtime_now end
 	if type(s.fifo_seq) == "number" and s.fifo_seq > fifo_seq then fifo_seq = s.fifo_seq end
-	if type(s.tasks) == "table" then
-		local t = now()
-		for pid, v in next, s.tasks do
-			if type(pid) == "number" and type(v) == "number" then
-				vruntime[pid] = v
-				last_seen[pid] = t
-			end
-		end
-	end
-	cursor = nil
+	tasks_vr:restore(s.tasks, now())
 end
 
 function P.vruntime(pid) return vruntime[pid] end
 function P.vtime_now() return vtime_now end
-function P.nr_tracked()
-	local c = 0
-	for _ in next, vruntime do c = c + 1 end
-	return c
-end
+function P.nr_tracked() return tasks_vr:count() end
 
 return P

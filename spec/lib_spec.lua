@@ -114,6 +114,36 @@ describe("gthulhu.sched", function()
 		assert.are.equal(-1, g.claim_idle_cpu(0, true))
 	end)
 
+	it("strategy_for gives priority and slice, by pid then tgid", function()
+		H.setup({})
+		g.set_strategies({
+			{ pid = 1000, priority = true, execution_time = 0 },
+			{ pid = 2000, priority = false, execution_time = 3e6 },
+		})
+		local prio, slice = g.strategy_for(1000, 1000, 5e6)
+		assert.is_true(prio); assert.are.equal(5e6, slice)
+		prio, slice = g.strategy_for(2003, 2000, 5e6)       -- a thread of process 2000
+		assert.is_false(prio); assert.are.equal(3e6, slice)
+		prio, slice = g.strategy_for(7, 7, 5e6)
+		assert.is_false(prio); assert.are.equal(5e6, slice)
+	end)
+
+	it("pid_table forgets entries not seen for a while, a few per prune", function()
+		local t = g.pid_table(100, 3)
+		for pid = 1, 10 do t.value[pid] = pid * 10; t.seen[pid] = pid <= 5 and 0 or 1000 end
+		t:prune(1050)                       -- examines 3 entries
+		assert.is_true(t:count() >= 7)
+		for _ = 1, 5 do t:prune(1050) end   -- goes round: all 5 stale ones gone
+		assert.are.equal(5, t:count())
+		for pid = 6, 10 do assert.are.equal(pid * 10, t.value[pid]) end
+		local saved = g.deserialize(g.serialize(t:save()))
+		local u = g.pid_table(100)
+		local keep = u.value
+		u:restore(saved, 5)
+		assert.are.equal(keep, u.value)     -- same table: upvalues stay valid
+		assert.are.equal(80, u.value[8]); assert.are.equal(1000, u.seen[8])
+	end)
+
 	it("looks strategies up by pid, then by tgid", function()
 		H.setup({})
 		g.set_strategies({

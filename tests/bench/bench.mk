@@ -19,6 +19,6 @@ $(B)/bench/bridge: tests/bench/bridge.c $(LIB_OBJS) $(GEN_HDRS) | $(B)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS)
 
-$(B)/bench/xport: tests/bench/xport.c $(G)/transport.skel.h $(LIB_OBJS) | $(B)/bench
+$(B)/bench/xport: tests/bench/xport.c tests/transport/transport.h $(G)/transport.skel.h $(LIB_OBJS) | $(B)/bench
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $< $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -Itests/transport $< $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS)

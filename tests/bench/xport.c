@@ -30,6 +30,7 @@ typedef __u64 u64;
 typedef __u32 u32;
 typedef __s32 s32;
 #include "transport.skel.h"
+#include "transport.h"
 
 int g_verbose;
 
@@ -37,20 +38,7 @@ int g_verbose;
 #define PID_BASE 1000
 
 /* argument layouts of the transport test's syscall programs */
-struct produce_args {
-	__u32 n;
-	__s32 pid_base;
-	__u64 enq_base;
-	__u32 produced;
-	__u32 dropped;
-};
 
-struct consume_args {
-	__s32 pid_base;
-	__u32 drained;
-	__u32 stray;
-	__u32 bad_size;
-};
 
 struct rig {
 	const char *name;

@@ -16,26 +16,8 @@
 
 char _license[] SEC("license") = "GPL";
 
-#define SEEN_MAX 16384
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
-} queued SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_USER_RINGBUF);
-	__uint(max_entries, 1 << 19);
-} dispatched SEC(".maps");
-
-struct seen {
-	__u32 count;
-	__s32 cpu;
-	__u64 vtime;
-	__u64 slice_ns;
-	__u64 enq_cnt;
-	__u64 flags;
-};
+#include "rings.bpf.h"   /* the scheduler's own queued and dispatched maps */
+#include "transport.h"   /* struct seen, produce_args, consume_args */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -43,21 +25,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct seen);
 } seen SEC(".maps");
-
-struct produce_args {
-	__u32 n;
-	__s32 pid_base;
-	__u64 enq_base;
-	__u32 produced;
-	__u32 dropped;
-};
-
-struct consume_args {
-	__s32 pid_base;
-	__u32 drained;
-	__u32 stray;
-	__u32 bad_size;
-};
 
 SEC("syscall")
 int produce(struct produce_args *a)

@@ -25,35 +25,15 @@ typedef __u64 u64;
 typedef __u32 u32;
 typedef __s32 s32;
 #include "transport.skel.h"
+#include "transport.h"
 
 int g_verbose;
 
 #define NCPU 4
 #define ECHO "tests/transport/echo.lua"
 
-struct seen {
-	__u32 count;
-	__s32 cpu;
-	__u64 vtime;
-	__u64 slice_ns;
-	__u64 enq_cnt;
-	__u64 flags;
-};
 
-struct produce_args {
-	__u32 n;
-	__s32 pid_base;
-	__u64 enq_base;
-	__u32 produced;
-	__u32 dropped;
-};
 
-struct consume_args {
-	__s32 pid_base;
-	__u32 drained;
-	__u32 stray;
-	__u32 bad_size;
-};
 
 struct rig {
 	struct transport_bpf *skel;

@@ -37,6 +37,7 @@
 --   g.slice_ns_default(); g.slice_ns_min(); g.cpu_idle(cpu); g.pick_idle_cpu(prev);
 --   g.begin_batch() then g.claim_idle_cpu(prev, may_migrate) per task (idle CPUs from a
 --   per-batch snapshot, each to one task); g.set_strategies(list); g.strategy(pid, tgid);
+--   g.strategy_for(pid, tgid, slice) -> priority, slice; g.pid_table(forget_ns);
 --   g.serialize(v); g.deserialize(s).
 
 local ffi = require "ffi"
@@ -47,6 +48,7 @@ local C = ffi.C
 local band, lshift, rshift = bit.band, bit.lshift, bit.rshift
 local floor, huge = math.floor, math.huge
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
+local next, setmetatable = next, setmetatable
 local sformat, concat = string.format, table.concat
 
 -- clock_gettime with our own struct name, so we never clash with another cdef of timespec.
@@ -257,6 +259,79 @@ function g.strategy(pid, tgid)
 	if e ~= nil then return e end
 	if tgid ~= nil then return strat_by_pid[tgid] end
 	return nil
+end
+
+-- What the task's strategy (if any) makes of it: priority (boolean) and the slice, which
+-- is `slice` unless the strategy sets an execution_time. Two return values, no table.
+function g.strategy_for(pid, tgid, slice)
+	local e = strat_by_pid[pid]
+	if e == nil then e = strat_by_pid[tgid] end
+	if e == nil then return false, slice end
+	local et = e.execution_time
+	if et ~= nil and et > 0 then slice = et end
+	return e.priority == true, slice
+end
+
+-- Per-task numbers keyed by pid that forget tasks not seen for `forget_ns`:
+--   local vr = g.pid_table(30e9)
+--   vr.value[pid] = v; vr.seen[pid] = g.now()   -- plain tables: index them in schedule()
+--   vr:prune(g.now())                            -- once per batch: checks a few entries
+-- so the tables stay bounded on a machine that runs millions of short-lived processes,
+-- without ever scanning them whole. vr:save() / vr:restore(s, now) carry them across a
+-- hot reload (restore fills the same tables, so upvalues holding them stay valid);
+-- vr:count() counts the entries.
+local PT = {}
+PT.__index = PT
+
+function g.pid_table(forget_ns, per_batch)
+	return setmetatable({ value = {}, seen = {}, forget_ns = forget_ns or 30e9,
+			      per_batch = per_batch or 8, cursor = nil }, PT)
+end
+
+-- The cursor is the key examined last and never the one removed (next() from it reaches
+-- the successor of a removed entry), so it is always a live key: next() stays valid even
+-- after inserts resized the table.
+function PT:prune(t)
+	local value, seen, forget = self.value, self.seen, self.forget_ns
+	local k = self.cursor
+	if k ~= nil and value[k] == nil then k = nil end
+	for _ = 1, self.per_batch do
+		local nk = next(value, k)
+		if nk == nil then k = nil; break end  -- end of the table: restart next batch
+		local s = seen[nk]
+		if s == nil or t - s > forget then
+			value[nk] = nil
+			seen[nk] = nil
+		else
+			k = nk
+		end
+	end
+	self.cursor = k
+end
+
+function PT:save()
+	local v, s = {}, {}
+	for pid, x in next, self.value do v[pid] = x end
+	for pid, x in next, self.seen do s[pid] = x end
+	return { value = v, seen = s }
+end
+
+function PT:restore(saved, t)
+	if type(saved) ~= "table" or type(saved.value) ~= "table" then return end
+	local seen = type(saved.seen) == "table" and saved.seen or {}
+	for pid, x in next, saved.value do
+		if type(pid) == "number" and type(x) == "number" then
+			self.value[pid] = x
+			self.seen[pid] = type(seen[pid]) == "number" and seen[pid] or t
+		end
+	end
+	self.cursor = nil
+end
+
+function PT:count()
+	local c = 0
+	for _ in next, self.value do c = c + 1 end
+	return c
 end
 
 -- Serialization for hot reload: a Lua expression that rebuilds the value exactly.
