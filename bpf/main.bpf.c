@@ -9,7 +9,10 @@
  * and sends one decision per task back over the user ringbuf `dispatched`
  * (struct dispatched_task_ctx): CPU (or RL_CPU_ANY), vtime (0 = priority), slice.
  * ops.dispatch drains `dispatched` and inserts each task, vtime-ordered, into the DSQ of the
- * chosen CPU (id = cpu) or into SHARED_DSQ, then consumes this CPU's DSQ, then SHARED_DSQ.
+ * chosen CPU (id = cpu) or into SHARED_DSQ (a priority decision goes to the head of a CPU's
+ * local DSQ and preempts), then runs, in order: the host's threads, the previous task if
+ * it is still first in vtime order (see keep_prev), then whichever of this CPU's DSQ and
+ * SHARED_DSQ has the earlier head.
  *
  * Safety, because a user-space scheduler can be slow, stopped, buggy or dead:
  *  - The host's own threads (tgid == host_tgid) never go to user space: they wait in
@@ -35,7 +38,9 @@
  *    watchdog never sees a stranded task.
  *  - The timer also kicks a CPU when the host's threads wait in SCHED_DSQ for too long.
  *  - If the host process dies, its struct_ops link goes with it: the kernel's default
- *    scheduler takes over.
+ *    scheduler takes over. Until the kernel has finished unregistering us, the dying
+ *    host's main thread flips the scheduler into stalled mode for good (ops.stopping sees
+ *    PF_EXITING), so no task is handed to a process that is gone.
  *
  * DSQs are all vtime-ordered except SCHED_DSQ (FIFO): the kernel refuses to mix FIFO and
  * vtime inserts in one DSQ, so kernel-decided tasks use vtime_floor (the newest vtime
