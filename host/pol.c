@@ -428,7 +428,10 @@ static const char BOOT_LUA[] =
 	"if P.init ~= nil then P.init(ctx) end\n"
 	"local tasks = ffi.cast('struct queued_task_ctx *', tasks_p)\n"
 	"local out = ffi.cast('struct dispatched_task_ctx *', out_p)\n"
-	"return function(n) return P.schedule(tasks, n, out) end\n";
+	/* Not a tail call: with `return P.schedule(...)`, LuaJIT, after a long run of
+	 * 1-task batches (a quiet machine), ended up running later large batches ~8x slower
+	 * and allocating per task (measured: tests/bench, gthulhu-b1). */
+	"return function(n) local m = P.schedule(tasks, n, out) return m end\n";
 
 /* Called with (P, g): returns the serialized P.save() or nil if there is no save. */
 static const char SAVE_LUA[] =
