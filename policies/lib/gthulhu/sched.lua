@@ -130,13 +130,16 @@ local function cpu_idle(cpu)
 end
 g.cpu_idle = cpu_idle
 
--- Preference order per CPU, built once in g.setup(): the CPU itself, its L2 siblings,
--- its L3 siblings (PREF_MAX at most), as FFI arrays, so the per-task search below is a
--- plain indexed loop the JIT compiles without table lookups.
-local PREF_MAX = 128
-local pref = ffi.new("int16_t[?]", PREF_MAX)
-local pref_n = ffi.new("int16_t[1]")
+-- Cache neighbourhoods as bitmasks, built once in g.setup(): for CPU c, word w of its L2
+-- mask is l2m[c * nwords + w] (likewise l3m); allm has a bit for every CPU < nr_cpus.
+-- The search below is then a few AND operations over nwords 32-bit words (1 up to 32
+-- CPUs): loops whose trip count never changes, which LuaJIT compiles into the policy's own
+-- loop. (A walk over sibling lists, with a different length each time, kept the policy's
+-- loop from compiling cleanly: side traces, aborts, allocations per task.)
 local nwords = 1
+local l2m = ffi.new("uint32_t[1]")
+local l3m = ffi.new("uint32_t[1]")
+local allm = ffi.new("uint32_t[1]")
 
 -- Bit position of a 32-bit value with one bit set (keys are bit.band results, so 1<<31
 -- is the negative number bit.lshift gives).
@@ -144,51 +147,55 @@ local bitpos = {}
 for b = 0, 31 do bitpos[lshift(1, b)] = b end
 
 build_pref = function()
-	pref = ffi.new("int16_t[?]", nr_cpus * PREF_MAX)
-	pref_n = ffi.new("int16_t[?]", nr_cpus)
 	nwords = rshift(nr_cpus + 31, 5)
-	for c = 0, nr_cpus - 1 do
-		local seen, k = {}, 0
-		local function add(x)
-			if k < PREF_MAX and type(x) == "number" and x >= 0 and x < nr_cpus and not seen[x] then
-				seen[x] = true
-				pref[c * PREF_MAX + k] = x
-				k = k + 1
-			end
+	l2m = ffi.new("uint32_t[?]", nr_cpus * nwords)
+	l3m = ffi.new("uint32_t[?]", nr_cpus * nwords)
+	allm = ffi.new("uint32_t[?]", nwords)
+	local function set(arr, base, x)
+		if type(x) == "number" and x >= 0 and x < nr_cpus then
+			local w = base + rshift(x, 5)
+			arr[w] = bit.bor(arr[w], lshift(1, band(x, 31)))
 		end
-		add(c)
+	end
+	for c = 0, nr_cpus - 1 do
+		set(allm, 0, c)
+		local base = c * nwords
+		set(l2m, base, c)
+		set(l3m, base, c)
 		local t = topology and topology[c]
 		if type(t) == "table" then
-			for _, x in ipairs(type(t.l2) == "table" and t.l2 or {}) do add(x) end
-			for _, x in ipairs(type(t.l3) == "table" and t.l3 or {}) do add(x) end
+			for _, x in ipairs(type(t.l2) == "table" and t.l2 or {}) do set(l2m, base, x) end
+			for _, x in ipairs(type(t.l3) == "table" and t.l3 or {}) do set(l3m, base, x) end
 		end
-		pref_n[c] = k
 	end
 end
 
--- First idle CPU in `bits` (32-bit words, logical order), searching prev's preference
--- list, then everything; -1 if none. `live` says whether bits is the live bitmap.
-local function search(bits, live, prev, any)
-	if prev >= 0 and prev < nr_cpus then
-		local base = prev * PREF_MAX
-		local last = any and pref_n[prev] - 1 or 0
-		for k = 0, last do
-			local c = pref[base + k]
-			local wi = rshift(c, 5)
-			if live then wi = wordidx(wi) end
-			if band(bits[wi], lshift(1, band(c, 31))) ~= 0 then return c end
-		end
-		if not any then return -1 end
-	end
+-- Lowest idle CPU in `bits` (32-bit words; `live`: the host's bitmap, else logical order)
+-- within `mask` (words base .. base + nwords - 1), or -1.
+local function first_in(bits, live, mask, base)
 	for w = 0, nwords - 1 do
-		local v = bits[live and wordidx(w) or w]
-		if v ~= 0 then
-			local c = w * 32 + bitpos[band(v, -v)]
-			if c < nr_cpus then return c end
-			return -1
-		end
+		local v = band(bits[live and wordidx(w) or w], mask[base + w])
+		if v ~= 0 then return w * 32 + bitpos[band(v, -v)] end
 	end
 	return -1
+end
+
+-- prev if idle; if `any`, else an idle CPU sharing its L2, then its L3, then any; or -1.
+local function search(bits, live, prev, any)
+	if prev >= 0 and prev < nr_cpus then
+		local wi = rshift(prev, 5)
+		if live then wi = wordidx(wi) end
+		if band(bits[wi], lshift(1, band(prev, 31))) ~= 0 then return prev end
+		if not any then return -1 end
+		local base = prev * nwords
+		local c = first_in(bits, live, l2m, base)
+		if c >= 0 then return c end
+		c = first_in(bits, live, l3m, base)
+		if c >= 0 then return c end
+	elseif not any then
+		return -1
+	end
+	return first_in(bits, live, allm, 0)
 end
 
 -- prev if idle, else an idle L2 sibling, then L3 sibling, then any idle CPU, else -1.
