@@ -428,10 +428,27 @@ static const char BOOT_LUA[] =
 	"if P.init ~= nil then P.init(ctx) end\n"
 	"local tasks = ffi.cast('struct queued_task_ctx *', tasks_p)\n"
 	"local out = ffi.cast('struct dispatched_task_ctx *', out_p)\n"
-	/* Not a tail call: with `return P.schedule(...)`, LuaJIT, after a long run of
-	 * 1-task batches (a quiet machine), ended up running later large batches ~8x slower
-	 * and allocating per task (measured: tests/bench, gthulhu-b1). */
-	"return function(n) local m = P.schedule(tasks, n, out) return m end\n";
+	/* A quiet machine sends long runs of 1-task batches, and LuaJIT builds its traces
+	 * around that: when load comes, schedule()'s loop then runs through side traces and
+	 * partly interpreted, up to ~8x slower and allocating per task (tests/bench,
+	 * gthulhu-b1). So when big batches follow a long quiet spell, drop the traces once and
+	 * let them be rebuilt for the new shape (a few ms; after 1000 small batches in a
+	 * row, at most once every 10 s).
+	 * Not a tail call either: that form fared worse still. */
+	"local small, flushed_at, jit_flush = 0, -1e300, jit.flush\n"
+	"return function(n)\n"
+	"  if n < 16 then\n"
+	"    small = small + 1\n"
+	"  else\n"
+	"    if small >= 1000 then\n"
+	"      local t = g.now()\n"
+	"      if t - flushed_at > 10e9 then flushed_at = t; jit_flush() end\n"
+	"    end\n"
+	"    small = 0\n"
+	"  end\n"
+	"  local m = P.schedule(tasks, n, out)\n"
+	"  return m\n"
+	"end\n";
 
 /* Called with (P, g): returns the serialized P.save() or nil if there is no save. */
 static const char SAVE_LUA[] =
