@@ -807,7 +807,15 @@ static void put_quoted(FILE *out, const char *s)
 			fputs("\\t", out);
 		else if (*p < 0x20 || *p == 0x7f)
 			fprintf(out, "\\x%02x", *p);
-		else
+		else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			/* U+0080..U+009F (C1 controls, NEL among them): not printable in YAML,
+			 * and a raw NEL would read back as a line break. */
+			fprintf(out, "\\u%04x", p[1]);
+			p++;
+		} else if (p[0] == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf)) {
+			fprintf(out, "\\u%04x", 0xffc0 | (p[2] & 0x3f));   /* U+FFFE, U+FFFF */
+			p += 2;
+		} else
 			fputc(*p, out);
 	}
 	fputc('"', out);
