@@ -6,6 +6,8 @@
 #ifndef GTHULHU_COMMON_H
 #define GTHULHU_COMMON_H
 
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <time.h>
@@ -41,6 +43,20 @@ extern int g_verbose; /* -v count; 0 = warnings and errors only */
 #define g_warn(fmt, ...) fprintf(stderr, "gthulhu-lua: warning: " fmt "\n", ##__VA_ARGS__)
 #define g_info(fmt, ...) do { if (g_verbose >= 1) fprintf(stderr, "gthulhu-lua: " fmt "\n", ##__VA_ARGS__); } while (0)
 #define g_dbg(fmt, ...)  do { if (g_verbose >= 2) fprintf(stderr, "gthulhu-lua: debug: " fmt "\n", ##__VA_ARGS__); } while (0)
+
+/* Write a message into a caller's error buffer (err may be NULL or errlen 0: no-op). */
+static inline void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static inline void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
 
 /* CLOCK_MONOTONIC in ns: the same clock as bpf_ktime_get_ns(), so host and BPF agree. */
 static inline uint64_t g_now_ns(void)

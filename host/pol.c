@@ -106,16 +106,6 @@ struct pol {
 /* ---------------------------------------------------------------------------------- */
 /* small helpers                                                                      */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static bool file_exists(const char *path)
 {
 	struct stat st;

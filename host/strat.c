@@ -25,19 +25,6 @@
 #include "common.h"
 #include "strat.h"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static void where(const struct cfg_strategy *r, int i, char *buf, size_t len)
 {
 	if (r->line > 0)

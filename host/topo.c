@@ -39,19 +39,6 @@ static int read_small(const char *path, char *buf, size_t len)
 	return 0;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 int topo_parse_cpulist(const char *s, uint16_t *ids, int max)
 {
 	uint8_t seen[MAX_CPUS / 8];
