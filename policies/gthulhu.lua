@@ -4,8 +4,10 @@
 -- (weight 100 = nice 0), so heavier tasks age slower and get a proportionally larger
 -- share of the CPU. The scheduler keeps a global vtime_now: the vruntime of the tasks it
 -- has been running lately (it only moves forward). A task new to the scheduler starts at
--- vtime_now; a task coming back after sleeping is pulled up to vtime_now - slice, so
--- sleeping earns at most one slice of credit.
+-- vtime_now; a task coming back after sleeping is pulled up to vtime_now - slice_ns_default,
+-- so sleeping earns at most one (default) slice of credit. The default slice, not the
+-- task's own: with ~1 ms slices and a 4 ms timer tick, a runnable task that merely waited
+-- its turn behind a lower-weight one would otherwise lose the credit its weight earned.
 --
 -- The decision's vtime is a deadline: vruntime plus the CPU time the task used since it
 -- last slept (in virtual time, capped at 100 minimum slices). A task that runs briefly
@@ -89,8 +91,8 @@ function P.schedule(tasks, n, out)
 			v = vruntime[pid]
 			if v == nil then
 				v = vnow
-			elseif v < vnow - slice then
-				v = vnow - slice
+			elseif v < vnow - slice_max then
+				v = vnow - slice_max
 			end
 		end
 		-- The task was picked to run at about vruntime v: the scheduler's clock has reached

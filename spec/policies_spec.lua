@@ -6,12 +6,7 @@ local SLICE_MIN, SLICE_DEF = 1e6, 20e6
 
 -- The slice each policy charges lag against for a task of weight w.
 local lag_slice = {
-	gthulhu = function(w)
-		local s = SLICE_MIN * w / 100
-		if s < SLICE_MIN / 8 then s = SLICE_MIN / 8 end
-		if s > SLICE_DEF then s = SLICE_DEF end
-		return s
-	end,
+	gthulhu = function(w) return SLICE_DEF end,
 	simple = function(w) return SLICE_DEF end,
 }
 
