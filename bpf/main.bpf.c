@@ -384,8 +384,9 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 	if (p->flags & PF_KTHREAD) {
 		/* Other kernel threads: in-kernel, ahead of user tasks (they are short and
-		 * others wait on them: RCU, writeback, the sched_ext helper itself). */
-		g_insert_vtime(p, SHARED_DSQ, slice_ns_default, 0, enq_flags);
+		 * others wait on them: RCU, writeback, the sched_ext helper itself), with the
+		 * minimum slice so that going first never means holding a CPU for long. */
+		g_insert_vtime(p, SHARED_DSQ, slice_ns_min, 0, enq_flags);
 		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
 		kick_for(p, -1, false);
 		return;

@@ -53,7 +53,7 @@ static const struct opt opts[] = {
 	  "default time slice in ns, used when a policy leaves the slice at 0" },
 	{ "scheduler.slice_ns_min", OT_U64, C_OFF(slice_ns_min), 0,
 	  10000, 1000000000, 0, "1000000",
-	  "smallest time slice in ns a policy should give; must be <= slice_ns_default" },
+	  "smallest time slice in ns a policy should give (policies read it; BPF gives it to the kernel threads it runs first); must be <= slice_ns_default" },
 	{ "scheduler.builtin_idle", OT_BOOL, C_OFF(builtin_idle), 0, 0, 1, 0, "false",
 	  "select_cpu uses the kernel's built-in idle CPU selection" },
 	{ "scheduler.early_processing", OT_BOOL, C_OFF(early_processing), 0, 0, 1, 0, "false",

@@ -51,7 +51,8 @@ result() {
 
 # Stats lines of the host: "stats: key=value ...". sget KEY [N]: value in the last line, or
 # in line N (1-based) when given. nstats: how many lines so far.
-nstats() { grep -c '^stats:' $T/host.out 2>/dev/null || echo 0; }
+# (grep -c prints 0 and fails when nothing matches: no "|| echo 0", that printed "0 0")
+nstats() { local n; n=$(grep -c '^stats:' $T/host.out 2>/dev/null); echo "${n:-0}"; }
 sget() {
 	local line
 	if [ -n "$2" ]; then line=$(grep '^stats:' $T/host.out | sed -n "$2p")
