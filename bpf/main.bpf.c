@@ -79,6 +79,10 @@ const volatile bool early_processing;
 const volatile bool debug;
 const volatile u64 stall_timeout_ns = 1000 * NSEC_PER_MSEC;
 const volatile u32 nr_cpu_ids_max = 1;   /* CPU ids are < this (the host reads sysfs) */
+/* Fault injection for the test suite only (GTHULHU_FAULT, see host/sched_bpf.c); 0 in any
+ * real run, where the verifier removes the dead branches. */
+const volatile u32 fault_inject;
+#define FAULT_STARVE_HOST 1      /* never dispatch the host's threads */
 
 /* --- Stats: .bss, read by the host (Gthulhu's names) ---------------------------------- */
 volatile u64 nr_queued;             /* records waiting in the `queued` ringbuf */
@@ -649,7 +653,7 @@ void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 	/* Then the host: it is what makes everything else move, and after a stall it must
 	 * get a CPU to come back at all. It mostly sleeps in epoll_wait, so first place
 	 * costs the others little; a busy host holds at most one CPU per thread. */
-	if (g_move_to_local(SCHED_DSQ))
+	if (!(fault_inject & FAULT_STARVE_HOST) && g_move_to_local(SCHED_DSQ))
 		return;
 
 	/* This CPU's DSQ and the shared one are both vtime-ordered: serve whichever head

@@ -2,6 +2,7 @@
 /* sched_bpf.c - the live BPF scheduler; see sched_bpf.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -97,6 +98,17 @@ int sched_open(struct sched *s, const struct cfg *c, const struct topo *t, char 
 	s->skel->rodata->debug = c->debug;
 	s->skel->rodata->stall_timeout_ns = (uint64_t)c->stall_timeout_ms * 1000000ull;
 	s->skel->rodata->nr_cpu_ids_max = (uint32_t)ncpu;
+	/* Test-suite fault injection (tests/vm "watchdog" scenario): prove a broken BPF side
+	 * makes the suite fail, not hang. Never set in real use. */
+	const char *fault = getenv("GTHULHU_FAULT");
+	if (fault && *fault) {
+		if (strcmp(fault, "starve-host")) {
+			snprintf(err, errlen, "GTHULHU_FAULT=%s: unknown fault (known: starve-host)", fault);
+			return G_ERR;
+		}
+		s->skel->rodata->fault_inject = 1;
+		g_warn("GTHULHU_FAULT=%s: fault injected on purpose (test suite only)", fault);
+	}
 	if (g_verbose >= 3) {
 		/* -vvv: the verifier's statistics for every program (printed at debug level). */
 		struct bpf_program *prog;

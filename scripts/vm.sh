@@ -7,6 +7,7 @@
 #                                      a mixed load for ~30 s, then detach and power off
 #   scripts/vm.sh shell                interactive busybox shell in the VM (Ctrl-A X quits)
 #   scripts/vm.sh image                only build the initramfs
+#   scripts/vm.sh list                 the scenarios `test` runs by default
 #
 # The kernel is Debian's (scripts/kernel.sh fetches and caches it). The initramfs holds
 # busybox-static, build/gthulhu-lua with every library ldd lists (same paths), policies/,
@@ -23,7 +24,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/build/vm
 IMG=$OUT/root
-ALL_SCENARIOS=(attach_gthulhu attach_simple weights priority crash stall policy_failure)
+ALL_SCENARIOS=(attach_gthulhu attach_simple weights priority crash stall policy_failure watchdog)
 SMP=${VM_SMP:-4}
 MEM=${VM_MEM:-2048}
 BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-90}
@@ -167,6 +168,8 @@ boot() {
 cmd=${1:-test}; shift || true
 mkdir -p "$OUT"
 case $cmd in
+list)
+	printf '%s\n' "${ALL_SCENARIOS[@]}" ;;
 image)
 	build_image ;;
 test)
@@ -190,5 +193,5 @@ shell)
 -h|--help|help)
 	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' ;;
 *)
-	die "unknown command '$cmd' (test, run, shell, image)" ;;
+	die "unknown command '$cmd' (test, run, shell, image, list)" ;;
 esac

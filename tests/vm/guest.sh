@@ -85,8 +85,10 @@ start_host() {
 		fail "a sched_ext scheduler is already loaded before start (state=$(scx_state) ops=$(scx_ops)): previous scenario did not clean up"
 		return 1
 	fi
-	# busybox timeout execs the program in its own pid, so HOST_PID is the scheduler's pid.
-	timeout -s KILL $(( BUDGET + 30 )) $HOST --stats=1 "$@" $pol > $T/host.out 2> $T/host.err &
+	# busybox timeout (and env) exec the program in their own pid, so HOST_PID is the
+	# scheduler's pid.
+	# HOST_ENV: extra NAME=VALUE words for the scheduler's environment (fault injection).
+	env $HOST_ENV timeout -s KILL $(( BUDGET + 30 )) $HOST --stats=1 "$@" $pol > $T/host.out 2> $T/host.err &
 	HOST_PID=$!
 	echo $HOST_PID > $T/host.pid
 	log "started gthulhu-lua $* $pol (pid $HOST_PID)"
@@ -382,6 +384,33 @@ sc_policy_failure() {
 	[ "$st" -eq 0 ] || fail "nr_host_stalls=$st: the host stalled while the policy was failing"
 	[ "$s1" -gt "$s0" ] || fail "nr_user_dispatches did not grow ($s0 -> $s1)"
 	stop_host
+}
+
+# watchdog: a broken BPF side, injected on purpose (GTHULHU_FAULT=starve-host: the host's
+# threads are never dispatched). The last line of defence must hold and the failure must
+# be reported, not hang: the kernel's watchdog ejects the scheduler, the host prints the
+# exit info and exits 9 (EXIT_SCX_ERROR), the workload completes on the default scheduler.
+sc_watchdog() {
+	HOST_ENV=GTHULHU_FAULT=starve-host start_host policies/gthulhu.lua -c $G/tests/vm/watchdog.yaml || { HOST_ENV=; return; }
+	HOST_ENV=
+	wait_attach 60 || return
+	wl whog1 hog --name whog1 -d 6
+	wl wsleep sleeper --name wsleep -d 6
+	local end=$(( $(now_ms) + 30000 )) rc
+	while alive $HOST_PID && [ "$(now_ms)" -lt $end ]; do msleep 200; done
+	if alive $HOST_PID; then
+		fail "the starved scheduler was not ejected within 30 s (state=$(scx_state))"
+		kill -9 $HOST_PID
+	fi
+	wait $HOST_PID; rc=$?
+	HOST_PID=""
+	kv host_rc $rc
+	[ $rc -eq 9 ] || fail "host exit code $rc, expected 9 (ejected by the kernel)"
+	grep -q 'exit: kind=error-stall' $T/host.err ||
+		fail "no 'exit: kind=error-stall' line from the host: $(grep 'exit:' $T/host.err | head -n 1)"
+	kv exit_reason "$(sed -n 's/.*reason="\([^"]*\)".*/\1/p' $T/host.err | head -n 1 | cut -c1-60 | tr ' ' '_')"
+	wait_state disabled 5 || fail "state $(scx_state) after the host exited"
+	wl_wait
 }
 
 # baseline: the mixed load on the kernel's default scheduler (no gthulhu-lua); checks the

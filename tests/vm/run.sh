@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.."
 OUT=build/vm
 LOG=$OUT/console.log
 RES=$OUT/results.txt
-ALL=(attach_gthulhu attach_simple weights priority crash stall policy_failure)
+mapfile -t ALL < <(bash scripts/vm.sh list)   # one list of scenarios: scripts/vm.sh
 scen=("$@"); [ ${#scen[@]} -gt 0 ] || scen=("${ALL[@]}")
 
 mkdir -p "$OUT"
