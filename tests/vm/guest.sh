@@ -224,9 +224,19 @@ attach_common() { # POLICY
 	sleep 2
 	t1=$(now_ms); s1=$(sget nr_user_dispatches)
 	mixed_load 6
-	sleep 4
+	sleep 2
+	# Hot reload under load: SIGHUP (gthulhu), or saving the policy file (simple).
+	local r0; r0=$(grep -c 'reloaded' $T/host.err)
+	case $1 in
+	*gthulhu.lua) kill -HUP $HOST_PID ;;
+	*) touch $1 ;;
+	esac
+	sleep 2
 	t2=$(now_ms); s2=$(sget nr_user_dispatches)
 	still_attached "under load"
+	local r1; r1=$(grep -c 'reloaded' $T/host.err)
+	kv reloads $(( r1 - r0 ))
+	[ "$r1" -gt "$r0" ] || fail "the policy was not reloaded ($(grep -E 'reload' $T/host.err | tail -n 1))"
 	wl_wait
 	mixed_figures
 	local idle_rate=$(( (s1 - s0) * 1000 / (t1 - t0 + 1) )) load_rate=$(( (s2 - s1) * 1000 / (t2 - t1 + 1) ))
