@@ -396,6 +396,38 @@ sc_policy_failure() {
 	stop_host
 }
 
+# hotplug: taking a CPU offline and back makes the kernel unregister the scheduler with an
+# exit code that asks for a restart; the host must attach again by itself, both times.
+sc_hotplug() {
+	local cpu=$((NCPU - 1)) f
+	f=/sys/devices/system/cpu/cpu$cpu/online
+	[ -w $f ] || { fail "cpu$cpu cannot be taken offline here ($f not writable)"; return; }
+	start_host policies/gthulhu.lua || return
+	wait_attach 60 || return
+	wl hhog hog --name hhog -d 8
+	local step n0 n1
+	for step in 0 1; do
+		n0=$(grep -c 'asked for a restart' $T/host.err)
+		echo $step > $f || { fail "writing $step to $f failed"; break; }
+		local end=$(( $(now_ms) + 20000 ))
+		while [ "$(now_ms)" -lt $end ]; do
+			n1=$(grep -c 'asked for a restart' $T/host.err)
+			[ "$n1" -gt "$n0" ] && attached && break
+			alive $HOST_PID || break
+			msleep 200
+		done
+		n1=$(grep -c 'asked for a restart' $T/host.err)
+		[ "$n1" -gt "$n0" ] || fail "cpu$cpu online=$step: the host did not restart ($(grep 'exit:' $T/host.err | tail -n 1))"
+		attached || { fail "cpu$cpu online=$step: not attached again (state=$(scx_state))"; break; }
+	done
+	[ "$(cat $f)" = 1 ] || echo 1 > $f
+	kv restarts "$(grep -c 'asked for a restart' $T/host.err)"
+	kv exit_code "$(grep 'exit:' $T/host.err | head -n 1 | sed -n 's/.*code=\([0-9-]*\).*/\1/p')"
+	wl_wait
+	still_attached "after the CPU came back"
+	stop_host
+}
+
 # watchdog: a broken BPF side, injected on purpose (GTHULHU_FAULT=starve-host: the host's
 # threads are never dispatched). The last line of defence must hold and the failure must
 # be reported, not hang: the kernel's watchdog ejects the scheduler, the host prints the
