@@ -246,6 +246,22 @@ static __always_inline bool cpu_ok(s32 cpu)
 	return cpu >= 0 && (u32)cpu < nr_cpu_ids_max && cpu < MAX_CPUS;
 }
 
+extern struct rq runqueues __ksym;
+
+/* May p be queued on cpu's own DSQ: a valid id, in p's affinity, and a CPU sched_ext runs
+ * ops.dispatch on (SCX_RQ_ONLINE: set at CPU activation, cleared before it goes down; a
+ * CPU being brought up is already in cpu_online_mask, and idle, well before that). A DSQ
+ * no CPU consumes would hold the task until the watchdog ejects us. */
+static __always_inline bool cpu_usable(const struct task_struct *p, s32 cpu)
+{
+	struct rq *rq;
+
+	if (!cpu_ok(cpu) || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+		return false;
+	rq = bpf_per_cpu_ptr(&runqueues, cpu);
+	return rq && (rq->scx.flags & SCX_RQ_ONLINE);
+}
+
 /* Wake an idle CPU that may run p (prefer `cpu`), so it consumes what we just queued. */
 static __always_inline void kick_for(struct task_struct *p, s32 cpu, bool preempt)
 {
@@ -456,14 +472,15 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task_c
 	if (cpu == RL_CPU_ANY) {
 		dsq = SHARED_DSQ;
 		cpu = -1;
-	} else if (cpu_ok(cpu) && bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) {
+	} else if (cpu_usable(p, cpu)) {
 		dsq = cpu;
 	} else {
-		/* Bounce: the policy chose a CPU the task may not use (or no CPU at all). */
+		/* Bounce: the policy chose a CPU the task may not use (not in its affinity,
+		 * offline, or no CPU at all). */
 		__sync_fetch_and_add(&nr_bounce_dispatches, 1);
 		dbg("gthulhu: bounce pid=%d cpu=%d", p->pid, cpu);
 		cpu = scx_bpf_task_cpu(p);
-		if (cpu_ok(cpu) && bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) {
+		if (cpu_usable(p, cpu)) {
 			dsq = cpu;
 		} else {
 			dsq = SHARED_DSQ;
@@ -480,7 +497,7 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task_c
 
 		if (cpu < 0)
 			cpu = bpf_cpumask_test_cpu(here, p->cpus_ptr) ? here : scx_bpf_task_cpu(p);
-		if (cpu_ok(cpu) && bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) {
+		if (cpu_usable(p, cpu)) {
 			g_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice, SCX_ENQ_HEAD | SCX_ENQ_PREEMPT);
 			if (cpu != here)
 				scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
