@@ -45,7 +45,7 @@ GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
 .SECONDARY:
-.PHONY: all deps run check test unit spec transport vmtest vm-run install clean
+.PHONY: all deps run check test unit spec transport bpfunit vmtest vm-run install clean
 all: $(B)/gthulhu-lua
 
 deps:
@@ -65,6 +65,11 @@ $(G)/%.bpf.o: bpf/%.bpf.c bpf/intf.h $(wildcard bpf/*.bpf.h) $(G)/vmlinux.h | $(
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@ 2> $@.log || { cat $@.log; exit 1; }
 	$(Q)grep -v 'declaration does not declare anything\|^ *[0-9]* | \|^ *| *\^\|warnings\? generated\|^In file included\|vmlinux.h' $@.log >&2 || true
+
+$(G)/bpfunit.bpf.o: tests/bpfunit/bpfunit.bpf.c tests/bpfunit/bpfunit.h $(wildcard bpf/*.bpf.h) \
+		bpf/intf.h $(G)/vmlinux.h | $(G)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -Itests/bpfunit -c $< -o $@ 2> $@.log || { cat $@.log; exit 1; }
 
 $(G)/transport.bpf.o: tests/transport/transport.bpf.c tests/transport/transport.h bpf/rings.bpf.h \
 		bpf/intf.h $(G)/vmlinux.h | $(G)
@@ -100,6 +105,11 @@ $(B)/tests/transport: tests/transport/transport.c tests/transport/transport.h $(
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests $< $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS)
 
+$(B)/tests/bpfunit: tests/bpfunit/bpfunit.c tests/bpfunit/bpfunit.h $(G)/bpfunit.skel.h \
+		$(LIB_OBJS) | $(B)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests -Itests/bpfunit $< $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS)
+
 $(G) $(B)/obj $(B)/tests:
 	$(Q)mkdir -p $@
 
@@ -111,7 +121,7 @@ check: all
 
 # Every suite; one closing "N passed, N failed" line summed over all of them.
 test: deps
-	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS) $(B)/tests/transport
+	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS) $(B)/tests/transport $(B)/tests/bpfunit
 	$(Q)bash scripts/run-tests.sh all
 
 unit: all $(TEST_BINS)
@@ -120,6 +130,8 @@ spec: $(G)/gthulhu/cdef.lua
 	$(Q)bash scripts/run-tests.sh spec
 transport: all $(B)/tests/transport
 	$(Q)bash scripts/run-tests.sh transport
+bpfunit: all $(B)/tests/bpfunit
+	$(Q)bash scripts/run-tests.sh bpfunit
 vmtest: deps all
 	$(Q)bash scripts/run-tests.sh vm
 vm-run: deps all

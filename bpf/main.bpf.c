@@ -107,7 +107,6 @@ volatile u64 idle_mask[MAX_CPUS / 64]; /* idle-CPU hints for the policy */
 struct user_exit_info uei;          /* exit info, read by the host after detach */
 
 static u64 vtime_floor;             /* newest vtime applied from the host */
-static u64 last_decision_at;
 static u64 pending_since;           /* when nr_pending last rose from 0 */
 static bool rescue_needed;
 static bool host_dead;              /* the host's main thread is exiting: stalled for good */
@@ -115,18 +114,7 @@ static s32 host_last_cpu;
 
 /* --- Maps ------------------------------------------------------------------------------ */
 #include "rings.bpf.h"   /* queued, dispatched */
-
-struct pending_val {
-	u64 enq_cnt;
-	u64 sent_at;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, PENDING_MAX);
-	__type(key, s32);
-	__type(value, struct pending_val);
-} pending SEC(".maps");
+#include "custody.bpf.h" /* pending: custody_put / _claim / _drop / _rescue_due */
 
 struct task_ctx {
 	u64 enq_cnt;
@@ -302,30 +290,9 @@ static __always_inline void update_nr_queued(void)
 }
 
 /* --- Idle CPU selection ---------------------------------------------------------------- */
-/* Walk a sibling list, starting after `self` so wakeups spread, claiming an idle CPU. */
-static __always_inline s32 pick_from(const struct task_struct *p, const __u16 *ids, u32 nr,
-				     u32 start)
-{
-	u32 i;
-
-	if (nr > MAX_SIBLINGS)
-		nr = MAX_SIBLINGS;
-	bpf_for(i, 0, nr) {
-		u32 k = (start + i) % MAX_SIBLINGS;
-		s32 cpu;
-
-		if (k >= nr)
-			k -= nr;
-		if (k >= MAX_SIBLINGS)
-			break;
-		cpu = ids[k];
-		if (!cpu_ok(cpu) || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
-			continue;
-		if (scx_bpf_test_and_clear_cpu_idle(cpu))
-			return cpu;
-	}
-	return -1;
-}
+#define IDLE_ALLOWED(p, cpu) (cpu_ok(cpu) && bpf_cpumask_test_cpu(cpu, (p)->cpus_ptr))
+#define IDLE_CLAIM(cpu) scx_bpf_test_and_clear_cpu_idle(cpu)
+#include "idle.bpf.h"    /* pick_from: the sibling-list walk */
 
 /* prev_cpu if idle, else an idle L2 sibling, else an idle L3 sibling, else any idle CPU. */
 static s32 pick_idle_topo(struct task_struct *p, s32 prev_cpu)
@@ -379,7 +346,6 @@ s32 BPF_STRUCT_OPS(gthulhu_select_cpu, struct task_struct *p, s32 prev_cpu, u64 
 void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	struct queued_task_ctx *r;
-	struct pending_val pv;
 	struct task_ctx *tctx;
 	s32 pid = p->pid;
 	long err;
@@ -424,15 +390,7 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 	now = bpf_ktime_get_ns();
 	tctx->enq_cnt++;
-	pv.enq_cnt = tctx->enq_cnt;
-	pv.sent_at = now;
-	/* A task re-enqueued while still pending (dequeued for a property change) keeps its
-	 * one custody entry with the new enq_cnt; only a new entry counts in nr_pending. */
-	err = bpf_map_update_elem(&pending, &pid, &pv, BPF_NOEXIST);
-	if (err == -EEXIST)
-		err = bpf_map_update_elem(&pending, &pid, &pv, BPF_EXIST);
-	else if (!err && __sync_fetch_and_add(&nr_pending, 1) == 0)
-		pending_since = now;
+	err = custody_put(pid, tctx->enq_cnt, now);
 	if (err) {
 		/* Custody table full: never hand out a task we could not rescue. */
 		bpf_ringbuf_discard(r, 0);
@@ -517,7 +475,6 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task_c
 static long handle_decision(struct bpf_dynptr *dynptr, void *ctx)
 {
 	struct dispatched_task_ctx d;
-	struct pending_val *pv;
 	struct task_struct *p;
 	s32 pid;
 
@@ -526,17 +483,14 @@ static long handle_decision(struct bpf_dynptr *dynptr, void *ctx)
 		return 0;
 	}
 	pid = d.pid;
-	last_decision_at = bpf_ktime_get_ns();
 
-	pv = bpf_map_lookup_elem(&pending, &pid);
-	if (!pv || pv->enq_cnt != d.enq_cnt) {
-		/* Not in our custody with this enq_cnt: stale, rescued, or bogus. */
+	if (!custody_claim(pid, d.enq_cnt)) {
+		/* Not in our custody with this enq_cnt: stale, rescued (maybe right now, on
+		 * another CPU), or bogus. */
 		__sync_fetch_and_add(&nr_cancel_dispatches, 1);
 		dbg("gthulhu: cancel pid=%d enq_cnt=%llu", pid, d.enq_cnt);
 		return 0;
 	}
-	bpf_map_delete_elem(&pending, &pid);
-	__sync_fetch_and_sub(&nr_pending, 1);
 
 	p = bpf_task_from_pid(pid);
 	if (!p) {
@@ -566,6 +520,7 @@ static long rescue_one(struct bpf_map *map, s32 *key, struct pending_val *pv,
 	struct task_struct *p;
 	struct task_ctx *tctx;
 	s32 pid = *key;
+	u64 enq_cnt = pv->enq_cnt;
 
 	if (rc->now - pv->sent_at < stall_timeout_ns && !host_stalled)
 		return 0;
@@ -573,14 +528,15 @@ static long rescue_one(struct bpf_map *map, s32 *key, struct pending_val *pv,
 		rescue_left++;
 		return 1;
 	}
-	p = bpf_task_from_pid(pid);
-	if (!p) {
-		bpf_map_delete_elem(map, key);
-		__sync_fetch_and_sub(&nr_pending, 1);
+	/* Only the CPU whose claim succeeds rescues: another CPU's rescue or the host's
+	 * decision may be taking this very entry. */
+	if (!custody_claim(pid, enq_cnt))
 		return 0;
-	}
+	p = bpf_task_from_pid(pid);
+	if (!p)
+		return 0;
 	tctx = lookup_tctx(p);
-	if (tctx && tctx->enq_cnt == pv->enq_cnt) {
+	if (tctx && tctx->enq_cnt == enq_cnt) {
 		/* Bump enq_cnt: the host's late decision for this task will be cancelled. */
 		tctx->enq_cnt++;
 		tctx->decided = false;
@@ -589,8 +545,6 @@ static long rescue_one(struct bpf_map *map, s32 *key, struct pending_val *pv,
 		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
 	}
 	bpf_task_release(p);
-	bpf_map_delete_elem(map, key);
-	__sync_fetch_and_sub(&nr_pending, 1);
 	return 0;
 }
 
@@ -760,10 +714,7 @@ void BPF_STRUCT_OPS(gthulhu_update_idle, s32 cpu, bool idle)
  * still arrives for it is cancelled (no pending entry). */
 void BPF_STRUCT_OPS(gthulhu_dequeue, struct task_struct *p, u64 deq_flags)
 {
-	s32 pid = p->pid;
-
-	if (!bpf_map_delete_elem(&pending, &pid))
-		__sync_fetch_and_sub(&nr_pending, 1);
+	custody_drop(p->pid);
 }
 
 s32 BPF_STRUCT_OPS(gthulhu_init_task, struct task_struct *p, struct scx_init_task_args *args)
@@ -775,17 +726,14 @@ s32 BPF_STRUCT_OPS(gthulhu_init_task, struct task_struct *p, struct scx_init_tas
 
 void BPF_STRUCT_OPS(gthulhu_exit_task, struct task_struct *p, struct scx_exit_task_args *args)
 {
-	s32 pid = p->pid;
-
-	if (!bpf_map_delete_elem(&pending, &pid))
-		__sync_fetch_and_sub(&nr_pending, 1);
+	custody_drop(p->pid);
 }
 
 /* --- Heartbeat -------------------------------------------------------------------------- */
 static int heartbeat(void *map, int *key, struct bpf_timer *timer)
 {
 	u64 now = bpf_ktime_get_ns();
-	u64 hb = host_hb_ns, since = pending_since, last = last_decision_at;
+	u64 hb = host_hb_ns, since = pending_since;
 	u64 period = stall_timeout_ns / 4;
 
 	if (period > 100 * NSEC_PER_MSEC)
@@ -800,9 +748,9 @@ static int heartbeat(void *map, int *key, struct bpf_timer *timer)
 			__sync_fetch_and_add(&nr_host_stalls, 1);
 			dbg("gthulhu: host silent for %llu ms, %llu tasks pending: stalled mode",
 			    (now - hb) / NSEC_PER_MSEC, nr_pending);
-		} else if (nr_pending && now - last > stall_timeout_ns &&
-			   now - since > stall_timeout_ns) {
-			/* The host is alive but some task waits too long: rescue the old ones. */
+		} else if (custody_rescue_due(now)) {
+			/* The host is alive but some task has waited too long for its decision
+			 * (lost, or the host is slow): rescue the overdue ones. */
 			rescue_needed = true;
 		}
 	} else if (!host_dead && now - hb < stall_timeout_ns / 2) {

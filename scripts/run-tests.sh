@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run-tests.sh SUITE...: run test suites and sum their results into one closing line.
-# Suites: unit (build/tests/test_*), spec (busted under LuaJIT), transport (real BPF
+# Suites: unit (build/tests/test_*), spec (busted under LuaJIT), bpfunit (the scheduler's
+# BPF helpers in SEC("syscall") programs; root), transport (real BPF
 # ringbufs on this kernel; needs root), fuzz (fuzz targets replay their corpus),
 # vm (real sched_ext kernel in QEMU), all.
 # Every suite ends with an "N passed, N failed" line (busted's summary is converted);
@@ -68,6 +69,13 @@ transport() {
 	run_suite transport "$B/tests/transport"
 }
 
+bpfunit() {
+	if [ "$(id -u)" != 0 ]; then
+		echo "bpfunit: needs root for bpf(): run as root (CI does)"; record bpfunit 0 1; return
+	fi
+	run_suite bpfunit "$B/tests/bpfunit"
+}
+
 vm() { run_suite vm bash tests/vm/run.sh; }
 
 fuzz() { run_suite fuzz-regress make --no-print-directory fuzz-regress; }
@@ -78,9 +86,10 @@ for s in "${suites[@]}"; do
 	unit) unit ;;
 	spec) run_suite spec spec ;;
 	transport) transport ;;
+	bpfunit) bpfunit ;;
 	vm) vm ;;
 	fuzz) fuzz ;;
-	all) unit; run_suite spec spec; transport; fuzz; vm ;;
+	all) unit; run_suite spec spec; transport; bpfunit; fuzz; vm ;;
 	*) echo "run-tests: unknown suite $s" >&2; exit 2 ;;
 	esac
 done

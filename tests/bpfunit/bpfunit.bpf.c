@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * bpfunit.bpf.c - the scheduler's own helpers (bpf/custody.bpf.h, bpf/idle.bpf.h) in
+ * SEC("syscall") programs, so they can be tested on a kernel without sched_ext: the very
+ * code main.bpf.c runs, with its kernel-only inputs (idle state, affinity) replaced by
+ * arrays the test fills.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "intf.h"
+#include "bpfunit.h"
+
+char _license[] SEC("license") = "GPL";
+
+/* What custody.bpf.h expects from its includer (in .bss, so the test can set them). */
+volatile u64 nr_pending;
+u64 pending_since;
+u64 last_decision_at;
+u64 stall_timeout_ns = 1000000000ULL;
+#include "custody.bpf.h"
+
+/* What idle.bpf.h expects: a fake idle mask and affinity. */
+u8 test_idle[MAX_CPUS];
+u8 test_allowed[MAX_CPUS];
+u32 pick_count[MAX_CPUS];
+struct cpu_topo test_topo;
+
+static __always_inline bool test_allowed_cpu(s32 cpu)
+{
+	return cpu >= 0 && cpu < MAX_CPUS && test_allowed[cpu];
+}
+
+static __always_inline bool test_claim(s32 cpu)
+{
+	if (cpu < 0 || cpu >= MAX_CPUS || !test_idle[cpu])
+		return false;
+	test_idle[cpu] = 0;
+	return true;
+}
+
+#define IDLE_ALLOWED(p, cpu) test_allowed_cpu(cpu)
+#define IDLE_CLAIM(cpu) test_claim(cpu)
+#include "idle.bpf.h"
+
+SEC("syscall")
+int claim_race(struct race_args *a)
+{
+	u32 i, n = a->n, keys = a->nr_keys;
+
+	if (keys < 1 || keys > 64)
+		keys = 8;
+	bpf_for(i, 0, n) {
+		s32 pid = a->pid_base + (s32)(i % keys);
+		u64 enq = i / keys + 1;
+
+		if (!custody_put(pid, enq, i))
+			a->puts_ok++;
+		if (custody_claim(pid, enq))
+			a->claims_ok++;
+	}
+	return 0;
+}
+
+SEC("syscall")
+int rescue_due(struct due_args *a)
+{
+	if (custody_put(a->pid, 1, a->sent_at))
+		return -1;
+	a->due = custody_rescue_due(a->now);
+	custody_drop(a->pid);
+	return 0;
+}
+
+SEC("syscall")
+int pick(struct pick_args *a)
+{
+	u32 it, c, iters = a->iters, nr = a->nr;
+
+	bpf_for(it, 0, iters) {
+		s32 cpu;
+
+		bpf_for(c, 0, 64)
+			test_idle[c] = (a->idle_mask >> c) & 1;
+		cpu = pick_from(NULL, test_topo.l2, nr, bpf_get_prandom_u32());
+		if (cpu >= 0 && cpu < MAX_CPUS)
+			pick_count[cpu]++;
+		else
+			a->none++;
+	}
+	return 0;
+}

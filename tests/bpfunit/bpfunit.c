@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * bpfunit.c - BPF unit tests: the scheduler's custody and idle-CPU helpers (the headers
+ * main.bpf.c includes) run in the kernel here through SEC("syscall") programs
+ * (bpfunit.bpf.c) and BPF_PROG_TEST_RUN. Needs root (bpf()), not sched_ext.
+ *
+ *   custody   concurrent hand-out/claim from two threads on the same pids: nr_pending
+ *             must equal the entries left in the table (a claim is the delete that
+ *             succeeded; a lost race must not count)
+ *   due       a task the host lost while it keeps deciding others is due for rescue
+ *             by its own age, and a young one is not
+ *   pick      the sibling-list walk only returns CPUs of the list, spreads over them,
+ *             and finds the one idle sibling from any start
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "check.h"
+#include "common.h"
+#include "intf.h"
+typedef __u64 u64;
+typedef __u32 u32;
+typedef __s32 s32;
+typedef __u8 u8;
+typedef __u16 u16;
+#include "bpfunit.skel.h"
+#include "bpfunit.h"
+
+int g_verbose;
+
+static struct bpfunit_bpf *skel;
+
+static int run(struct bpf_program *prog, void *ctx, size_t len)
+{
+	/* SEC("syscall") programs write their context back in place (ctx_in). */
+	LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = ctx, .ctx_size_in = len);
+	int err = bpf_prog_test_run_opts(bpf_program__fd(prog), &o);
+
+	if (err)
+		return -errno;
+	return (int)o.retval;
+}
+
+static int count_entries(int fd)
+{
+	s32 key, next;
+	int n = 0;
+	void *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		n++;
+	}
+	return n;
+}
+
+struct racer {
+	pthread_t th;
+	struct race_args a;
+	int rc;
+};
+
+static void *race_thread(void *arg)
+{
+	struct racer *r = arg;
+
+	r->rc = run(skel->progs.claim_race, &r->a, sizeof(r->a));
+	return NULL;
+}
+
+static void test_custody(void)
+{
+	int fd = bpf_map__fd(skel->maps.pending);
+
+	/* One thread: every hand-out is claimed exactly once. */
+	struct race_args a = { .n = 10000, .pid_base = 1000, .nr_keys = 8 };
+	CHECK(run(skel->progs.claim_race, &a, sizeof(a)) == 0);
+	CHECK(a.puts_ok == a.n && a.claims_ok == a.n, "puts %u claims %u of %u", a.puts_ok,
+	      a.claims_ok, a.n);
+	CHECK(skel->bss->nr_pending == 0, "nr_pending %llu", (unsigned long long)skel->bss->nr_pending);
+
+	/* Two threads on the same pids: each entry claimed by one of them only. */
+	for (int round = 0; round < 8; round++) {
+		struct racer r[2];
+		int left;
+
+		memset(r, 0, sizeof(r));
+		for (int i = 0; i < 2; i++) {
+			r[i].a = (struct race_args){ .n = 200000, .pid_base = 2000, .nr_keys = 4 };
+			pthread_create(&r[i].th, NULL, race_thread, &r[i]);
+		}
+		for (int i = 0; i < 2; i++)
+			pthread_join(r[i].th, NULL);
+		left = count_entries(fd);
+		CHECK(r[0].rc == 0 && r[1].rc == 0);
+		CHECK(skel->bss->nr_pending == (u64)left,
+		      "round %d: nr_pending %llu but %d entries in the table (claims %u+%u)", round,
+		      (unsigned long long)skel->bss->nr_pending, left, r[0].a.claims_ok,
+		      r[1].a.claims_ok);
+		/* Start the next round from a clean table and counter. */
+		for (s32 pid = 2000; pid < 2004; pid++)
+			bpf_map_delete_elem(fd, &pid);
+		skel->bss->nr_pending = 0;
+	}
+}
+
+static void test_due(void)
+{
+	const u64 sec = 1000000000ull;
+	struct due_args d;
+
+	skel->data->stall_timeout_ns = sec;
+	skel->bss->nr_pending = 0;
+
+	/* The host decides other tasks all the time (last decision just now) but lost this
+	 * one 10 s ago: it must be rescued by its own age. */
+	d = (struct due_args){ .now = 20 * sec, .sent_at = 10 * sec, .pid = 77 };
+	skel->bss->last_decision_at = 20 * sec;
+	CHECK(run(skel->progs.rescue_due, &d, sizeof(d)) == 0);
+	CHECK(d.due == 1, "a task pending for 10 s with a 1 s timeout is not due for rescue");
+
+	/* Handed out 0.5 s ago: not due, even though the host has been quiet for 5 s. */
+	d = (struct due_args){ .now = 20 * sec, .sent_at = 20 * sec - sec / 2, .pid = 78 };
+	skel->bss->last_decision_at = 15 * sec;
+	CHECK(run(skel->progs.rescue_due, &d, sizeof(d)) == 0);
+	CHECK(d.due == 0, "a task pending for 0.5 s with a 1 s timeout is due for rescue");
+	CHECK(skel->bss->nr_pending == 0);
+}
+
+static void test_pick(void)
+{
+	struct pick_args p;
+	u32 *cnt = skel->bss->pick_count;
+
+	memset(skel->bss->test_allowed, 1, sizeof(skel->bss->test_allowed));
+
+	/* Two L2 siblings 4 and 5, both idle: only they are picked, about evenly. */
+	memset(&skel->bss->test_topo, 0, sizeof(skel->bss->test_topo));
+	skel->bss->test_topo.l2[0] = 4;
+	skel->bss->test_topo.l2[1] = 5;
+	memset(cnt, 0, sizeof(skel->bss->pick_count));
+	p = (struct pick_args){ .nr = 2, .iters = 2000, .idle_mask = (1ull << 4) | (1ull << 5) };
+	CHECK(run(skel->progs.pick, &p, sizeof(p)) == 0);
+	CHECK(cnt[4] + cnt[5] == 2000 && p.none == 0,
+	      "picked 4: %u, 5: %u, CPU 0 (not a sibling): %u, none: %u", cnt[4], cnt[5], cnt[0],
+	      p.none);
+	CHECK(cnt[4] > 600 && cnt[5] > 600, "not spread: 4: %u, 5: %u", cnt[4], cnt[5]);
+
+	/* Four siblings, only CPU 6 idle: found from every start. */
+	for (int i = 0; i < 4; i++)
+		skel->bss->test_topo.l2[i] = (u16)(4 + i);
+	memset(cnt, 0, sizeof(skel->bss->pick_count));
+	p = (struct pick_args){ .nr = 4, .iters = 2000, .idle_mask = 1ull << 6 };
+	CHECK(run(skel->progs.pick, &p, sizeof(p)) == 0);
+	CHECK(cnt[6] == 2000 && p.none == 0, "idle CPU 6 found %u of 2000 times (none %u, 0: %u)",
+	      cnt[6], p.none, cnt[0]);
+
+	/* 64 siblings (the most a list holds), one idle: found from every start. */
+	for (int i = 0; i < 64; i++)
+		skel->bss->test_topo.l2[i] = (u16)i;
+	memset(cnt, 0, sizeof(skel->bss->pick_count));
+	p = (struct pick_args){ .nr = 64, .iters = 500, .idle_mask = 1ull << 63 };
+	CHECK(run(skel->progs.pick, &p, sizeof(p)) == 0);
+	CHECK(cnt[63] == 500, "idle CPU 63 of 64 found %u of 500 times", cnt[63]);
+
+	/* Not allowed: never picked even when idle. */
+	skel->bss->test_allowed[5] = 0;
+	skel->bss->test_topo.l2[0] = 4;
+	skel->bss->test_topo.l2[1] = 5;
+	memset(cnt, 0, sizeof(skel->bss->pick_count));
+	p = (struct pick_args){ .nr = 2, .iters = 200, .idle_mask = 1ull << 5 };
+	CHECK(run(skel->progs.pick, &p, sizeof(p)) == 0);
+	CHECK(cnt[5] == 0 && p.none == 200, "CPU 5 outside the affinity picked %u times", cnt[5]);
+}
+
+int main(void)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "bpfunit: needs root (bpf())\n");
+		printf("0 passed, 1 failed\n");
+		return 1;
+	}
+	skel = bpfunit_bpf__open_and_load();
+	if (!skel) {
+		fprintf(stderr, "bpfunit: loading the test programs failed: %s\n", strerror(errno));
+		printf("0 passed, 1 failed\n");
+		return 1;
+	}
+	test_custody();
+	test_due();
+	test_pick();
+	bpfunit_bpf__destroy(skel);
+	return CHECK_DONE();
+}
