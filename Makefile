@@ -100,6 +100,11 @@ $(B)/tests/test_%: tests/test_%.c tests/check.h $(LIB_OBJS) $(GEN_HDRS) | $(B)/t
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests $< $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS)
 
+# test_sched opens the scheduler's own BPF object (sched_bpf.c), no load.
+$(B)/tests/test_sched: tests/test_sched.c tests/check.h $(B)/obj/sched_bpf.o $(LIB_OBJS) $(GEN_HDRS) | $(B)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests $< $(B)/obj/sched_bpf.o $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS)
+
 $(B)/tests/transport: tests/transport/transport.c tests/transport/transport.h $(G)/transport.skel.h \
 		$(LIB_OBJS) | $(B)/tests
 	$(call msg,CC,$@)

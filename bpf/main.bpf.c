@@ -79,6 +79,17 @@ const volatile bool early_processing;
 const volatile bool debug;
 const volatile u64 stall_timeout_ns = 1000 * NSEC_PER_MSEC;
 const volatile u32 nr_cpu_ids_max = 1;   /* CPU ids are < this (the host reads sysfs) */
+/* Safety bounds against the sched_ext watchdog (host: cfg_slice_max_ns()): no slice is
+ * longer than slice_ns_max, and prev never keeps its CPU past a waiter that has waited
+ * wait_bound_ns. */
+const volatile u64 slice_ns_max = 625 * NSEC_PER_MSEC;
+const volatile u64 wait_bound_ns = 500 * NSEC_PER_MSEC;
+/* Priority (vtime 0) decisions may use at most PRIO_BUDGET_NS of each PRIO_PERIOD_NS of a
+ * CPU, like RT throttling; past it they are applied as ordinary decisions until the
+ * period ends, so a CPU-bound priority task cannot hold a CPU until the watchdog fires. */
+#define PRIO_PERIOD_NS	(100 * NSEC_PER_MSEC)
+#define PRIO_BUDGET_NS	(80 * NSEC_PER_MSEC)
+#define SLICE_NS_FLOOR	10000ULL   /* shortest slice applied (the config's lowest bound) */
 /* Fault injection for the test suite only (GTHULHU_FAULT, see host/sched_bpf.c); 0 in any
  * real run, where the verifier removes the dead branches. */
 const volatile u32 fault_inject;
@@ -102,6 +113,9 @@ volatile u64 nr_pending;            /* tasks in user-space custody now */
 volatile u64 host_hb_ns;            /* host heartbeat (host writes, every loop turn) */
 volatile u64 host_stalled;          /* 1 while in stalled mode */
 volatile u64 nr_kept;               /* slice expiries where prev stayed first in vtime order */
+volatile u64 nr_slice_clamped;      /* decisions whose slice was outside [10 us, slice_ns_max] */
+volatile u64 nr_keep_bounded;       /* prev first in vtime order but not kept: a waiter waited too long */
+volatile u64 nr_prio_throttled;     /* priority decisions applied as ordinary ones (budget spent) */
 volatile u64 idle_mask[MAX_CPUS / 64]; /* idle-CPU hints for the policy */
 
 struct user_exit_info uei;          /* exit info, read by the host after detach */
@@ -123,9 +137,24 @@ struct task_ctx {
 	u64 exec_runtime;  /* CPU time since the task last woke up */
 	u64 run_start;     /* start of the current stint on a CPU */
 	u64 slice;         /* slice of the last decision applied */
+	u64 queued_at;     /* when it was last inserted into one of our DSQs */
 	bool fresh;        /* enqueued since it last ran: the next run sets start_ts */
 	bool decided;      /* placed by a host decision (not in-kernel) */
+	bool prio;         /* placed by a priority decision: its runtime counts against the budget */
 };
+
+/* Per CPU: priority runtime in the current throttling period. */
+struct cpu_ctx {
+	u64 prio_period_start;
+	u64 prio_runtime;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct cpu_ctx);
+} cpu_ctx_stor SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -279,6 +308,12 @@ static __always_inline void kick_for(struct task_struct *p, s32 cpu, bool preemp
 /* In-kernel placement: shared DSQ, in line with the policy's current vtime. */
 static __always_inline void kernel_dispatch(struct task_struct *p, u64 enq_flags)
 {
+	struct task_ctx *tctx = lookup_tctx(p);
+
+	if (tctx) {
+		tctx->queued_at = bpf_ktime_get_ns();
+		tctx->prio = false;
+	}
 	g_insert_vtime(p, SHARED_DSQ, slice_ns_default, vtime_floor, enq_flags);
 	__sync_fetch_and_add(&nr_kernel_dispatches, 1);
 	kick_for(p, -1, false);
@@ -416,16 +451,48 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 }
 
 /* --- Applying the host's decisions ----------------------------------------------------- */
+/* Has `cpu` spent its priority budget in the current period? */
+static __always_inline bool prio_throttled(s32 cpu, u64 now)
+{
+	u32 key = 0;
+	struct cpu_ctx *c = bpf_map_lookup_percpu_elem(&cpu_ctx_stor, &key, cpu);
+
+	return c && now - c->prio_period_start < PRIO_PERIOD_NS && c->prio_runtime >= PRIO_BUDGET_NS;
+}
+
+/* ops.stopping: charge a priority task's run to this CPU's budget. */
+static __always_inline void prio_charge(u64 ran, u64 now)
+{
+	u32 key = 0;
+	struct cpu_ctx *c = bpf_map_lookup_elem(&cpu_ctx_stor, &key);
+
+	if (!c)
+		return;
+	if (now - c->prio_period_start >= PRIO_PERIOD_NS) {
+		c->prio_period_start = now;
+		c->prio_runtime = 0;
+	}
+	c->prio_runtime += ran;
+}
+
 static void apply_decision(struct task_struct *p, const struct dispatched_task_ctx *d)
 {
 	u64 slice = d->slice_ns ? d->slice_ns : slice_ns_default;
 	struct task_ctx *tctx = lookup_tctx(p);
+	u64 vtime = d->vtime, now = bpf_ktime_get_ns();
 	s32 cpu = d->cpu;
 	u64 dsq;
 
+	/* Whatever the host let through: no slice beyond the watchdog's safety bound. */
+	if (slice > slice_ns_max || slice < SLICE_NS_FLOOR) {
+		slice = slice > slice_ns_max ? slice_ns_max : SLICE_NS_FLOOR;
+		__sync_fetch_and_add(&nr_slice_clamped, 1);
+	}
 	if (tctx) {
 		tctx->slice = slice;
 		tctx->decided = true;
+		tctx->queued_at = now;
+		tctx->prio = false;
 	}
 	if (cpu == RL_CPU_ANY) {
 		dsq = SHARED_DSQ;
@@ -446,15 +513,28 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task_c
 		}
 	}
 
-	if (d->vtime == 0) {
+	if (vtime == 0) {
 		/* Priority: straight to the head of a CPU's local DSQ, preempting whatever runs
 		 * there. The CPU the policy chose, else the one applying the decision (it is in
 		 * ops.dispatch, so it runs the task next: no IPI round trip), else the task's
-		 * own. */
+		 * own. A CPU whose priority budget is spent takes it as an ordinary decision
+		 * (vtime_floor: behind what is queued now). */
 		s32 here = bpf_get_smp_processor_id();
 
 		if (cpu < 0)
 			cpu = bpf_cpumask_test_cpu(here, p->cpus_ptr) ? here : scx_bpf_task_cpu(p);
+		if (cpu_ok(cpu) && prio_throttled(cpu, now)) {
+			__sync_fetch_and_add(&nr_prio_throttled, 1);
+			vtime = vtime_floor ? vtime_floor : 1;
+			if (dsq != SHARED_DSQ)
+				dsq = cpu_usable(p, cpu) ? (u64)cpu : SHARED_DSQ;
+		}
+	}
+	if (vtime == 0) {
+		s32 here = bpf_get_smp_processor_id();
+
+		if (tctx)
+			tctx->prio = true;
 		if (cpu_usable(p, cpu)) {
 			g_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice, SCX_ENQ_HEAD | SCX_ENQ_PREEMPT);
 			if (cpu != here)
@@ -464,10 +544,10 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task_c
 			kick_for(p, -1, true);
 		}
 	} else {
-		g_insert_vtime(p, dsq, slice, d->vtime, 0);
-		if ((s64)(d->vtime - vtime_floor) > 0)
-			vtime_floor = d->vtime;
-		kick_for(p, cpu, false);
+		g_insert_vtime(p, dsq, slice, vtime, 0);
+		if ((s64)(vtime - vtime_floor) > 0)
+			vtime_floor = vtime;
+		kick_for(p, dsq == SHARED_DSQ ? -1 : cpu, false);
 	}
 	__sync_fetch_and_add(&nr_user_dispatches, 1);
 }
@@ -540,6 +620,8 @@ static long rescue_one(struct bpf_map *map, s32 *key, struct pending_val *pv,
 		/* Bump enq_cnt: the host's late decision for this task will be cancelled. */
 		tctx->enq_cnt++;
 		tctx->decided = false;
+		tctx->prio = false;
+		tctx->queued_at = rc->now;
 		g_insert_vtime(p, SHARED_DSQ, slice_ns_default, vtime_floor, 0);
 		__sync_fetch_and_add(&nr_rescued, 1);
 		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
@@ -559,23 +641,37 @@ static void rescue_pending(void)
 }
 
 /* --- Slice expiry ---------------------------------------------------------------------- */
-/* vtime of the first task in a DSQ, or ~0 when it is empty. */
-static __always_inline u64 head_vtime(u64 dsq)
+/* The first task in a DSQ: its vtime (~0 when the DSQ is empty) and since when it has
+ * been waiting there (0 if unknown). */
+struct head {
+	u64 vt;
+	u64 queued_at;
+};
+
+static __always_inline void head_of(u64 dsq, struct head *h)
 {
 	struct task_struct *p;
-	u64 vt = ~0ULL;
+	struct task_ctx *tctx;
 
+	h->vt = ~0ULL;
+	h->queued_at = 0;
 	if (bpf_ksym_exists(scx_bpf_dsq_peek)) {
 		p = scx_bpf_dsq_peek(dsq);
-		if (p)
-			vt = p->scx.dsq_vtime;
-		return vt;
+		if (p) {
+			h->vt = p->scx.dsq_vtime;
+			tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
+			if (tctx)
+				h->queued_at = tctx->queued_at;
+		}
+		return;
 	}
 	bpf_for_each(scx_dsq, p, dsq, 0) {
-		vt = p->scx.dsq_vtime;
+		h->vt = p->scx.dsq_vtime;
+		tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
+		if (tctx)
+			h->queued_at = tctx->queued_at;
 		break;
 	}
-	return vt;
 }
 
 /*
@@ -587,7 +683,7 @@ static __always_inline u64 head_vtime(u64 dsq)
  * use). If it is still first, it keeps the CPU for another slice of the policy's length;
  * otherwise it goes back to the policy with everything it ran reported.
  */
-static bool keep_prev(struct task_struct *prev, u64 head)
+static bool keep_prev(struct task_struct *prev, s32 cpu, const struct head *h)
 {
 	struct task_ctx *tctx;
 	u64 w, vt, now;
@@ -600,8 +696,16 @@ static bool keep_prev(struct task_struct *prev, u64 head)
 	now = bpf_ktime_get_ns();
 	w = prev->scx.weight ? prev->scx.weight : 100;
 	vt = prev->scx.dsq_vtime + (now - tctx->start_ts) * 100 / w;
-	if (vt > head)
+	if (vt > h->vt)
 		return false;
+	/* First in vtime order, but never past a waiter that has waited wait_bound_ns (a
+	 * nice -20 task against a nice 0 one, or a large lag, would hold the CPU for
+	 * seconds), nor as a priority task on a CPU whose priority budget is spent. */
+	if ((h->queued_at && now - h->queued_at > wait_bound_ns) ||
+	    (tctx->prio && prio_throttled(cpu, now))) {
+		__sync_fetch_and_add(&nr_keep_bounded, 1);
+		return false;
+	}
 	prev->scx.slice = tctx->slice;
 	__sync_fetch_and_add(&nr_kept, 1);
 	return true;
@@ -610,6 +714,7 @@ static bool keep_prev(struct task_struct *prev, u64 head)
 /* --- Dispatch ------------------------------------------------------------------------- */
 void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 {
+	struct head hc, hs;
 	u64 vt_cpu, vt_shared;
 
 	if (rescue_needed || host_stalled)
@@ -630,9 +735,11 @@ void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 	/* This CPU's DSQ and the shared one are both vtime-ordered: serve whichever head
 	 * comes first, so a priority task (vtime 0) in the shared DSQ does not wait behind
 	 * tasks placed on this CPU. */
-	vt_cpu = head_vtime(cpu);
-	vt_shared = head_vtime(SHARED_DSQ);
-	if (keep_prev(prev, vt_cpu < vt_shared ? vt_cpu : vt_shared))
+	head_of(cpu, &hc);
+	head_of(SHARED_DSQ, &hs);
+	vt_cpu = hc.vt;
+	vt_shared = hs.vt;
+	if (keep_prev(prev, cpu, vt_cpu < vt_shared ? &hc : &hs))
 		return;
 	if (vt_shared < vt_cpu) {
 		if (g_move_to_local(SHARED_DSQ) || g_move_to_local(cpu))
@@ -692,8 +799,11 @@ void BPF_STRUCT_OPS(gthulhu_stopping, struct task_struct *p, bool runnable)
 	tctx = lookup_tctx(p);
 	if (tctx) {
 		tctx->stop_ts = now;
-		if (now > tctx->run_start)
+		if (now > tctx->run_start) {
 			tctx->exec_runtime += now - tctx->run_start;
+			if (tctx->prio)
+				prio_charge(now - tctx->run_start, now);
+		}
 	}
 }
 

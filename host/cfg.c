@@ -92,8 +92,8 @@ static const struct opt sopts[] = {
 	  "POSIX extended regex matched against the process name (/proc/PID/comm); \"\" = not set" },
 	{ "priority", OT_BOOL, S_OFF(priority), 0, 0, 1, 0, "false",
 	  "matching tasks run before all others (vtime 0)" },
-	{ "execution_time", OT_U64, S_OFF(execution_time), 0, 10000, 10000000000ull, OF_ZERO_OK, "0",
-	  "time slice in ns for matching tasks; 0 = the policy's own" },
+	{ "execution_time", OT_U64, S_OFF(execution_time), 0, 10000, 3750000000ull, OF_ZERO_OK, "0",
+	  "time slice in ns for matching tasks; 0 = the policy's own; at most 1/8 of the watchdog timeout" },
 };
 #define NR_SOPTS ((int)(sizeof(sopts) / sizeof(sopts[0])))
 
@@ -643,22 +643,69 @@ static int parse_stream(struct pctx *x)
 	}
 }
 
-/* Checks between options, after the whole file is read. */
+uint32_t cfg_watchdog_ms(const struct cfg *c)
+{
+	return c->watchdog_timeout_ms ? c->watchdog_timeout_ms : CFG_KERNEL_WATCHDOG_MS;
+}
+
+uint64_t cfg_slice_max_ns(const struct cfg *c)
+{
+	return (uint64_t)cfg_watchdog_ms(c) * 1000000ull / 8;
+}
+
+static int opt_index(size_t off)
+{
+	for (int i = 0; i < NR_OPTS; i++)
+		if (opts[i].off == off)
+			return i;
+	return 0;
+}
+
+/* Checks between options, after the whole file is read. A violated pair is reported at
+ * the line of the option this file set (the first one if it set both). */
 static int cross_check(struct pctx *x)
 {
 	const struct cfg *c = x->c;
+	int imin = opt_index(C_OFF(slice_ns_min)), idef = opt_index(C_OFF(slice_ns_default));
+	int istall = opt_index(C_OFF(stall_timeout_ms));
+	int iwd = opt_index(C_OFF(watchdog_timeout_ms));
+	uint32_t wd = cfg_watchdog_ms(c);
+	uint64_t smax = cfg_slice_max_ns(c);
 
 	if (c->slice_ns_min > c->slice_ns_default) {
-		int imin = 0, idef = 0;
-		for (int i = 0; i < NR_OPTS; i++) {
-			if (opts[i].off == C_OFF(slice_ns_min)) imin = i;
-			if (opts[i].off == C_OFF(slice_ns_default)) idef = i;
-		}
 		int line = x->line[imin] ? x->line[imin] : x->line[idef];
 		const char *key = x->line[imin] || !x->line[idef] ? opts[imin].key : opts[idef].key;
 		return fail(x, G_ERR_RANGE, line, "%s: scheduler.slice_ns_min (%" PRIu64 ") must "
 			    "be <= scheduler.slice_ns_default (%" PRIu64 ")", key,
 			    c->slice_ns_min, c->slice_ns_default);
+	}
+	if (c->slice_ns_default > smax) {
+		if (!x->line[idef] && x->line[iwd])
+			return fail(x, G_ERR_RANGE, x->line[iwd], "%s: scheduler.slice_ns_default "
+				    "(%" PRIu64 " ns) is more than 1/8 of it (%u ms): raise the "
+				    "watchdog or lower slice_ns_default to at most %" PRIu64,
+				    opts[iwd].key, c->slice_ns_default, wd, smax);
+		return fail(x, G_ERR_RANGE, x->line[idef], "%s: %" PRIu64 " ns is more than 1/8 of "
+			    "scheduler.watchdog_timeout_ms (%u ms): at most %" PRIu64, opts[idef].key,
+			    c->slice_ns_default, wd, smax);
+	}
+	if ((uint64_t)c->stall_timeout_ms * 2 > wd) {
+		if (!x->line[istall] && x->line[iwd])
+			return fail(x, G_ERR_RANGE, x->line[iwd], "%s: scheduler.stall_timeout_ms "
+				    "(%u ms) is more than half of it (%u ms): raise the watchdog or "
+				    "lower stall_timeout_ms to at most %u", opts[iwd].key,
+				    c->stall_timeout_ms, wd, wd / 2);
+		return fail(x, G_ERR_RANGE, x->line[istall], "%s: %u ms is more than half of "
+			    "scheduler.watchdog_timeout_ms (%u ms): at most %u", opts[istall].key,
+			    c->stall_timeout_ms, wd, wd / 2);
+	}
+	for (int i = 0; i < c->nr_strategies; i++) {
+		const struct cfg_strategy *st = &c->strategies[i];
+
+		if (st->execution_time > smax)
+			return fail(x, G_ERR_RANGE, st->line, "strategies[%d].execution_time: %" PRIu64
+				    " ns is more than 1/8 of scheduler.watchdog_timeout_ms (%u ms): "
+				    "at most %" PRIu64, i, st->execution_time, wd, smax);
 	}
 	return G_OK;
 }

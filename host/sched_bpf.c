@@ -98,6 +98,13 @@ int sched_open(struct sched *s, const struct cfg *c, const struct topo *t, char 
 	s->skel->rodata->debug = c->debug;
 	s->skel->rodata->stall_timeout_ns = (uint64_t)c->stall_timeout_ms * 1000000ull;
 	s->skel->rodata->nr_cpu_ids_max = (uint32_t)ncpu;
+	/* Safety bounds against the watchdog (see cfg_slice_max_ns): the longest slice, and
+	 * how long a waiter may wait behind a running task that stays first in vtime order
+	 * (watchdog/10, at most 500 ms: about what EEVDF makes a nice 0 task wait beside a
+	 * nice -20 one, and 10x below the watchdog). */
+	s->skel->rodata->slice_ns_max = cfg_slice_max_ns(c);
+	s->skel->rodata->wait_bound_ns = (uint64_t)cfg_watchdog_ms(c) * 100000ull < 500000000ull ?
+		(uint64_t)cfg_watchdog_ms(c) * 100000ull : 500000000ull;
 	/* Test-suite fault injection (tests/vm "watchdog" scenario): prove a broken BPF side
 	 * makes the suite fail, not hang. Never set in real use. */
 	const char *fault = getenv("GTHULHU_FAULT");
@@ -116,8 +123,8 @@ int sched_open(struct sched *s, const struct cfg *c, const struct topo *t, char 
 		bpf_object__for_each_program(prog, s->skel->obj)
 			bpf_program__set_log_level(prog, 4);
 	}
-	if (c->watchdog_timeout_ms)
-		s->skel->struct_ops.gthulhu_lua_ops->timeout_ms = c->watchdog_timeout_ms;
+	/* 0 is the kernel's default (30 s): the ops must say 0, not keep the object's 5000. */
+	s->skel->struct_ops.gthulhu_lua_ops->timeout_ms = c->watchdog_timeout_ms;
 	return G_OK;
 }
 
@@ -237,7 +244,8 @@ int sched_format_stats(const struct sched *s, char *buf, size_t len)
 		"nr_queued=%llu nr_scheduled=%llu nr_running=%llu nr_online_cpus=%llu "
 		"nr_user_dispatches=%llu nr_kernel_dispatches=%llu nr_cancel_dispatches=%llu "
 		"nr_bounce_dispatches=%llu nr_failed_dispatches=%llu nr_sched_congested=%llu "
-		"nr_host_stalls=%llu nr_rescued=%llu nr_pending=%llu host_stalled=%llu nr_kept=%llu",
+		"nr_host_stalls=%llu nr_rescued=%llu nr_pending=%llu host_stalled=%llu nr_kept=%llu "
+		"nr_slice_clamped=%llu nr_keep_bounded=%llu nr_prio_throttled=%llu",
 		(unsigned long long)b->nr_queued, (unsigned long long)b->nr_scheduled,
 		(unsigned long long)b->nr_running, (unsigned long long)b->nr_online_cpus,
 		(unsigned long long)b->nr_user_dispatches, (unsigned long long)b->nr_kernel_dispatches,
@@ -245,5 +253,6 @@ int sched_format_stats(const struct sched *s, char *buf, size_t len)
 		(unsigned long long)b->nr_failed_dispatches, (unsigned long long)b->nr_sched_congested,
 		(unsigned long long)b->nr_host_stalls, (unsigned long long)b->nr_rescued,
 		(unsigned long long)b->nr_pending, (unsigned long long)b->host_stalled,
-		(unsigned long long)b->nr_kept);
+		(unsigned long long)b->nr_kept, (unsigned long long)b->nr_slice_clamped,
+		(unsigned long long)b->nr_keep_bounded, (unsigned long long)b->nr_prio_throttled);
 }

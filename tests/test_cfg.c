@@ -400,7 +400,7 @@ static void test_dump_tricky(void)
 	strcpy(c.topology_root, "yes");   /* would be a bool if not quoted */
 	c.nr_strategies = 3;
 	c.strategies[0] = (struct cfg_strategy){ .pid = 42, .priority = true, .line = 9 };
-	c.strategies[1] = (struct cfg_strategy){ .execution_time = 10000000000ull };
+	c.strategies[1] = (struct cfg_strategy){ .execution_time = 625000000ull };
 	strcpy(c.strategies[1].command_regex, "^(a|b)\\.[[:digit:]]+\"$");
 	c.strategies[2] = (struct cfg_strategy){ .pid = 7, .execution_time = 10000 };
 	strcpy(c.strategies[2].command_regex, "x: y # z");
@@ -418,7 +418,7 @@ static void test_dump_tricky(void)
 	CHECK(back.strategies[0].pid == 42 && back.strategies[0].priority, " ");
 	CHECK(!strcmp(back.strategies[1].command_regex, c.strategies[1].command_regex),
 	      "%s", back.strategies[1].command_regex);
-	CHECK(back.strategies[1].execution_time == 10000000000ull, " ");
+	CHECK(back.strategies[1].execution_time == 625000000ull, " ");
 	CHECK(back.strategies[2].pid == 7 && !strcmp(back.strategies[2].command_regex, "x: y # z"), " ");
 	free(d);
 }
@@ -437,7 +437,7 @@ static void test_help(void)
 		"strategies[].pid", "strategies[].command_regex", "strategies[].priority",
 		"strategies[].execution_time", "default 20000000", "[100000, 1000000000]",
 		"0 or [500, 30000]", "[1, 4096]", "default \"policies/gthulhu.lua\"",
-		"[1, 65535]", "0 or [10000, 10000000000]",
+		"[1, 65535]", "0 or [10000, 3750000000]",
 	};
 	for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
 		CHECK_STR_CONTAINS(buf, more[i]);

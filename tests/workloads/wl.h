@@ -128,17 +128,25 @@ static inline const char *wl_comm(void)
 	return buf;
 }
 
+/* Longest wall-clock time one burn loop took (~ the longest time the burner did not run),
+ * set by wl_burn and printed as max_gap_us by wl_report_burn. */
+static uint64_t wl_burn_max_gap_ns;
+
 /* Burn CPU until `secs` of wall time have passed. Returns the thread CPU time used (ns). */
 static inline uint64_t wl_burn(double secs, uint64_t *loops_out)
 {
 	uint64_t t0 = wl_now_ns(), c0 = wl_clock_ns(CLOCK_THREAD_CPUTIME_ID);
-	uint64_t end = t0 + (uint64_t)(secs * 1e9), loops = 0;
+	uint64_t end = t0 + (uint64_t)(secs * 1e9), loops = 0, last = t0, now;
 	volatile uint64_t x = 1;
 	for (;;) {
 		for (int i = 0; i < 20000; i++)
 			x = x * 6364136223846793005ull + 1442695040888963407ull;
 		loops++;
-		if (wl_now_ns() >= end)
+		now = wl_now_ns();
+		if (now - last > wl_burn_max_gap_ns)
+			wl_burn_max_gap_ns = now - last;
+		last = now;
+		if (now >= end)
 			break;
 	}
 	if (loops_out)
@@ -155,11 +163,12 @@ static inline void wl_report_burn(const char *kind, double secs, uint64_t cpu_ns
 	uint64_t ru_us = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000ull +
 			 (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 	printf("WL %s name=%s pid=%d nice=%d duration_s=%.1f cpu_us=%llu rusage_us=%llu wall_us=%llu "
-	       "loops=%llu nvcsw=%ld nivcsw=%ld%s\n",
+	       "loops=%llu nvcsw=%ld nivcsw=%ld max_gap_us=%llu%s\n",
 	       kind, wl_comm(), (int)getpid(), getpriority(PRIO_PROCESS, 0), secs,
 	       (unsigned long long)(cpu_ns / 1000), (unsigned long long)ru_us,
 	       (unsigned long long)(wall_ns / 1000), (unsigned long long)loops,
-	       ru.ru_nvcsw, ru.ru_nivcsw, extra ? extra : "");
+	       ru.ru_nvcsw, ru.ru_nivcsw, (unsigned long long)(wl_burn_max_gap_ns / 1000),
+	       extra ? extra : "");
 	fflush(stdout);
 }
 
