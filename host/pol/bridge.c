@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * pol.c - the policy bridge: one LuaJIT state running one policy file (see pol.h).
+ * pol/bridge.c - the policy bridge: one LuaJIT state running one policy file (see pol.h).
+ * Decisions are checked in validate.c, long calls interrupted by watchdog.c.
  *
  * Hot path: pol_schedule() = lua_rawgeti(closure) + lua_pushinteger(n) + one lua_pcall
  * through pol_pcall(), then a validation pass in C over preallocated arrays. The closure
@@ -8,11 +9,6 @@
  *
  * Every call into Lua goes through pol_pcall(): a traceback message handler kept in the
  * registry, the watchdog armed around the call, the stack restored on every path.
- *
- * Watchdog: a thread per pol watches `call_start`. Past the soft limit it installs a count
- * hook that raises an error (works while the policy runs interpreted code); past the hard
- * limit (stuck in a compiled trace, which ignores hooks) it ends the process with
- * EXIT_POLICY, so the BPF link goes away and the kernel's scheduler takes over.
  */
 #include <assert.h>
 #include <errno.h>
@@ -33,75 +29,12 @@
 #include <luajit.h>
 
 #include "common.h"
-#include "pol.h"
+#include "pol_int.h"
 #include "cdef_lua.h"
 
 #ifndef GTHULHU_DATADIR
 #define GTHULHU_DATADIR "/usr/local/share/gthulhu-lua"
 #endif
-
-#define POL_SOFT_MS_DEFAULT 200u
-#define POL_SLOW_FACTOR 25u     /* limits x25 for load, init, save/restore (not the hot path) */
-#define POL_HARD_MS_DEFAULT 3000u
-#define POL_REG_KEY "gthulhu.pol"   /* registry: lightuserdata of the struct pol */
-#define POL_ERR_MAX 4096
-
-/* One loaded policy state; a reload builds a second one and swaps. */
-struct pol_state {
-	lua_State *L;
-	int tb_ref;      /* traceback message handler */
-	int g_ref;       /* the gthulhu.sched module table */
-	int P_ref;       /* the policy table */
-	int sched_ref;   /* closure: function(n) return P.schedule(tasks, n, out) end */
-};
-
-struct pol_slot {        /* open-addressing hash: pid -> task index, valid if gen matches */
-	int32_t pid;
-	int32_t idx;
-	uint32_t gen;
-};
-
-struct pol {
-	char path[PATH_MAX];
-	char lib_dir[PATH_MAX];
-	bool lib_dir_given;
-	struct pol_env env;
-
-	struct queued_task_ctx *tasks;
-	struct dispatched_task_ctx *out;
-	size_t tasks_bytes, out_bytes;
-
-	struct pol_state st;
-
-	/* validation scratch, sized once from batch_max */
-	struct pol_slot *slots;
-	uint32_t slot_mask;
-	uint32_t *decided;      /* per task index: == gen when decided this batch */
-	uint32_t gen;
-
-	struct strat_entry *strat;   /* last strategy list, re-sent on reload */
-	int nr_strat;
-
-	struct pol_stats stats;
-	char last_error[POL_ERR_MAX];
-	uint64_t err_log_ns;         /* when an error was last printed */
-	uint64_t err_suppressed;     /* errors not printed since then */
-
-	/* watchdog (fields shared with the thread are accessed with __atomic builtins) */
-	pthread_t wd_thread;
-	bool wd_inited, wd_started;
-	pthread_mutex_t wd_lock;     /* held by the thread around lua_sethook, by us around lua_close */
-	pthread_cond_t wd_cond;
-	bool wd_stop;
-	uint64_t call_start;         /* ns of the running call's start, 0 = no call */
-	lua_State *call_L;
-	const char *call_what;
-	int hooked;
-	unsigned soft_ms, hard_ms;
-	uint32_t last_bad_gen;       /* batch whose first rejected decision is in last_bad */
-	char last_bad[160];
-	bool call_hot;               /* the call under watch is schedule() (the hot path) */
-};
 
 /* ---------------------------------------------------------------------------------- */
 /* small helpers                                                                      */
@@ -200,121 +133,6 @@ static int traceback_handler(lua_State *L)
 }
 
 /* ---------------------------------------------------------------------------------- */
-/* watchdog                                                                           */
-
-/* Runs on the policy's thread: raise if the running call is really over the soft limit
- * (the hook may be left over from a call that already ended; then just remove it). */
-static void runaway_hook(lua_State *L, lua_Debug *ar)
-{
-	(void)ar;
-	lua_getfield(L, LUA_REGISTRYINDEX, POL_REG_KEY);      /* stack: ... p */
-	struct pol *p = lua_touserdata(L, -1);
-	lua_pop(L, 1);                                         /* stack: ... */
-	lua_sethook(L, NULL, 0, 0);
-	if (!p)
-		return;
-	uint64_t start = __atomic_load_n(&p->call_start, __ATOMIC_ACQUIRE);
-	unsigned soft = __atomic_load_n(&p->soft_ms, __ATOMIC_RELAXED);
-	if (start == 0 || g_now_ns() - start < (uint64_t)soft * 1000000ull)
-		return;
-	const char *what = __atomic_load_n(&p->call_what, __ATOMIC_RELAXED);
-	luaL_error(L, "policy %s exceeded %u ms", what ? what : "call", soft);
-}
-
-static void *watchdog_main(void *arg)
-{
-	struct pol *p = arg;
-
-	pthread_mutex_lock(&p->wd_lock);
-	while (!p->wd_stop) {
-		unsigned soft = __atomic_load_n(&p->soft_ms, __ATOMIC_RELAXED);
-		unsigned hard = __atomic_load_n(&p->hard_ms, __ATOMIC_RELAXED);
-		unsigned tick = soft / 4;
-		if (tick < 1)
-			tick = 1;
-		if (tick > 50)
-			tick = 50;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += (long)tick * 1000000L;
-		while (ts.tv_nsec >= 1000000000L) {
-			ts.tv_nsec -= 1000000000L;
-			ts.tv_sec++;
-		}
-		pthread_cond_timedwait(&p->wd_cond, &p->wd_lock, &ts);
-		if (p->wd_stop)
-			break;
-
-		uint64_t start = __atomic_load_n(&p->call_start, __ATOMIC_ACQUIRE);
-		if (start == 0)
-			continue;
-		uint64_t ran = g_now_ns() - start;
-		/* Loading, init, save/restore run once, off the hot path, maybe on a slow
-		 * (emulated) machine: they get POL_SLOW_FACTOR times the limits. */
-		if (!__atomic_load_n(&p->call_hot, __ATOMIC_RELAXED)) {
-			soft *= POL_SLOW_FACTOR;
-			hard *= POL_SLOW_FACTOR;
-		}
-		if (ran >= (uint64_t)hard * 1000000ull) {
-			const char *what = __atomic_load_n(&p->call_what, __ATOMIC_RELAXED);
-			g_err("policy %s: %s has run for %u ms and does not stop (stuck in compiled "
-			      "code, which cannot be interrupted); exiting so the kernel's scheduler "
-			      "takes over", p->path, what ? what : "a call",
-			      (unsigned)(ran / 1000000ull));
-			_exit(EXIT_POLICY);
-		}
-		if (ran >= (uint64_t)soft * 1000000ull && !__atomic_load_n(&p->hooked, __ATOMIC_ACQUIRE)) {
-			lua_State *L = __atomic_load_n(&p->call_L, __ATOMIC_ACQUIRE);
-			if (L) {
-				__atomic_store_n(&p->hooked, 1, __ATOMIC_RELEASE);
-				/* lua_sethook may be called asynchronously (it is meant for signal
-				 * handlers); wd_lock keeps L from being closed meanwhile. */
-				lua_sethook(L, runaway_hook, LUA_MASKCOUNT, 1);
-			}
-		}
-	}
-	pthread_mutex_unlock(&p->wd_lock);
-	return NULL;
-}
-
-static int watchdog_start(struct pol *p)
-{
-	pthread_condattr_t ca;
-
-	pthread_mutex_init(&p->wd_lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->wd_cond, &ca);
-	pthread_condattr_destroy(&ca);
-	p->wd_inited = true;
-	/* A small stack: the host mlockall()s, which would fault in and pin the default 8 MiB
-	 * (and a dying host would spend time unpinning it before its BPF link detaches). */
-	pthread_attr_t ta;
-	int rc;
-
-	pthread_attr_init(&ta);
-	pthread_attr_setstacksize(&ta, 256 * 1024);
-	rc = pthread_create(&p->wd_thread, &ta, watchdog_main, p);
-	pthread_attr_destroy(&ta);
-	if (rc != 0)
-		return G_ERR;
-	p->wd_started = true;
-	return G_OK;
-}
-
-static void watchdog_stop(struct pol *p)
-{
-	if (!p->wd_started)
-		return;
-	pthread_mutex_lock(&p->wd_lock);
-	p->wd_stop = true;
-	pthread_cond_signal(&p->wd_cond);
-	pthread_mutex_unlock(&p->wd_lock);
-	pthread_join(p->wd_thread, NULL);
-	p->wd_started = false;
-}
-
-/* ---------------------------------------------------------------------------------- */
 /* the one pcall wrapper                                                              */
 
 /* Call the function below `nargs` arguments on L's stack, with the traceback handler and
@@ -333,14 +151,9 @@ static int pol_pcall(struct pol *p, struct pol_state *s, int nargs, int nres, co
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->tb_ref);        /* stack: ... f args tb */
 	lua_insert(L, fidx);                                  /* stack: ... tb f args */
 
-	__atomic_store_n(&p->call_what, what, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->call_hot, what == call_schedule, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->call_L, L, __ATOMIC_RELEASE);
-	__atomic_store_n(&p->call_start, g_now_ns(), __ATOMIC_RELEASE);
+	pol_wd_enter(p, L, what, what == call_schedule);
 	int rc = lua_pcall(L, nargs, nres, fidx);            /* stack: ... tb res | ... tb err */
-	__atomic_store_n(&p->call_start, 0, __ATOMIC_RELEASE);
-	if (__atomic_exchange_n(&p->hooked, 0, __ATOMIC_ACQ_REL))
-		lua_sethook(L, NULL, 0, 0);
+	pol_wd_leave(p, L);
 
 	if (rc != 0) {
 		const char *msg = lua_tostring(L, -1);
@@ -467,12 +280,10 @@ static void state_close(struct pol *p, struct pol_state *s)
 {
 	if (!s->L)
 		return;
-	if (p->wd_started)
-		pthread_mutex_lock(&p->wd_lock);
+	pol_wd_lock(p);
 	lua_close(s->L);
 	s->L = NULL;
-	if (p->wd_started)
-		pthread_mutex_unlock(&p->wd_lock);
+	pol_wd_unlock(p);
 }
 
 /* Push the ctx table for g.setup / P.init (stack: ... ctx). */
@@ -730,7 +541,7 @@ int pol_open(struct pol **out, const char *path, const struct pol_env *env,
 	 * scratch never page-faults on the hot path (mlockall covers it once attached). */
 	prefault(p->slots, nslots * sizeof(*p->slots));
 	prefault(p->decided, (size_t)env->batch_max * sizeof(*p->decided));
-	if (watchdog_start(p) != G_OK) {
+	if (pol_wd_start(p) != G_OK) {
 		set_err(err, errlen, "%s: cannot start the watchdog thread: %s", path, strerror(errno));
 		pol_close(p);
 		return G_ERR;
@@ -748,7 +559,7 @@ void pol_close(struct pol *p)
 {
 	if (!p)
 		return;
-	watchdog_stop(p);
+	pol_wd_stop(p);
 	state_close(p, &p->st);
 	if (p->wd_inited) {
 		pthread_cond_destroy(&p->wd_cond);
@@ -779,90 +590,6 @@ int pol_lua_top(const struct pol *p)
 	return p->st.L ? lua_gettop(p->st.L) : -1;
 }
 
-static inline uint32_t pid_hash(int32_t pid)
-{
-	return (uint32_t)pid * 0x9e3779b1u;
-}
-
-/* Validate out[0..m) against tasks[0..n), compact the valid ones to the front and add the
- * built-in decision for every task left undecided. */
-static void validate(struct pol *p, int n, int m)
-{
-	struct queued_task_ctx *t = p->tasks;
-	struct dispatched_task_ctx *o = p->out;
-	const int nr_cpus = p->env.nr_cpus;
-	uint32_t gen, mask = p->slot_mask;
-	int k = 0;
-
-	if (++p->gen == 0) {   /* wrapped: stamps from 2^32 batches ago could match again */
-		memset(p->slots, 0, (size_t)(mask + 1) * sizeof(*p->slots));
-		memset(p->decided, 0, (size_t)p->env.batch_max * sizeof(*p->decided));
-		p->gen = 1;
-	}
-	gen = p->gen;
-
-	for (int i = 0; i < n; i++) {   /* pid -> index; a later duplicate pid takes over */
-		uint32_t h = pid_hash(t[i].pid) & mask;
-		while (p->slots[h].gen == gen && p->slots[h].pid != t[i].pid)
-			h = (h + 1) & mask;
-		p->slots[h].gen = gen;
-		p->slots[h].pid = t[i].pid;
-		p->slots[h].idx = i;
-	}
-
-	for (int j = 0; j < m; j++) {
-		int32_t pid = o[j].pid;
-		int32_t cpu = o[j].cpu;
-		const char *why;
-		if (pid <= 0) {
-			why = "pid is not a task's (zero or negative)";
-			goto bad;
-		}
-		uint32_t h = pid_hash(pid) & mask;
-		while (p->slots[h].gen == gen && p->slots[h].pid != pid)
-			h = (h + 1) & mask;
-		if (p->slots[h].gen != gen) {
-			why = "pid is not a task of this batch";
-			goto bad;
-		}
-		int idx = p->slots[h].idx;
-		if (p->decided[idx] == gen) {
-			why = "task decided twice";
-			goto bad;
-		}
-		if (cpu != RL_CPU_ANY && (cpu < 0 || cpu >= nr_cpus)) {
-			why = "cpu is neither a CPU id below nr_cpus nor CPU_ANY";
-			goto bad;
-		}
-		p->decided[idx] = gen;
-		o[j].enq_cnt = t[idx].enq_cnt;
-		if (k != j)
-			o[k] = o[j];
-		k++;
-		continue;
-bad:
-		p->stats.bad_decisions++;
-		if (p->last_bad_gen != gen) {   /* the first rejection of a batch, for messages */
-			p->last_bad_gen = gen;
-			snprintf(p->last_bad, sizeof(p->last_bad), "out[%d] pid=%d cpu=%d: %s", j,
-				 (int)pid, (int)cpu, why);
-		}
-	}
-
-	for (int i = 0; i < n; i++) {
-		if (p->decided[i] == gen)
-			continue;
-		struct dispatched_task_ctx *d = &o[k++];
-		d->pid = t[i].pid;
-		d->cpu = RL_CPU_ANY;
-		d->flags = 0;
-		d->slice_ns = 0;
-		d->vtime = t[i].vtime ? t[i].vtime : 1;
-		d->enq_cnt = t[i].enq_cnt;
-		p->stats.fallbacks++;
-	}
-	assert(k == n);
-}
 
 int pol_schedule(struct pol *p, int n)
 {
@@ -904,7 +631,7 @@ int pol_schedule(struct pol *p, int n)
 			m = (int)d;
 	}
 	assert(lua_gettop(L) == 0);
-	validate(p, n, m);
+	pol_validate(p, n, m);
 	return n;
 }
 
@@ -1093,3 +820,4 @@ int pol_selftest(struct pol *p, char *err, size_t errlen)
 	}
 	return G_OK;
 }
+
