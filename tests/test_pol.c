@@ -4,6 +4,7 @@
  * every way a policy can fail, watchdog, strategies, hot reload, self-test.
  * Run from the repository root.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -451,6 +452,99 @@ static void test_selftest_real(void)
 	}
 }
 
+/* Called by forge.lua (mode rw_forge) during schedule(): rewrites a task in the host's own
+ * writable view, as a policy that could write the task array would. */
+static struct pol *forge_pol;
+void test_pol_forge(int i, int32_t pid, uint64_t enq_cnt);
+void test_pol_forge(int i, int32_t pid, uint64_t enq_cnt)
+{
+	pol_tasks(forge_pol)[i].pid = pid;
+	pol_tasks(forge_pol)[i].enq_cnt = enq_cnt;
+}
+
+/* Run forge.lua in `mode` in a child; return its wait status and its stderr in buf. */
+static int forge_child(const char *mode, char *buf, size_t len)
+{
+	char path[] = "/tmp/gthulhu-test-pol-XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0)
+		return -1;
+	unlink(path);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fd, 2);
+		setenv("GTHULHU_TEST_MODE", mode, 1);
+		struct pol_env env = env_for(64);
+		struct pol *p = NULL;
+		char err[1024];
+		if (pol_open(&p, TP "forge.lua", &env, err, sizeof(err)) != G_OK)
+			_exit(100);
+		fill(p, 8);
+		pol_schedule(p, 8);
+		_exit(101);
+	}
+	int status = -1;
+	waitpid(pid, &status, 0);
+	ssize_t r = pread(fd, buf, len - 1, 0);
+	buf[r > 0 ? r : 0] = '\0';
+	close(fd);
+	return status;
+}
+
+/* The task array is const to Lua and read-only in memory; out and tasks have guard
+ * pages; pid/enq_cnt are validated against the host's copy taken before the call. */
+static void test_forge(void)
+{
+	char msg[4096];
+	int st;
+
+	setenv("GTHULHU_TEST_MODE", "const_write", 1);
+	struct pol *p = open_ok(TP "forge.lua", 64);
+	if (p) {
+		fill(p, 8);
+		CHECK(pol_schedule(p, 8) == 8);
+		CHECK(pol_stats(p)->errors == 1 && pol_stats(p)->fallbacks == 8,
+		      "a write through the const tasks pointer raises: errors %llu fallbacks %llu",
+		      (unsigned long long)pol_stats(p)->errors, (unsigned long long)pol_stats(p)->fallbacks);
+		CHECK(complete(p, 8));
+		pol_close(p);
+	}
+
+	setenv("GTHULHU_TEST_MODE", "rw_forge", 1);
+	p = forge_pol = open_ok(TP "forge.lua", 64);
+	if (p) {
+		fill(p, 8);
+		CHECK(pol_schedule(p, 8) == 8);
+		const struct dispatched_task_ctx *o = pol_out(p);
+		int forged = 0, orig = 0;
+		for (int j = 0; j < 8; j++) {
+			forged += o[j].pid == 999999 || o[j].enq_cnt == 7;
+			orig += o[j].pid == 100 && o[j].enq_cnt == 50000;
+		}
+		CHECK(forged == 0, "no decision for the forged pid or enq_cnt");
+		CHECK(orig == 1, "task 0 decided once with its real pid and enq_cnt");
+		CHECK(pol_stats(p)->bad_decisions == 1 && pol_stats(p)->fallbacks == 1,
+		      "bad %llu fallbacks %llu", (unsigned long long)pol_stats(p)->bad_decisions,
+		      (unsigned long long)pol_stats(p)->fallbacks);
+		pol_close(p);
+	}
+	unsetenv("GTHULHU_TEST_MODE");
+
+	static const struct { const char *mode, *says; } faults[] = {
+		{ "cast_write", "wrote to the read-only task array" },
+		{ "out_past", "past the end of out[]" },
+		{ "tasks_past", "past the end of tasks[]" },
+	};
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+		st = forge_child(faults[i].mode, msg, sizeof(msg));
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == EXIT_POLICY, "%s: child status %#x: %s",
+		      faults[i].mode, st, msg);
+		CHECK_STR_CONTAINS(msg, faults[i].says);
+		CHECK_STR_CONTAINS(msg, "forge.lua");
+	}
+}
+
 int main(void)
 {
 	topo.nr_cpus = NR_CPUS;
@@ -473,5 +567,6 @@ int main(void)
 	test_strategies();
 	test_reload();
 	test_selftest_real();
+	test_forge();
 	return CHECK_DONE();
 }

@@ -229,7 +229,7 @@ static const char BOOT_LUA[] =
 	"if ctx.idle ~= nil then ctx.idle = ffi.cast('const volatile uint64_t *', ctx.idle) end\n"
 	"g.setup(ctx)\n"
 	"if P.init ~= nil then P.init(ctx) end\n"
-	"local tasks = ffi.cast('struct queued_task_ctx *', tasks_p)\n"
+	"local tasks = ffi.cast('const struct queued_task_ctx *', tasks_p)\n"
 	"local out = ffi.cast('struct dispatched_task_ctx *', out_p)\n"
 	/* A quiet machine sends long runs of 1-task batches, and LuaJIT builds its traces
 	 * around that: when load comes, schedule()'s loop then runs through side traces and
@@ -437,7 +437,7 @@ static int state_open(struct pol *p, struct pol_state *s, const char *path, char
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->P_ref);          /* stack: boot P */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->g_ref);          /* stack: boot P g */
 	push_ctx(p, L);                                       /* stack: boot P g ctx */
-	lua_pushlightuserdata(L, p->tasks);                   /* stack: boot P g ctx tasks */
+	lua_pushlightuserdata(L, (void *)p->tasks_ro);        /* stack: boot P g ctx tasks */
 	lua_pushlightuserdata(L, p->out);                     /* stack: boot P g ctx tasks out */
 	if (pol_pcall(p, s, 5, 1, "init()", buf, sizeof(buf))) {
 		set_err(err, errlen, "%s", buf);
@@ -460,22 +460,6 @@ fail:
 
 /* ---------------------------------------------------------------------------------- */
 /* public API                                                                         */
-
-static void *alloc_pages(size_t bytes, size_t *rounded)
-{
-	long pg = sysconf(_SC_PAGESIZE);
-	size_t page = pg > 0 ? (size_t)pg : 4096;
-	size_t n = (bytes + page - 1) / page * page;
-	void *m = NULL;
-
-	if (n == 0)
-		n = page;
-	if (posix_memalign(&m, page, n) != 0)
-		return NULL;
-	memset(m, 0, n);   /* pre-fault: no page faults on the hot path */
-	*rounded = n;
-	return m;
-}
 
 /* Touch every page for writing (volatile: a compiler may drop a memset of calloc'ed
  * memory as a dead store). */
@@ -513,6 +497,7 @@ int pol_open(struct pol **out, const char *path, const struct pol_env *env,
 		set_err(err, errlen, "%s: out of memory", path);
 		return G_ERR_NOMEM;
 	}
+	p->guard_slot[0] = p->guard_slot[1] = -1;
 	snprintf(p->path, sizeof(p->path), "%s", path);
 	p->env = *env;
 	if (env->lib_dir) {
@@ -524,15 +509,19 @@ int pol_open(struct pol **out, const char *path, const struct pol_env *env,
 	p->hard_ms = POL_HARD_MS_DEFAULT;
 	pick_lib_dir(p, path);
 
-	p->tasks = alloc_pages(sizeof(*p->tasks) * (size_t)env->batch_max, &p->tasks_bytes);
-	p->out = alloc_pages(sizeof(*p->out) * (size_t)env->batch_max, &p->out_bytes);
+	rc = pol_arrays_open(p, err, errlen);
+	if (rc != G_OK) {
+		pol_close(p);
+		return rc;
+	}
 	uint32_t nslots = 1;
 	while (nslots < 2u * (uint32_t)env->batch_max)
 		nslots <<= 1;
 	p->slots = calloc(nslots, sizeof(*p->slots));
 	p->slot_mask = nslots - 1;
 	p->decided = calloc((size_t)env->batch_max, sizeof(*p->decided));
-	if (!p->tasks || !p->out || !p->slots || !p->decided) {
+	p->keys = calloc((size_t)env->batch_max, sizeof(*p->keys));
+	if (!p->slots || !p->decided || !p->keys) {
 		set_err(err, errlen, "%s: out of memory for the batch arrays", path);
 		pol_close(p);
 		return G_ERR_NOMEM;
@@ -541,6 +530,7 @@ int pol_open(struct pol **out, const char *path, const struct pol_env *env,
 	 * scratch never page-faults on the hot path (mlockall covers it once attached). */
 	prefault(p->slots, nslots * sizeof(*p->slots));
 	prefault(p->decided, (size_t)env->batch_max * sizeof(*p->decided));
+	prefault(p->keys, (size_t)env->batch_max * sizeof(*p->keys));
 	if (pol_wd_start(p) != G_OK) {
 		set_err(err, errlen, "%s: cannot start the watchdog thread: %s", path, strerror(errno));
 		pol_close(p);
@@ -565,9 +555,9 @@ void pol_close(struct pol *p)
 		pthread_cond_destroy(&p->wd_cond);
 		pthread_mutex_destroy(&p->wd_lock);
 	}
-	free(p->tasks);
-	free(p->out);
+	pol_arrays_close(p);
 	free(p->slots);
+	free(p->keys);
 	free(p->decided);
 	free(p->strat);
 	free(p);
@@ -602,6 +592,7 @@ int pol_schedule(struct pol *p, int n)
 		n = p->env.batch_max;
 	p->stats.batches++;
 	p->stats.tasks += (uint64_t)n;
+	pol_batch_begin(p, n);   /* before the policy runs: what validation trusts */
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->st.sched_ref);  /* stack: closure */
 	lua_pushinteger(L, n);                               /* stack: closure n */
@@ -625,7 +616,7 @@ int pol_schedule(struct pol *p, int n)
 			p->stats.bad_decisions += (uint64_t)cap - (uint64_t)n;
 			snprintf(p->last_bad, sizeof(p->last_bad), "schedule() returned %.0f for %d "
 				 "tasks: the decisions past %d were dropped", cap, n, n);
-			p->last_bad_gen = p->gen + 1;  /* validate() below keeps its own first */
+			p->last_bad_gen = p->gen;  /* pol_validate() below keeps this one first */
 			m = n;
 		} else
 			m = (int)d;

@@ -33,6 +33,13 @@ struct pol_state {
 	int sched_ref;   /* closure: function(n) return P.schedule(tasks, n, out) end */
 };
 
+/* What validation trusts about task i: copied from tasks[i] before the policy runs. */
+struct pol_key {
+	int32_t pid;
+	uint64_t enq_cnt;
+	uint64_t vtime;
+};
+
 struct pol_slot {        /* open-addressing hash: pid -> task index, valid if gen matches */
 	int32_t pid;
 	int32_t idx;
@@ -45,9 +52,14 @@ struct pol {
 	bool lib_dir_given;
 	struct pol_env env;
 
+	/* guard.c: tasks is the host's writable view, tasks_ro the same pages read-only (what
+	 * Lua gets); out is shared. Each Lua-visible array sits between PROT_NONE guards. */
 	struct queued_task_ctx *tasks;
+	const struct queued_task_ctx *tasks_ro;
 	struct dispatched_task_ctx *out;
-	size_t tasks_bytes, out_bytes;
+	char *tasks_rw_map, *tasks_ro_map, *out_map;
+	size_t tasks_bytes, out_bytes;   /* the array pages (guards not included) */
+	int guard_slot[2];
 
 	struct pol_state st;
 
@@ -55,6 +67,7 @@ struct pol {
 	struct pol_slot *slots;
 	uint32_t slot_mask;
 	uint32_t *decided;      /* per task index: == gen when decided this batch */
+	struct pol_key *keys;   /* per task index: pid, enq_cnt, vtime as received */
 	uint32_t gen;
 
 	struct strat_entry *strat;   /* last strategy list, re-sent on reload */
@@ -81,8 +94,16 @@ struct pol {
 	bool call_hot;               /* the call under watch is schedule() (the hot path) */
 };
 
-/* validate.c: check out[0..m) against tasks[0..n), compact the valid decisions to the
- * front, add the built-in C decision for every task left undecided: out[0..n) valid. */
+/* guard.c: map / unmap the batch arrays (see guard.c). */
+int pol_arrays_open(struct pol *p, char *err, size_t errlen);
+void pol_arrays_close(struct pol *p);
+
+/* validate.c: before the policy runs, copy what validation trusts (pid, enq_cnt, vtime)
+ * out of tasks[0..n) and index the pids, so nothing the policy does to the task array
+ * changes which tasks it may decide. */
+void pol_batch_begin(struct pol *p, int n);
+/* validate.c: after it ran, check out[0..m) against that copy, compact the valid
+ * decisions to the front, add the built-in C decision for every task left undecided: out[0..n) valid. */
 void pol_validate(struct pol *p, int n, int m);
 
 /* watchdog.c */

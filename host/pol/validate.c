@@ -19,15 +19,11 @@ static inline uint32_t pid_hash(int32_t pid)
 	return (uint32_t)pid * 0x9e3779b1u;
 }
 
-/* Validate out[0..m) against tasks[0..n), compact the valid ones to the front and add the
- * built-in decision for every task left undecided. */
-void pol_validate(struct pol *p, int n, int m)
+void pol_batch_begin(struct pol *p, int n)
 {
-	struct queued_task_ctx *t = p->tasks;
-	struct dispatched_task_ctx *o = p->out;
-	const int nr_cpus = p->env.nr_cpus;
+	const struct queued_task_ctx *t = p->tasks;
+	struct pol_key *key = p->keys;
 	uint32_t gen, mask = p->slot_mask;
-	int k = 0;
 
 	if (++p->gen == 0) {   /* wrapped: stamps from 2^32 batches ago could match again */
 		memset(p->slots, 0, (size_t)(mask + 1) * sizeof(*p->slots));
@@ -37,13 +33,26 @@ void pol_validate(struct pol *p, int n, int m)
 	gen = p->gen;
 
 	for (int i = 0; i < n; i++) {   /* pid -> index; a later duplicate pid takes over */
-		uint32_t h = pid_hash(t[i].pid) & mask;
-		while (p->slots[h].gen == gen && p->slots[h].pid != t[i].pid)
+		int32_t pid = t[i].pid;
+		key[i].pid = pid;
+		key[i].enq_cnt = t[i].enq_cnt;
+		key[i].vtime = t[i].vtime;
+		uint32_t h = pid_hash(pid) & mask;
+		while (p->slots[h].gen == gen && p->slots[h].pid != pid)
 			h = (h + 1) & mask;
 		p->slots[h].gen = gen;
-		p->slots[h].pid = t[i].pid;
+		p->slots[h].pid = pid;
 		p->slots[h].idx = i;
 	}
+}
+
+void pol_validate(struct pol *p, int n, int m)
+{
+	const struct pol_key *key = p->keys;
+	struct dispatched_task_ctx *o = p->out;
+	const int nr_cpus = p->env.nr_cpus;
+	const uint32_t gen = p->gen, mask = p->slot_mask;
+	int k = 0;
 
 	for (int j = 0; j < m; j++) {
 		int32_t pid = o[j].pid;
@@ -70,7 +79,7 @@ void pol_validate(struct pol *p, int n, int m)
 			goto bad;
 		}
 		p->decided[idx] = gen;
-		o[j].enq_cnt = t[idx].enq_cnt;
+		o[j].enq_cnt = key[idx].enq_cnt;
 		if (k != j)
 			o[k] = o[j];
 		k++;
@@ -88,12 +97,12 @@ bad:
 		if (p->decided[i] == gen)
 			continue;
 		struct dispatched_task_ctx *d = &o[k++];
-		d->pid = t[i].pid;
+		d->pid = key[i].pid;
 		d->cpu = RL_CPU_ANY;
 		d->flags = 0;
 		d->slice_ns = 0;
-		d->vtime = t[i].vtime ? t[i].vtime : 1;
-		d->enq_cnt = t[i].enq_cnt;
+		d->vtime = key[i].vtime ? key[i].vtime : 1;
+		d->enq_cnt = key[i].enq_cnt;
 		p->stats.fallbacks++;
 	}
 	assert(k == n);
