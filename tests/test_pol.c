@@ -545,6 +545,60 @@ static void test_forge(void)
 	}
 }
 
+/* package.path/cpath hold no entry relative to the working directory. */
+static void test_search_path(void)
+{
+	struct pol *p = open_ok(TP "paths.lua", 64);
+	pol_close(p);
+}
+
+/* The Lua heap cap: a leaking policy is switched to the C decisions (reported, every task
+ * still decided), garbage is not a leak, an OOM while building the state is an error. */
+static void test_heap_cap(void)
+{
+	struct pol_env env = env_for(64);
+	struct pol *p = NULL;
+	char err[4096] = "";
+
+	env.lua_heap_max = 4u << 20;
+	CHECK(pol_open(&p, TP "heap_hog.lua", &env, err, sizeof(err)) == G_OK, "%s", err);
+	if (p) {
+		int ok = 1, i;
+		for (i = 0; i < 400 && !pol_stats(p)->lua_heap_disabled; i++) {
+			fill(p, 8);
+			ok &= pol_schedule(p, 8) == 8 && complete(p, 8) && pol_lua_top(p) == 0;
+		}
+		const struct pol_stats *st = pol_stats(p);
+		CHECK(ok, "every batch complete while the heap grows");
+		CHECK(st->lua_heap_disabled == 1 && st->lua_heap_hits >= 1 && i > 10 && i < 100,
+		      "disabled %llu hits %llu after %d batches", (unsigned long long)st->lua_heap_disabled,
+		      (unsigned long long)st->lua_heap_hits, i);
+		CHECK_STR_CONTAINS(pol_last_error(p), "lua_heap_max");
+		uint64_t fb = st->fallbacks, errs = st->errors;
+		fill(p, 8);
+		CHECK(pol_schedule(p, 8) == 8 && complete(p, 8));
+		CHECK(st->fallbacks == fb + 8 && st->errors == errs, "disabled: C decisions, no call");
+		/* a reload gives the policy a fresh state and a new chance */
+		CHECK(pol_reload(p, TP "heap_garbage.lua", err, sizeof(err)) == G_OK, "%s", err);
+		CHECK(st->lua_heap_disabled == 0);
+		fb = st->fallbacks;
+		ok = 1;
+		for (i = 0; i < 300; i++) {
+			fill(p, 8);
+			ok &= pol_schedule(p, 8) == 8 && complete(p, 8);
+		}
+		CHECK(ok && st->fallbacks == fb && st->lua_heap_disabled == 0,
+		      "garbage is collected, not capped: fallbacks +%llu", (unsigned long long)(st->fallbacks - fb));
+		pol_close(p);
+	}
+
+	p = (struct pol *)1;
+	env.lua_heap_max = 64u << 10;    /* too small to even open the libraries */
+	CHECK(pol_open(&p, TP "echo.lua", &env, err, sizeof(err)) != G_OK && p == NULL);
+	CHECK_STR_CONTAINS(err, "echo.lua");
+	CHECK_STR_CONTAINS(err, "memory");
+}
+
 int main(void)
 {
 	topo.nr_cpus = NR_CPUS;
@@ -568,5 +622,7 @@ int main(void)
 	test_reload();
 	test_selftest_real();
 	test_forge();
+	test_search_path();
+	test_heap_cap();
 	return CHECK_DONE();
 }

@@ -278,12 +278,81 @@ static int push_chunk(lua_State *L, const char *src, size_t len, const char *nam
 
 static void state_close(struct pol *p, struct pol_state *s)
 {
-	if (!s->L)
+	if (s->L) {
+		pol_wd_lock(p);
+		lua_close(s->L);
+		s->L = NULL;
+		pol_wd_unlock(p);
+	}
+	free(s->heap);
+	s->heap = NULL;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* the Lua heap cap                                                                   */
+
+/* Every allocation of a state goes through here: growth past heap->max is refused, so Lua
+ * raises "not enough memory" in the call that asked (caught by pol_pcall); shrinking and
+ * freeing always work. Under mlockall(MCL_FUTURE) an unbounded heap would pin memory
+ * without limit. */
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct pol_heap *h = ud;
+
+	if (nsize > osize && h->max && h->used + (nsize - osize) > h->max) {
+		h->hit = true;
+		return NULL;
+	}
+	void *r = h->f(h->ud, ptr, osize, nsize);
+	if (r || nsize == 0)
+		h->used = h->used + nsize - osize;
+	return r;
+}
+
+/* Last resort: an error outside any protected call (every call that can allocate runs
+ * under lua_pcall or lua_cpcall, so this is a bug). Say so and let the kernel's scheduler
+ * take over, rather than LuaJIT's exit(1). */
+static int on_panic(lua_State *L)
+{
+	const char *msg = lua_tostring(L, -1);
+	static const char pre[] = "gthulhu-lua: error: Lua panic (error outside a protected call): ";
+	ssize_t r = write(2, pre, sizeof(pre) - 1);
+	if (msg)
+		r = write(2, msg, strlen(msg));
+	r = write(2, "\n", 1);
+	(void)r;
+	_exit(EXIT_POLICY);
+}
+
+static int gc_full(lua_State *L)
+{
+	lua_gc(L, LUA_GCCOLLECT, 0);
+	return 0;
+}
+
+/* After a call failed: if the cap refused memory, collect; still over 3/4 of the cap
+ * after a full GC means live data (a leak), and the policy is switched off until a
+ * reload: every batch gets the C decisions, reported once. */
+static void heap_check(struct pol *p)
+{
+	struct pol_heap *h = p->st.heap;
+
+	if (!h || !h->hit)
 		return;
-	pol_wd_lock(p);
-	lua_close(s->L);
-	s->L = NULL;
-	pol_wd_unlock(p);
+	h->hit = false;
+	p->stats.lua_heap_hits++;
+	lua_cpcall(p->st.L, gc_full, NULL);
+	lua_settop(p->st.L, 0);
+	if (h->used <= h->max / 4 * 3)
+		return;
+	h->disabled = true;
+	p->stats.lua_heap_disabled = 1;
+	char msg[PATH_MAX + 256];
+	snprintf(msg, sizeof(msg), "its Lua heap reached scheduler.lua_heap_max_mb (%zu MiB) and "
+		 "stays at %zu KiB after a full GC: the host decides every task itself (built-in "
+		 "C decisions) until the policy is reloaded", h->max >> 20, h->used >> 10);
+	p->err_log_ns = 0;   /* always printed */
+	note_error(p, msg);
 }
 
 /* Push the ctx table for g.setup / P.init (stack: ... ctx). */
@@ -337,19 +406,51 @@ static void push_ctx(struct pol *p, lua_State *L)
 
 /* Build a complete state for `path` into *s: libraries, layout check, policy, init,
  * the batch closure. On error, *s is left closed and err holds the message. */
-static int state_open(struct pol *p, struct pol_state *s, const char *path, char *err, size_t errlen)
-{
-	char buf[3 * PATH_MAX + 64], dir[PATH_MAX];
-	lua_State *L;
+struct build_args {
+	struct pol *p;
+	struct pol_state *s;
+	const char *path;
+	char *err;
+	size_t errlen;
+	int rc;
+};
 
-	memset(s, 0, sizeof(*s));
-	s->tb_ref = s->g_ref = s->P_ref = s->sched_ref = LUA_NOREF;
-	L = luaL_newstate();
-	if (!L) {
-		set_err(err, errlen, "%s: cannot create a Lua state (out of memory)", path);
-		return G_ERR_NOMEM;
+/* Drop every entry of a search path that is not absolute ("./?.lua", "?.so", "" from
+ * LUA_PATH): the host runs as root, and its working directory is nobody's promise.
+ * Stack: ... path -> ... filtered. */
+static void push_absolute_entries(lua_State *L, const char *list)
+{
+	luaL_Buffer b;
+	const char *e = list;
+
+	luaL_buffinit(L, &b);
+	while (*e) {
+		size_t len = strcspn(e, ";");
+		if (len && e[0] == '/') {
+			luaL_addlstring(&b, e, len);
+			luaL_addchar(&b, ';');
+		}
+		e += len;
+		if (*e == ';')
+			e++;
 	}
-	s->L = L;
+	luaL_pushresult(&b);
+}
+
+/* Runs under lua_cpcall (an out-of-memory anywhere in here is an error code, not a
+ * panic). Stack inside: empty apart from what it pushes. */
+static int state_build(lua_State *L)
+{
+	struct build_args *a = lua_touserdata(L, 1);
+	struct pol *p = a->p;
+	struct pol_state *s = a->s;
+	const char *path = a->path;
+	char *err = a->err;
+	size_t errlen = a->errlen;
+	char buf[3 * PATH_MAX + 64], dir[PATH_MAX], absdir[PATH_MAX], abslib[PATH_MAX];
+
+	lua_pop(L, 1);                                        /* stack: (empty) */
+	a->rc = G_ERR;
 	luaL_openlibs(L);                                     /* stack: (empty) */
 	luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_ON);
 
@@ -358,15 +459,27 @@ static int state_open(struct pol *p, struct pol_state *s, const char *path, char
 	lua_pushlightuserdata(L, p);                          /* stack: p */
 	lua_setfield(L, LUA_REGISTRYINDEX, POL_REG_KEY);      /* stack: (empty) */
 
-	/* package.path and package.preload["gthulhu.cdef"] */
+	/* package.path (library, policy dir, then the absolute system entries), package.cpath
+	 * (absolute entries only) and package.preload["gthulhu.cdef"] */
 	dir_of(path, dir, sizeof(dir));
+	if (!realpath(dir, absdir))
+		snprintf(absdir, sizeof(absdir), "%s", dir);
+	if (!realpath(p->lib_dir, abslib))
+		snprintf(abslib, sizeof(abslib), "%s", p->lib_dir);
 	lua_getglobal(L, "package");                          /* stack: package */
-	lua_getfield(L, -1, "path");                          /* stack: package oldpath */
-	snprintf(buf, sizeof(buf), "%s/?.lua;%s/?/init.lua;%s/?.lua;", p->lib_dir, p->lib_dir, dir);
-	lua_pushstring(L, buf);                               /* stack: package oldpath prefix */
-	lua_insert(L, -2);                                    /* stack: package prefix oldpath */
+	snprintf(buf, sizeof(buf), "%s/?.lua;%s/?/init.lua;%s/?.lua;", abslib, abslib, absdir);
+	lua_pushstring(L, buf);                               /* stack: package prefix */
+	lua_getfield(L, -2, "path");                          /* stack: package prefix oldpath */
+	push_absolute_entries(L, lua_tostring(L, -1));        /* stack: package prefix old sys */
+	lua_remove(L, -2);                                    /* stack: package prefix sys */
 	lua_concat(L, 2);                                     /* stack: package newpath */
+	push_absolute_entries(L, lua_tostring(L, -1));        /* stack: package newpath abs */
+	lua_remove(L, -2);                                    /* stack: package abs */
 	lua_setfield(L, -2, "path");                          /* stack: package */
+	lua_getfield(L, -1, "cpath");                         /* stack: package oldcpath */
+	push_absolute_entries(L, lua_tostring(L, -1));        /* stack: package oldcpath abs */
+	lua_remove(L, -2);                                    /* stack: package abs */
+	lua_setfield(L, -2, "cpath");                         /* stack: package */
 	lua_getfield(L, -1, "preload");                       /* stack: package preload */
 	lua_pushcfunction(L, cdef_loader);                    /* stack: package preload loader */
 	lua_setfield(L, -2, "gthulhu.cdef");                  /* stack: package preload */
@@ -450,12 +563,56 @@ static int state_open(struct pol *p, struct pol_state *s, const char *path, char
 	}
 	s->sched_ref = luaL_ref(L, LUA_REGISTRYINDEX);        /* stack: (empty) */
 	assert(lua_gettop(L) == 0);
-	return G_OK;
+	a->rc = G_OK;
+	return 0;
 
 fail:
 	assert(lua_gettop(L) == 0);
-	state_close(p, s);
-	return G_ERR;
+	return 0;
+}
+
+/* Build a complete state for `path` into *s: a capped heap, libraries, layout check,
+ * policy, init, the batch closure. On error, *s is left closed and err holds the
+ * message. */
+static int state_open(struct pol *p, struct pol_state *s, const char *path, char *err, size_t errlen)
+{
+	struct build_args a = { p, s, path, err, errlen, G_ERR };
+	lua_State *L;
+
+	memset(s, 0, sizeof(*s));
+	s->tb_ref = s->g_ref = s->P_ref = s->sched_ref = LUA_NOREF;
+	s->heap = calloc(1, sizeof(*s->heap));
+	L = s->heap ? luaL_newstate() : NULL;
+	if (!L) {
+		set_err(err, errlen, "%s: cannot create a Lua state (out of memory)", path);
+		state_close(p, s);
+		return G_ERR_NOMEM;
+	}
+	s->L = L;
+	lua_atpanic(L, on_panic);
+	s->heap->f = lua_getallocf(L, &s->heap->ud);
+	s->heap->used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+	s->heap->max = p->env.lua_heap_max;
+	lua_setallocf(L, capped_alloc, s->heap);
+
+	int rc = lua_cpcall(L, state_build, &a);
+	if (rc != 0) {
+		const char *msg = lua_tostring(L, -1);
+		set_err(err, errlen, "%s: building the Lua state failed: %s%s", path,
+			rc == LUA_ERRMEM ? "not enough memory" : msg ? msg : "unknown error",
+			s->heap->hit ? " (scheduler.lua_heap_max_mb is too small)" : "");
+		state_close(p, s);
+		return rc == LUA_ERRMEM ? G_ERR_NOMEM : G_ERR;
+	}
+	if (a.rc != G_OK) {
+		if (s->heap->hit && !strstr(err, "memory"))
+			set_err(err + strlen(err), errlen - strlen(err),
+				" (out of memory: scheduler.lua_heap_max_mb is too small)");
+		state_close(p, s);
+		return a.rc;
+	}
+	assert(lua_gettop(L) == 0);
+	return G_OK;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -594,11 +751,16 @@ int pol_schedule(struct pol *p, int n)
 	p->stats.tasks += (uint64_t)n;
 	pol_batch_begin(p, n);   /* before the policy runs: what validation trusts */
 
+	if (p->st.heap->disabled) {   /* over the Lua heap cap: C decisions only */
+		pol_validate(p, n, 0);
+		return n;
+	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->st.sched_ref);  /* stack: closure */
 	lua_pushinteger(L, n);                               /* stack: closure n */
 	if (pol_pcall(p, &p->st, 1, 1, call_schedule, p->last_error, sizeof(p->last_error))) {
 		p->stats.errors++;                           /* stack: (empty) */
 		note_error(p, p->last_error);
+		heap_check(p);
 	} else if (lua_type(L, -1) != LUA_TNUMBER) {          /* stack: m */
 		char msg[PATH_MAX + 128];
 		snprintf(msg, sizeof(msg), "%s: schedule() returned a %s, not the number of "
@@ -642,20 +804,31 @@ static void push_strategies(lua_State *L, const struct strat_entry *e, int n)
 	}
 }
 
-/* g.set_strategies(list) then P.on_strategies(list) in state s. */
-static int send_strategies(struct pol *p, struct pol_state *s, const struct strat_entry *e, int n,
-			   char *err, size_t errlen)
-{
-	lua_State *L = s->L;
-	int rc = G_OK;
+struct strat_args {
+	struct pol *p;
+	struct pol_state *s;
+	const struct strat_entry *e;
+	int n;
+	char *err;
+	size_t errlen;
+	int rc;
+};
 
-	push_strategies(L, e, n);                             /* stack: list */
+/* Under lua_cpcall: building the list allocates. */
+static int send_strategies_cp(lua_State *L)
+{
+	struct strat_args *a = lua_touserdata(L, 1);
+	struct pol_state *s = a->s;
+
+	lua_pop(L, 1);                                        /* stack: (empty) */
+	a->rc = G_OK;
+	push_strategies(L, a->e, a->n);                       /* stack: list */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->g_ref);          /* stack: list g */
 	lua_getfield(L, -1, "set_strategies");                /* stack: list g fn */
 	lua_remove(L, -2);                                    /* stack: list fn */
 	lua_pushvalue(L, -2);                                 /* stack: list fn list */
-	if (pol_pcall(p, s, 1, 0, "g.set_strategies()", err, errlen)) {
-		rc = G_ERR;                                   /* stack: list */
+	if (pol_pcall(a->p, s, 1, 0, "g.set_strategies()", a->err, a->errlen)) {
+		a->rc = G_ERR;                                /* stack: list */
 		goto out;
 	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->P_ref);          /* stack: list P */
@@ -666,12 +839,26 @@ static int send_strategies(struct pol *p, struct pol_state *s, const struct stra
 		goto out;
 	}
 	lua_pushvalue(L, -2);                                 /* stack: list fn list */
-	if (pol_pcall(p, s, 1, 0, "on_strategies()", err, errlen))
-		rc = G_ERR;                                   /* stack: list */
+	if (pol_pcall(a->p, s, 1, 0, "on_strategies()", a->err, a->errlen))
+		a->rc = G_ERR;                                /* stack: list */
 out:
 	lua_pop(L, 1);                                        /* stack: (empty) */
-	assert(lua_gettop(L) == 0);
-	return rc;
+	return 0;
+}
+
+/* g.set_strategies(list) then P.on_strategies(list) in state s. */
+static int send_strategies(struct pol *p, struct pol_state *s, const struct strat_entry *e, int n,
+			   char *err, size_t errlen)
+{
+	struct strat_args a = { p, s, e, n, err, errlen, G_ERR };
+
+	if (lua_cpcall(s->L, send_strategies_cp, &a) != 0) {  /* stack: err */
+		set_err(err, errlen, "handing the strategies over: %s", lua_tostring(s->L, -1));
+		lua_settop(s->L, 0);
+		return G_ERR;
+	}
+	assert(lua_gettop(s->L) == 0);
+	return a.rc;
 }
 
 int pol_set_strategies(struct pol *p, const struct strat_entry *e, int n)
@@ -750,6 +937,7 @@ int pol_reload(struct pol *p, const char *path, char *err, size_t errlen)
 	assert(lua_gettop(OL) == 0 && lua_gettop(NL) == 0);
 	state_close(p, &p->st);
 	p->st = ns;
+	p->stats.lua_heap_disabled = 0;
 	snprintf(p->path, sizeof(p->path), "%s", newpath);
 	p->stats.reloads++;
 	return G_OK;

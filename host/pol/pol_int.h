@@ -24,9 +24,19 @@
 #define POL_REG_KEY "gthulhu.pol"   /* registry: lightuserdata of the struct pol */
 #define POL_ERR_MAX 4096
 
+/* A state's allocator: LuaJIT's own, counted and capped (pol_env.lua_heap_max). */
+struct pol_heap {
+	lua_Alloc f;
+	void *ud;
+	size_t used, max;     /* bytes; max 0 = no cap */
+	bool hit;             /* an allocation was refused since the last check */
+	bool disabled;        /* live data stayed over the cap: the policy is not called */
+};
+
 /* One loaded policy state; a reload builds a second one and swaps. */
 struct pol_state {
 	lua_State *L;
+	struct pol_heap *heap;   /* owned; freed after lua_close */
 	int tb_ref;      /* traceback message handler */
 	int g_ref;       /* the gthulhu.sched module table */
 	int P_ref;       /* the policy table */
