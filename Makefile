@@ -37,7 +37,8 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(G) -Ibpf -Wno-missi
 	      -Wno-compare-distinct-pointer-types -Wno-microsoft-anon-tag
 
 # Host modules shared by the binary and the C tests; main.c and sched_bpf.c are the binary's.
-LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/pol.c host/loop.c host/xport.c host/stats.c)
+POL_SRCS  := host/pol/bridge.c host/pol/guard.c host/pol/validate.c host/pol/watchdog.c
+LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/loop.c host/xport.c host/stats.c) $(POL_SRCS)
 LIB_OBJS  := $(LIB_SRCS:host/%.c=$(B)/obj/%.o)
 BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o
 GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
@@ -88,8 +89,9 @@ $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua: bpf/intf.h scripts/gen-cdef.sh | $(G)
 	$(call msg,GEN,$(G)/gthulhu/cdef.lua)
 	$(Q)bash scripts/gen-cdef.sh bpf/intf.h $(G)
 
-$(B)/obj/%.o: host/%.c $(wildcard host/*.h) bpf/intf.h $(GEN_HDRS) | $(B)/obj
+$(B)/obj/%.o: host/%.c $(wildcard host/*.h host/*/*.h) bpf/intf.h $(GEN_HDRS) | $(B)/obj
 	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(B)/gthulhu-lua: $(BIN_OBJS) $(LIB_OBJS)

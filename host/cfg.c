@@ -67,6 +67,8 @@ static const struct opt opts[] = {
 	{ "scheduler.watchdog_timeout_ms", OT_U32, C_OFF(watchdog_timeout_ms), 0,
 	  500, 30000, OF_ZERO_OK, "5000",
 	  "sched_ext watchdog timeout in ms; 0 = the kernel default" },
+	{ "scheduler.lua_heap_max_mb", OT_U32, C_OFF(lua_heap_max_mb), 0, 8, 65536, OF_ZERO_OK, "256",
+	  "MiB the policy's Lua heap may hold; past it the host decides every task itself until a reload; 0 = no cap" },
 	{ "scheduler.topology_root", OT_PATH, C_OFF(topology_root), C_SZ(topology_root), 0, 0, 0,
 	  "/sys/devices/system/cpu", "sysfs directory the CPU cache topology is read from" },
 

@@ -42,6 +42,7 @@ struct cfg {
 	uint32_t batch_max;                /* most tasks per policy call (1..MAX_BATCH) */
 	uint32_t stall_timeout_ms;         /* host silent this long with tasks pending: BPF rescues them */
 	uint32_t watchdog_timeout_ms;      /* sched_ext watchdog (0 = kernel default) */
+	uint32_t lua_heap_max_mb;          /* Lua heap cap of the policy (0 = none) */
 	char     topology_root[CFG_PATH_MAX]; /* normally /sys/devices/system/cpu */
 
 	/* api.* (served by the API module) */

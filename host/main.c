@@ -71,7 +71,7 @@ static void usage(FILE *out)
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { OPT_CHECK = 1000, OPT_VERSION };
+	enum { OPT_CHECK = 1000, OPT_VERSION, OPT_TEST_FAULT };
 	static const struct option lo[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, OPT_CHECK },
@@ -79,6 +79,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, 'h' },
+		/* hidden, for the test suite only (tests/vm "watchdog"): break the BPF side on
+		 * purpose. An option, not an environment variable, so nothing inherits it. */
+		{ "test-fault", required_argument, NULL, OPT_TEST_FAULT },
 		{ 0 }
 	};
 	int c;
@@ -93,18 +96,34 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->check = true;
 			break;
 		case 's': {
+			/* SEC attached (-s4, --stats=4) or, as most tools accept, the next word
+			 * when it is a number (-s 4, --stats 4); any other next word is the policy. */
+			const char *arg = optarg, *how = "=";
 			char *end;
 			long v = 1;
 
-			if (optarg) {
+			if (!arg && optind < argc && argv[optind][0] >= '0' && argv[optind][0] <= '9') {
+				arg = argv[optind++];
+				how = " ";
+			}
+			if (arg) {
 				errno = 0;
-				v = strtol(optarg, &end, 10);
+				v = strtol(arg, &end, 10);
 				if (errno || *end || v < 1 || v > 3600) {
-					g_err("--stats=%s: expected whole seconds in [1, 3600]", optarg);
+					g_err("--stats%s%s: expected whole seconds in [1, 3600]", how, arg);
 					return EXIT_USAGE;
 				}
 			}
 			o->stats_sec = (int)v;
+			break;
+		}
+		case OPT_TEST_FAULT: {
+			char err[256];
+
+			if (sched_set_fault(optarg, err, sizeof(err))) {
+				g_err("%s", err);
+				return EXIT_USAGE;
+			}
 			break;
 		}
 		case 'v':
@@ -190,6 +209,7 @@ static void pol_env_fill(struct pol_env *env, volatile uint64_t *idle)
 	env->topo = &topo;
 	env->idle = idle;
 	env->lib_dir = NULL;  /* <policy dir>/lib, else the installed one */
+	env->lua_heap_max = (size_t)cfg.lua_heap_max_mb << 20;
 }
 
 static void push_strategies(struct pol *pol, bool force)

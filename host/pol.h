@@ -33,6 +33,7 @@ struct pol_env {
 	const struct topo *topo;          /* NULL: every CPU its own L2/L3 */
 	const volatile uint64_t *idle;    /* idle-CPU bitmap, MAX_CPUS/64 words; NULL: none */
 	const char *lib_dir;              /* directory holding gthulhu/sched.lua (policies/lib) */
+	size_t lua_heap_max;              /* bytes one Lua state may hold; 0 = no cap */
 };
 
 struct pol_stats {
@@ -43,6 +44,9 @@ struct pol_stats {
 	uint64_t bad_decisions;  /* decisions rejected: unknown/zero pid, duplicate, bad CPU, extra */
 	uint64_t reloads;        /* successful hot reloads */
 	uint64_t reload_errors;  /* rejected reloads (old policy kept) */
+	uint64_t lua_heap_hits;  /* calls that failed because the Lua heap cap refused memory */
+	uint64_t lua_heap_disabled; /* gauge: 1 while the policy is off for holding more than
+				     * the cap after a full GC (C decisions until a reload) */
 };
 
 struct pol;

@@ -72,6 +72,22 @@ int sched_preflight(char *err, size_t errlen)
 	return 0;
 }
 
+/* Test-suite fault injection (tests/vm "watchdog" scenario): prove a broken BPF side makes
+ * the suite fail, not hang. Set only by the hidden --test-fault option. */
+static uint32_t fault_inject;
+static const char *fault_name;
+
+int sched_set_fault(const char *name, char *err, size_t errlen)
+{
+	if (strcmp(name, "starve-host")) {
+		snprintf(err, errlen, "--test-fault=%s: unknown fault (known: starve-host)", name);
+		return G_ERR;
+	}
+	fault_inject = 1;
+	fault_name = name;
+	return G_OK;
+}
+
 int sched_open(struct sched *s, const struct cfg *c, const struct topo *t, char *err,
 	       size_t errlen)
 {
@@ -105,16 +121,9 @@ int sched_open(struct sched *s, const struct cfg *c, const struct topo *t, char 
 	s->skel->rodata->slice_ns_max = cfg_slice_max_ns(c);
 	s->skel->rodata->wait_bound_ns = (uint64_t)cfg_watchdog_ms(c) * 100000ull < 500000000ull ?
 		(uint64_t)cfg_watchdog_ms(c) * 100000ull : 500000000ull;
-	/* Test-suite fault injection (tests/vm "watchdog" scenario): prove a broken BPF side
-	 * makes the suite fail, not hang. Never set in real use. */
-	const char *fault = getenv("GTHULHU_FAULT");
-	if (fault && *fault) {
-		if (strcmp(fault, "starve-host")) {
-			snprintf(err, errlen, "GTHULHU_FAULT=%s: unknown fault (known: starve-host)", fault);
-			return G_ERR;
-		}
-		s->skel->rodata->fault_inject = 1;
-		g_warn("GTHULHU_FAULT=%s: fault injected on purpose (test suite only)", fault);
+	if (fault_inject) {
+		s->skel->rodata->fault_inject = fault_inject;
+		g_warn("--test-fault=%s: fault injected on purpose (test suite only)", fault_name);
 	}
 	if (g_verbose >= 3) {
 		/* -vvv: the verifier's statistics for every program (printed at debug level). */

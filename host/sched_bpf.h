@@ -29,6 +29,9 @@ struct sched {
  * message saying what is missing (and the name of the scheduler already loaded). */
 int sched_preflight(char *err, size_t errlen);
 
+/* Hidden --test-fault=NAME (test suite only): G_ERR naming the known faults if unknown. */
+int sched_set_fault(const char *name, char *err, size_t errlen);
+
 /* Stage 1+2: open the BPF object and set its rodata from the config. */
 int sched_open(struct sched *s, const struct cfg *c, const struct topo *t, char *err,
 	       size_t errlen);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run-tests.sh SUITE...: run test suites and sum their results into one closing line.
-# Suites: unit (build/tests/test_*), spec (busted under LuaJIT), bpfunit (the scheduler's
-# BPF helpers in SEC("syscall") programs; root), transport (real BPF
+# Suites: unit (build/tests/test_*, tests/cli/run.sh), spec (busted under LuaJIT), bpfunit
+# (the scheduler's BPF helpers in SEC("syscall") programs; root), transport (real BPF
 # ringbufs on this kernel; needs root), fuzz (fuzz targets replay their corpus),
 # vm (real sched_ext kernel in QEMU), all.
 # Every suite ends with an "N passed, N failed" line (busted's summary is converted);
@@ -60,6 +60,7 @@ unit() {
 		[ -x "$t" ] || continue
 		run_suite "unit/$(basename "$t")" "$t"
 	done
+	run_suite unit/cli bash tests/cli/run.sh
 }
 
 transport() {

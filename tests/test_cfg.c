@@ -29,7 +29,7 @@ static const char *const all_keys[] = {
 	"scheduler.policy", "scheduler.slice_ns_default", "scheduler.slice_ns_min",
 	"scheduler.builtin_idle", "scheduler.early_processing", "scheduler.debug",
 	"scheduler.batch_max", "scheduler.stall_timeout_ms", "scheduler.watchdog_timeout_ms",
-	"scheduler.topology_root", "api.enabled", "api.listen", "api.port", "api.public_key",
+	"scheduler.lua_heap_max_mb", "scheduler.topology_root", "api.enabled", "api.listen", "api.port", "api.public_key",
 	"api.private_key", "api.token_ttl_s",
 };
 #define NR_KEYS ((int)(sizeof(all_keys) / sizeof(all_keys[0])))
@@ -50,6 +50,7 @@ static bool get(const struct cfg *c, const char *key, char *out, size_t len)
 	U("scheduler.batch_max", c->batch_max)
 	U("scheduler.stall_timeout_ms", c->stall_timeout_ms)
 	U("scheduler.watchdog_timeout_ms", c->watchdog_timeout_ms)
+	U("scheduler.lua_heap_max_mb", c->lua_heap_max_mb)
 	S("scheduler.topology_root", c->topology_root)
 	B("api.enabled", c->api_enabled)
 	S("api.listen", c->api_listen)

@@ -4,6 +4,7 @@
  * every way a policy can fail, watchdog, strategies, hot reload, self-test.
  * Run from the repository root.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -451,6 +452,153 @@ static void test_selftest_real(void)
 	}
 }
 
+/* Called by forge.lua (mode rw_forge) during schedule(): rewrites a task in the host's own
+ * writable view, as a policy that could write the task array would. */
+static struct pol *forge_pol;
+void test_pol_forge(int i, int32_t pid, uint64_t enq_cnt);
+void test_pol_forge(int i, int32_t pid, uint64_t enq_cnt)
+{
+	pol_tasks(forge_pol)[i].pid = pid;
+	pol_tasks(forge_pol)[i].enq_cnt = enq_cnt;
+}
+
+/* Run forge.lua in `mode` in a child; return its wait status and its stderr in buf. */
+static int forge_child(const char *mode, char *buf, size_t len)
+{
+	char path[] = "/tmp/gthulhu-test-pol-XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0)
+		return -1;
+	unlink(path);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fd, 2);
+		setenv("GTHULHU_TEST_MODE", mode, 1);
+		struct pol_env env = env_for(64);
+		struct pol *p = NULL;
+		char err[1024];
+		if (pol_open(&p, TP "forge.lua", &env, err, sizeof(err)) != G_OK)
+			_exit(100);
+		fill(p, 8);
+		pol_schedule(p, 8);
+		_exit(101);
+	}
+	int status = -1;
+	waitpid(pid, &status, 0);
+	ssize_t r = pread(fd, buf, len - 1, 0);
+	buf[r > 0 ? r : 0] = '\0';
+	close(fd);
+	return status;
+}
+
+/* The task array is const to Lua and read-only in memory; out and tasks have guard
+ * pages; pid/enq_cnt are validated against the host's copy taken before the call. */
+static void test_forge(void)
+{
+	char msg[4096];
+	int st;
+
+	setenv("GTHULHU_TEST_MODE", "const_write", 1);
+	struct pol *p = open_ok(TP "forge.lua", 64);
+	if (p) {
+		fill(p, 8);
+		CHECK(pol_schedule(p, 8) == 8);
+		CHECK(pol_stats(p)->errors == 1 && pol_stats(p)->fallbacks == 8,
+		      "a write through the const tasks pointer raises: errors %llu fallbacks %llu",
+		      (unsigned long long)pol_stats(p)->errors, (unsigned long long)pol_stats(p)->fallbacks);
+		CHECK(complete(p, 8));
+		pol_close(p);
+	}
+
+	setenv("GTHULHU_TEST_MODE", "rw_forge", 1);
+	p = forge_pol = open_ok(TP "forge.lua", 64);
+	if (p) {
+		fill(p, 8);
+		CHECK(pol_schedule(p, 8) == 8);
+		const struct dispatched_task_ctx *o = pol_out(p);
+		int forged = 0, orig = 0;
+		for (int j = 0; j < 8; j++) {
+			forged += o[j].pid == 999999 || o[j].enq_cnt == 7;
+			orig += o[j].pid == 100 && o[j].enq_cnt == 50000;
+		}
+		CHECK(forged == 0, "no decision for the forged pid or enq_cnt");
+		CHECK(orig == 1, "task 0 decided once with its real pid and enq_cnt");
+		CHECK(pol_stats(p)->bad_decisions == 1 && pol_stats(p)->fallbacks == 1,
+		      "bad %llu fallbacks %llu", (unsigned long long)pol_stats(p)->bad_decisions,
+		      (unsigned long long)pol_stats(p)->fallbacks);
+		pol_close(p);
+	}
+	unsetenv("GTHULHU_TEST_MODE");
+
+	static const struct { const char *mode, *says; } faults[] = {
+		{ "cast_write", "wrote to the read-only task array" },
+		{ "out_past", "past the end of out[]" },
+		{ "tasks_past", "past the end of tasks[]" },
+	};
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+		st = forge_child(faults[i].mode, msg, sizeof(msg));
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == EXIT_POLICY, "%s: child status %#x: %s",
+		      faults[i].mode, st, msg);
+		CHECK_STR_CONTAINS(msg, faults[i].says);
+		CHECK_STR_CONTAINS(msg, "forge.lua");
+	}
+}
+
+/* package.path/cpath hold no entry relative to the working directory. */
+static void test_search_path(void)
+{
+	struct pol *p = open_ok(TP "paths.lua", 64);
+	pol_close(p);
+}
+
+/* The Lua heap cap: a leaking policy is switched to the C decisions (reported, every task
+ * still decided), garbage is not a leak, an OOM while building the state is an error. */
+static void test_heap_cap(void)
+{
+	struct pol_env env = env_for(64);
+	struct pol *p = NULL;
+	char err[4096] = "";
+
+	env.lua_heap_max = 4u << 20;
+	CHECK(pol_open(&p, TP "heap_hog.lua", &env, err, sizeof(err)) == G_OK, "%s", err);
+	if (p) {
+		int ok = 1, i;
+		for (i = 0; i < 400 && !pol_stats(p)->lua_heap_disabled; i++) {
+			fill(p, 8);
+			ok &= pol_schedule(p, 8) == 8 && complete(p, 8) && pol_lua_top(p) == 0;
+		}
+		const struct pol_stats *st = pol_stats(p);
+		CHECK(ok, "every batch complete while the heap grows");
+		CHECK(st->lua_heap_disabled == 1 && st->lua_heap_hits >= 1 && i > 10 && i < 100,
+		      "disabled %llu hits %llu after %d batches", (unsigned long long)st->lua_heap_disabled,
+		      (unsigned long long)st->lua_heap_hits, i);
+		CHECK_STR_CONTAINS(pol_last_error(p), "lua_heap_max");
+		uint64_t fb = st->fallbacks, errs = st->errors;
+		fill(p, 8);
+		CHECK(pol_schedule(p, 8) == 8 && complete(p, 8));
+		CHECK(st->fallbacks == fb + 8 && st->errors == errs, "disabled: C decisions, no call");
+		/* a reload gives the policy a fresh state and a new chance */
+		CHECK(pol_reload(p, TP "heap_garbage.lua", err, sizeof(err)) == G_OK, "%s", err);
+		CHECK(st->lua_heap_disabled == 0);
+		fb = st->fallbacks;
+		ok = 1;
+		for (i = 0; i < 300; i++) {
+			fill(p, 8);
+			ok &= pol_schedule(p, 8) == 8 && complete(p, 8);
+		}
+		CHECK(ok && st->fallbacks == fb && st->lua_heap_disabled == 0,
+		      "garbage is collected, not capped: fallbacks +%llu", (unsigned long long)(st->fallbacks - fb));
+		pol_close(p);
+	}
+
+	p = (struct pol *)1;
+	env.lua_heap_max = 64u << 10;    /* too small to even open the libraries */
+	CHECK(pol_open(&p, TP "echo.lua", &env, err, sizeof(err)) != G_OK && p == NULL);
+	CHECK_STR_CONTAINS(err, "echo.lua");
+	CHECK_STR_CONTAINS(err, "memory");
+}
+
 int main(void)
 {
 	topo.nr_cpus = NR_CPUS;
@@ -473,5 +621,8 @@ int main(void)
 	test_strategies();
 	test_reload();
 	test_selftest_real();
+	test_forge();
+	test_search_path();
+	test_heap_cap();
 	return CHECK_DONE();
 }

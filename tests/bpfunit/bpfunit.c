@@ -79,7 +79,7 @@ static void test_custody(void)
 
 	/* One thread: every hand-out is claimed exactly once. */
 	struct race_args a = { .n = 10000, .pid_base = 1000, .nr_keys = 8 };
-	CHECK(run(skel->progs.claim_race, &a, sizeof(a)) == 0);
+	CHECK(run(skel->progs.claim_race, &a, sizeof(a)) == 0, "program claim_race failed");
 	CHECK(a.puts_ok == a.n && a.claims_ok == a.n, "puts %u claims %u of %u", a.puts_ok,
 	      a.claims_ok, a.n);
 	CHECK(skel->bss->nr_pending == 0, "nr_pending %llu", (unsigned long long)skel->bss->nr_pending);
@@ -97,7 +97,7 @@ static void test_custody(void)
 		for (int i = 0; i < 2; i++)
 			pthread_join(r[i].th, NULL);
 		left = count_entries(fd);
-		CHECK(r[0].rc == 0 && r[1].rc == 0);
+		CHECK(r[0].rc == 0 && r[1].rc == 0, "claim_race: %d %d", r[0].rc, r[1].rc);
 		CHECK(skel->bss->nr_pending == (u64)left,
 		      "round %d: nr_pending %llu but %d entries in the table (claims %u+%u)", round,
 		      (unsigned long long)skel->bss->nr_pending, left, r[0].a.claims_ok,
@@ -121,15 +121,15 @@ static void test_due(void)
 	 * one 10 s ago: it must be rescued by its own age. */
 	d = (struct due_args){ .now = 20 * sec, .sent_at = 10 * sec, .pid = 77 };
 	skel->bss->last_decision_at = 20 * sec;
-	CHECK(run(skel->progs.rescue_due, &d, sizeof(d)) == 0);
+	CHECK(run(skel->progs.rescue_due, &d, sizeof(d)) == 0, "program rescue_due failed");
 	CHECK(d.due == 1, "a task pending for 10 s with a 1 s timeout is not due for rescue");
 
 	/* Handed out 0.5 s ago: not due, even though the host has been quiet for 5 s. */
 	d = (struct due_args){ .now = 20 * sec, .sent_at = 20 * sec - sec / 2, .pid = 78 };
 	skel->bss->last_decision_at = 15 * sec;
-	CHECK(run(skel->progs.rescue_due, &d, sizeof(d)) == 0);
+	CHECK(run(skel->progs.rescue_due, &d, sizeof(d)) == 0, "program rescue_due failed");
 	CHECK(d.due == 0, "a task pending for 0.5 s with a 1 s timeout is due for rescue");
-	CHECK(skel->bss->nr_pending == 0);
+	CHECK(skel->bss->nr_pending == 0, "nr_pending %llu", (unsigned long long)skel->bss->nr_pending);
 }
 
 static void test_pick(void)
@@ -145,7 +145,7 @@ static void test_pick(void)
 	skel->bss->test_topo.l2[1] = 5;
 	memset(cnt, 0, sizeof(skel->bss->pick_count));
 	p = (struct pick_args){ .nr = 2, .iters = 2000, .idle_mask = (1ull << 4) | (1ull << 5) };
-	CHECK(run(skel->progs.pick, &p, sizeof(p)) == 0);
+	CHECK(run(skel->progs.pick, &p, sizeof(p)) == 0, "program pick failed");
 	CHECK(cnt[4] + cnt[5] == 2000 && p.none == 0,
 	      "picked 4: %u, 5: %u, CPU 0 (not a sibling): %u, none: %u", cnt[4], cnt[5], cnt[0],
 	      p.none);
@@ -156,7 +156,7 @@ static void test_pick(void)
 		skel->bss->test_topo.l2[i] = (u16)(4 + i);
 	memset(cnt, 0, sizeof(skel->bss->pick_count));
 	p = (struct pick_args){ .nr = 4, .iters = 2000, .idle_mask = 1ull << 6 };
-	CHECK(run(skel->progs.pick, &p, sizeof(p)) == 0);
+	CHECK(run(skel->progs.pick, &p, sizeof(p)) == 0, "program pick failed");
 	CHECK(cnt[6] == 2000 && p.none == 0, "idle CPU 6 found %u of 2000 times (none %u, 0: %u)",
 	      cnt[6], p.none, cnt[0]);
 
@@ -165,7 +165,7 @@ static void test_pick(void)
 		skel->bss->test_topo.l2[i] = (u16)i;
 	memset(cnt, 0, sizeof(skel->bss->pick_count));
 	p = (struct pick_args){ .nr = 64, .iters = 500, .idle_mask = 1ull << 63 };
-	CHECK(run(skel->progs.pick, &p, sizeof(p)) == 0);
+	CHECK(run(skel->progs.pick, &p, sizeof(p)) == 0, "program pick failed");
 	CHECK(cnt[63] == 500, "idle CPU 63 of 64 found %u of 500 times", cnt[63]);
 
 	/* Not allowed: never picked even when idle. */
@@ -174,7 +174,7 @@ static void test_pick(void)
 	skel->bss->test_topo.l2[1] = 5;
 	memset(cnt, 0, sizeof(skel->bss->pick_count));
 	p = (struct pick_args){ .nr = 2, .iters = 200, .idle_mask = 1ull << 5 };
-	CHECK(run(skel->progs.pick, &p, sizeof(p)) == 0);
+	CHECK(run(skel->progs.pick, &p, sizeof(p)) == 0, "program pick failed");
 	CHECK(cnt[5] == 0 && p.none == 200, "CPU 5 outside the affinity picked %u times", cnt[5]);
 }
 

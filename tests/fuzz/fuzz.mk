@@ -17,7 +17,7 @@ FZ := $(B)/fuzz
 FUZZ_CFLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g -O1 \
 	-std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	-D_GNU_SOURCE -I$(G) -Ihost -Ibpf -DFUZZ_ROOT=\"$(CURDIR)\"
-FUZZ_HDRS := $(wildcard host/*.h) bpf/intf.h
+FUZZ_HDRS := $(wildcard host/*.h host/*/*.h) bpf/intf.h
 FUZZ_HINT := echo "fuzz: cannot build with $(FUZZ_CC) -fsanitize=fuzzer: install clang-19 and its runtimes (Debian: apt-get install libclang-rt-19-dev)" >&2; exit 1
 
 .PHONY: fuzz fuzz-build fuzz-regress fuzz-seeds
@@ -39,10 +39,10 @@ $(FZ)/fuzz_strat: tests/fuzz/fuzz_strat.c host/strat.c $(FUZZ_HDRS) | $(FZ)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) tests/fuzz/fuzz_strat.c host/strat.c -o $@ || { $(FUZZ_HINT); }
 
 # -rdynamic: garbage.lua reads the fuzzer's plan through ffi.C, which needs the symbol exported.
-$(FZ)/fuzz_pol: tests/fuzz/fuzz_pol.c host/pol.c $(FUZZ_HDRS) $(G)/cdef_lua.h | $(FZ)
+$(FZ)/fuzz_pol: tests/fuzz/fuzz_pol.c $(POL_SRCS) $(FUZZ_HDRS) $(G)/cdef_lua.h | $(FZ)
 	$(call msg,FUZZ,$@)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags luajit) tests/fuzz/fuzz_pol.c \
-		host/pol.c -o $@ -rdynamic $(shell pkg-config --libs luajit) -lm -ldl -lpthread \
+		$(POL_SRCS) -Ihost/pol -o $@ -rdynamic $(shell pkg-config --libs luajit) -lm -ldl -lpthread \
 		|| { $(FUZZ_HINT); }
 
 fuzz-build: $(addprefix $(FZ)/,$(FUZZ_TARGETS))

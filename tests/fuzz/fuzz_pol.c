@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * fuzz_pol.c - libFuzzer target for the policy bridge's decision validator (host/pol.c).
+ * fuzz_pol.c - libFuzzer target for the policy bridge's decision validator (host/pol/validate.c).
  *
  * One pol is opened once (batch_max FZ_BATCH, FZ_CPUS CPUs) on tests/fuzz/garbage.lua, a
  * policy that copies whatever this target put in the exported global `fuzz_pol_plan`

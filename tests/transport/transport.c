@@ -3,7 +3,7 @@
  * transport.c - the BPF transport test, on this machine's real kernel (no sched_ext
  * needed): the real `queued` BPF ringbuf and `dispatched` user ringbuf, fed and drained by
  * SEC("syscall") programs (transport.bpf.c) through BPF_PROG_TEST_RUN, with the host's
- * real transport (xport.c), hot loop (loop.c) and policy bridge (pol.c) running real Lua
+ * real transport (xport.c), hot loop (loop.c) and policy bridge (pol/) running real Lua
  * policies in between.
  *
  * Asserts, for batches of 1 to 4096 tasks and with either ringbuf full: every task

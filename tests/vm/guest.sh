@@ -428,13 +428,12 @@ sc_hotplug() {
 	stop_host
 }
 
-# watchdog: a broken BPF side, injected on purpose (GTHULHU_FAULT=starve-host: the host's
+# watchdog: a broken BPF side, injected on purpose (--test-fault=starve-host, a hidden option: the host's
 # threads are never dispatched). The last line of defence must hold and the failure must
 # be reported, not hang: the kernel's watchdog ejects the scheduler, the host prints the
 # exit info and exits 9 (EXIT_SCX_ERROR), the workload completes on the default scheduler.
 sc_watchdog() {
-	HOST_ENV=GTHULHU_FAULT=starve-host start_host policies/gthulhu.lua -c $G/tests/vm/watchdog.yaml || { HOST_ENV=; return; }
-	HOST_ENV=
+	start_host policies/gthulhu.lua -c $G/tests/vm/watchdog.yaml --test-fault=starve-host || return
 	wait_attach 60 || return
 	wl whog1 hog --name whog1 -d 6
 	wl wsleep sleeper --name wsleep -d 6

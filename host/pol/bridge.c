@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * pol.c - the policy bridge: one LuaJIT state running one policy file (see pol.h).
+ * pol/bridge.c - the policy bridge: one LuaJIT state running one policy file (see pol.h).
+ * Decisions are checked in validate.c, long calls interrupted by watchdog.c.
  *
  * Hot path: pol_schedule() = lua_rawgeti(closure) + lua_pushinteger(n) + one lua_pcall
  * through pol_pcall(), then a validation pass in C over preallocated arrays. The closure
@@ -8,11 +9,6 @@
  *
  * Every call into Lua goes through pol_pcall(): a traceback message handler kept in the
  * registry, the watchdog armed around the call, the stack restored on every path.
- *
- * Watchdog: a thread per pol watches `call_start`. Past the soft limit it installs a count
- * hook that raises an error (works while the policy runs interpreted code); past the hard
- * limit (stuck in a compiled trace, which ignores hooks) it ends the process with
- * EXIT_POLICY, so the BPF link goes away and the kernel's scheduler takes over.
  */
 #include <assert.h>
 #include <errno.h>
@@ -33,75 +29,12 @@
 #include <luajit.h>
 
 #include "common.h"
-#include "pol.h"
+#include "pol_int.h"
 #include "cdef_lua.h"
 
 #ifndef GTHULHU_DATADIR
 #define GTHULHU_DATADIR "/usr/local/share/gthulhu-lua"
 #endif
-
-#define POL_SOFT_MS_DEFAULT 200u
-#define POL_SLOW_FACTOR 25u     /* limits x25 for load, init, save/restore (not the hot path) */
-#define POL_HARD_MS_DEFAULT 3000u
-#define POL_REG_KEY "gthulhu.pol"   /* registry: lightuserdata of the struct pol */
-#define POL_ERR_MAX 4096
-
-/* One loaded policy state; a reload builds a second one and swaps. */
-struct pol_state {
-	lua_State *L;
-	int tb_ref;      /* traceback message handler */
-	int g_ref;       /* the gthulhu.sched module table */
-	int P_ref;       /* the policy table */
-	int sched_ref;   /* closure: function(n) return P.schedule(tasks, n, out) end */
-};
-
-struct pol_slot {        /* open-addressing hash: pid -> task index, valid if gen matches */
-	int32_t pid;
-	int32_t idx;
-	uint32_t gen;
-};
-
-struct pol {
-	char path[PATH_MAX];
-	char lib_dir[PATH_MAX];
-	bool lib_dir_given;
-	struct pol_env env;
-
-	struct queued_task_ctx *tasks;
-	struct dispatched_task_ctx *out;
-	size_t tasks_bytes, out_bytes;
-
-	struct pol_state st;
-
-	/* validation scratch, sized once from batch_max */
-	struct pol_slot *slots;
-	uint32_t slot_mask;
-	uint32_t *decided;      /* per task index: == gen when decided this batch */
-	uint32_t gen;
-
-	struct strat_entry *strat;   /* last strategy list, re-sent on reload */
-	int nr_strat;
-
-	struct pol_stats stats;
-	char last_error[POL_ERR_MAX];
-	uint64_t err_log_ns;         /* when an error was last printed */
-	uint64_t err_suppressed;     /* errors not printed since then */
-
-	/* watchdog (fields shared with the thread are accessed with __atomic builtins) */
-	pthread_t wd_thread;
-	bool wd_inited, wd_started;
-	pthread_mutex_t wd_lock;     /* held by the thread around lua_sethook, by us around lua_close */
-	pthread_cond_t wd_cond;
-	bool wd_stop;
-	uint64_t call_start;         /* ns of the running call's start, 0 = no call */
-	lua_State *call_L;
-	const char *call_what;
-	int hooked;
-	unsigned soft_ms, hard_ms;
-	uint32_t last_bad_gen;       /* batch whose first rejected decision is in last_bad */
-	char last_bad[160];
-	bool call_hot;               /* the call under watch is schedule() (the hot path) */
-};
 
 /* ---------------------------------------------------------------------------------- */
 /* small helpers                                                                      */
@@ -200,121 +133,6 @@ static int traceback_handler(lua_State *L)
 }
 
 /* ---------------------------------------------------------------------------------- */
-/* watchdog                                                                           */
-
-/* Runs on the policy's thread: raise if the running call is really over the soft limit
- * (the hook may be left over from a call that already ended; then just remove it). */
-static void runaway_hook(lua_State *L, lua_Debug *ar)
-{
-	(void)ar;
-	lua_getfield(L, LUA_REGISTRYINDEX, POL_REG_KEY);      /* stack: ... p */
-	struct pol *p = lua_touserdata(L, -1);
-	lua_pop(L, 1);                                         /* stack: ... */
-	lua_sethook(L, NULL, 0, 0);
-	if (!p)
-		return;
-	uint64_t start = __atomic_load_n(&p->call_start, __ATOMIC_ACQUIRE);
-	unsigned soft = __atomic_load_n(&p->soft_ms, __ATOMIC_RELAXED);
-	if (start == 0 || g_now_ns() - start < (uint64_t)soft * 1000000ull)
-		return;
-	const char *what = __atomic_load_n(&p->call_what, __ATOMIC_RELAXED);
-	luaL_error(L, "policy %s exceeded %u ms", what ? what : "call", soft);
-}
-
-static void *watchdog_main(void *arg)
-{
-	struct pol *p = arg;
-
-	pthread_mutex_lock(&p->wd_lock);
-	while (!p->wd_stop) {
-		unsigned soft = __atomic_load_n(&p->soft_ms, __ATOMIC_RELAXED);
-		unsigned hard = __atomic_load_n(&p->hard_ms, __ATOMIC_RELAXED);
-		unsigned tick = soft / 4;
-		if (tick < 1)
-			tick = 1;
-		if (tick > 50)
-			tick = 50;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += (long)tick * 1000000L;
-		while (ts.tv_nsec >= 1000000000L) {
-			ts.tv_nsec -= 1000000000L;
-			ts.tv_sec++;
-		}
-		pthread_cond_timedwait(&p->wd_cond, &p->wd_lock, &ts);
-		if (p->wd_stop)
-			break;
-
-		uint64_t start = __atomic_load_n(&p->call_start, __ATOMIC_ACQUIRE);
-		if (start == 0)
-			continue;
-		uint64_t ran = g_now_ns() - start;
-		/* Loading, init, save/restore run once, off the hot path, maybe on a slow
-		 * (emulated) machine: they get POL_SLOW_FACTOR times the limits. */
-		if (!__atomic_load_n(&p->call_hot, __ATOMIC_RELAXED)) {
-			soft *= POL_SLOW_FACTOR;
-			hard *= POL_SLOW_FACTOR;
-		}
-		if (ran >= (uint64_t)hard * 1000000ull) {
-			const char *what = __atomic_load_n(&p->call_what, __ATOMIC_RELAXED);
-			g_err("policy %s: %s has run for %u ms and does not stop (stuck in compiled "
-			      "code, which cannot be interrupted); exiting so the kernel's scheduler "
-			      "takes over", p->path, what ? what : "a call",
-			      (unsigned)(ran / 1000000ull));
-			_exit(EXIT_POLICY);
-		}
-		if (ran >= (uint64_t)soft * 1000000ull && !__atomic_load_n(&p->hooked, __ATOMIC_ACQUIRE)) {
-			lua_State *L = __atomic_load_n(&p->call_L, __ATOMIC_ACQUIRE);
-			if (L) {
-				__atomic_store_n(&p->hooked, 1, __ATOMIC_RELEASE);
-				/* lua_sethook may be called asynchronously (it is meant for signal
-				 * handlers); wd_lock keeps L from being closed meanwhile. */
-				lua_sethook(L, runaway_hook, LUA_MASKCOUNT, 1);
-			}
-		}
-	}
-	pthread_mutex_unlock(&p->wd_lock);
-	return NULL;
-}
-
-static int watchdog_start(struct pol *p)
-{
-	pthread_condattr_t ca;
-
-	pthread_mutex_init(&p->wd_lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->wd_cond, &ca);
-	pthread_condattr_destroy(&ca);
-	p->wd_inited = true;
-	/* A small stack: the host mlockall()s, which would fault in and pin the default 8 MiB
-	 * (and a dying host would spend time unpinning it before its BPF link detaches). */
-	pthread_attr_t ta;
-	int rc;
-
-	pthread_attr_init(&ta);
-	pthread_attr_setstacksize(&ta, 256 * 1024);
-	rc = pthread_create(&p->wd_thread, &ta, watchdog_main, p);
-	pthread_attr_destroy(&ta);
-	if (rc != 0)
-		return G_ERR;
-	p->wd_started = true;
-	return G_OK;
-}
-
-static void watchdog_stop(struct pol *p)
-{
-	if (!p->wd_started)
-		return;
-	pthread_mutex_lock(&p->wd_lock);
-	p->wd_stop = true;
-	pthread_cond_signal(&p->wd_cond);
-	pthread_mutex_unlock(&p->wd_lock);
-	pthread_join(p->wd_thread, NULL);
-	p->wd_started = false;
-}
-
-/* ---------------------------------------------------------------------------------- */
 /* the one pcall wrapper                                                              */
 
 /* Call the function below `nargs` arguments on L's stack, with the traceback handler and
@@ -333,14 +151,9 @@ static int pol_pcall(struct pol *p, struct pol_state *s, int nargs, int nres, co
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->tb_ref);        /* stack: ... f args tb */
 	lua_insert(L, fidx);                                  /* stack: ... tb f args */
 
-	__atomic_store_n(&p->call_what, what, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->call_hot, what == call_schedule, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->call_L, L, __ATOMIC_RELEASE);
-	__atomic_store_n(&p->call_start, g_now_ns(), __ATOMIC_RELEASE);
+	pol_wd_enter(p, L, what, what == call_schedule);
 	int rc = lua_pcall(L, nargs, nres, fidx);            /* stack: ... tb res | ... tb err */
-	__atomic_store_n(&p->call_start, 0, __ATOMIC_RELEASE);
-	if (__atomic_exchange_n(&p->hooked, 0, __ATOMIC_ACQ_REL))
-		lua_sethook(L, NULL, 0, 0);
+	pol_wd_leave(p, L);
 
 	if (rc != 0) {
 		const char *msg = lua_tostring(L, -1);
@@ -416,7 +229,7 @@ static const char BOOT_LUA[] =
 	"if ctx.idle ~= nil then ctx.idle = ffi.cast('const volatile uint64_t *', ctx.idle) end\n"
 	"g.setup(ctx)\n"
 	"if P.init ~= nil then P.init(ctx) end\n"
-	"local tasks = ffi.cast('struct queued_task_ctx *', tasks_p)\n"
+	"local tasks = ffi.cast('const struct queued_task_ctx *', tasks_p)\n"
 	"local out = ffi.cast('struct dispatched_task_ctx *', out_p)\n"
 	/* A quiet machine sends long runs of 1-task batches, and LuaJIT builds its traces
 	 * around that: when load comes, schedule()'s loop then runs through side traces and
@@ -465,14 +278,81 @@ static int push_chunk(lua_State *L, const char *src, size_t len, const char *nam
 
 static void state_close(struct pol *p, struct pol_state *s)
 {
-	if (!s->L)
+	if (s->L) {
+		pol_wd_lock(p);
+		lua_close(s->L);
+		s->L = NULL;
+		pol_wd_unlock(p);
+	}
+	free(s->heap);
+	s->heap = NULL;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* the Lua heap cap                                                                   */
+
+/* Every allocation of a state goes through here: growth past heap->max is refused, so Lua
+ * raises "not enough memory" in the call that asked (caught by pol_pcall); shrinking and
+ * freeing always work. Under mlockall(MCL_FUTURE) an unbounded heap would pin memory
+ * without limit. */
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct pol_heap *h = ud;
+
+	if (nsize > osize && h->max && h->used + (nsize - osize) > h->max) {
+		h->hit = true;
+		return NULL;
+	}
+	void *r = h->f(h->ud, ptr, osize, nsize);
+	if (r || nsize == 0)
+		h->used = h->used + nsize - osize;
+	return r;
+}
+
+/* Last resort: an error outside any protected call (every call that can allocate runs
+ * under lua_pcall or lua_cpcall, so this is a bug). Say so and let the kernel's scheduler
+ * take over, rather than LuaJIT's exit(1). */
+static int on_panic(lua_State *L)
+{
+	const char *msg = lua_tostring(L, -1);
+	static const char pre[] = "gthulhu-lua: error: Lua panic (error outside a protected call): ";
+	ssize_t r = write(2, pre, sizeof(pre) - 1);
+	if (msg)
+		r = write(2, msg, strlen(msg));
+	r = write(2, "\n", 1);
+	(void)r;
+	_exit(EXIT_POLICY);
+}
+
+static int gc_full(lua_State *L)
+{
+	lua_gc(L, LUA_GCCOLLECT, 0);
+	return 0;
+}
+
+/* After a call failed: if the cap refused memory, collect; still over 3/4 of the cap
+ * after a full GC means live data (a leak), and the policy is switched off until a
+ * reload: every batch gets the C decisions, reported once. */
+static void heap_check(struct pol *p)
+{
+	struct pol_heap *h = p->st.heap;
+
+	if (!h || !h->hit)
 		return;
-	if (p->wd_started)
-		pthread_mutex_lock(&p->wd_lock);
-	lua_close(s->L);
-	s->L = NULL;
-	if (p->wd_started)
-		pthread_mutex_unlock(&p->wd_lock);
+	h->hit = false;
+	p->stats.lua_heap_hits++;
+	lua_cpcall(p->st.L, gc_full, NULL);
+	lua_settop(p->st.L, 0);
+	if (h->used <= h->max / 4 * 3)
+		return;
+	h->disabled = true;
+	p->stats.lua_heap_disabled = 1;
+	char msg[PATH_MAX + 256];
+	snprintf(msg, sizeof(msg), "its Lua heap reached scheduler.lua_heap_max_mb (%zu MiB) and "
+		 "stays at %zu KiB after a full GC: the host decides every task itself (built-in "
+		 "C decisions) until the policy is reloaded", h->max >> 20, h->used >> 10);
+	p->err_log_ns = 0;   /* always printed */
+	note_error(p, msg);
 }
 
 /* Push the ctx table for g.setup / P.init (stack: ... ctx). */
@@ -526,19 +406,51 @@ static void push_ctx(struct pol *p, lua_State *L)
 
 /* Build a complete state for `path` into *s: libraries, layout check, policy, init,
  * the batch closure. On error, *s is left closed and err holds the message. */
-static int state_open(struct pol *p, struct pol_state *s, const char *path, char *err, size_t errlen)
-{
-	char buf[3 * PATH_MAX + 64], dir[PATH_MAX];
-	lua_State *L;
+struct build_args {
+	struct pol *p;
+	struct pol_state *s;
+	const char *path;
+	char *err;
+	size_t errlen;
+	int rc;
+};
 
-	memset(s, 0, sizeof(*s));
-	s->tb_ref = s->g_ref = s->P_ref = s->sched_ref = LUA_NOREF;
-	L = luaL_newstate();
-	if (!L) {
-		set_err(err, errlen, "%s: cannot create a Lua state (out of memory)", path);
-		return G_ERR_NOMEM;
+/* Drop every entry of a search path that is not absolute ("./?.lua", "?.so", "" from
+ * LUA_PATH): the host runs as root, and its working directory is nobody's promise.
+ * Stack: ... path -> ... filtered. */
+static void push_absolute_entries(lua_State *L, const char *list)
+{
+	luaL_Buffer b;
+	const char *e = list;
+
+	luaL_buffinit(L, &b);
+	while (*e) {
+		size_t len = strcspn(e, ";");
+		if (len && e[0] == '/') {
+			luaL_addlstring(&b, e, len);
+			luaL_addchar(&b, ';');
+		}
+		e += len;
+		if (*e == ';')
+			e++;
 	}
-	s->L = L;
+	luaL_pushresult(&b);
+}
+
+/* Runs under lua_cpcall (an out-of-memory anywhere in here is an error code, not a
+ * panic). Stack inside: empty apart from what it pushes. */
+static int state_build(lua_State *L)
+{
+	struct build_args *a = lua_touserdata(L, 1);
+	struct pol *p = a->p;
+	struct pol_state *s = a->s;
+	const char *path = a->path;
+	char *err = a->err;
+	size_t errlen = a->errlen;
+	char buf[3 * PATH_MAX + 64], dir[PATH_MAX], absdir[PATH_MAX], abslib[PATH_MAX];
+
+	lua_pop(L, 1);                                        /* stack: (empty) */
+	a->rc = G_ERR;
 	luaL_openlibs(L);                                     /* stack: (empty) */
 	luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_ON);
 
@@ -547,15 +459,27 @@ static int state_open(struct pol *p, struct pol_state *s, const char *path, char
 	lua_pushlightuserdata(L, p);                          /* stack: p */
 	lua_setfield(L, LUA_REGISTRYINDEX, POL_REG_KEY);      /* stack: (empty) */
 
-	/* package.path and package.preload["gthulhu.cdef"] */
+	/* package.path (library, policy dir, then the absolute system entries), package.cpath
+	 * (absolute entries only) and package.preload["gthulhu.cdef"] */
 	dir_of(path, dir, sizeof(dir));
+	if (!realpath(dir, absdir))
+		snprintf(absdir, sizeof(absdir), "%s", dir);
+	if (!realpath(p->lib_dir, abslib))
+		snprintf(abslib, sizeof(abslib), "%s", p->lib_dir);
 	lua_getglobal(L, "package");                          /* stack: package */
-	lua_getfield(L, -1, "path");                          /* stack: package oldpath */
-	snprintf(buf, sizeof(buf), "%s/?.lua;%s/?/init.lua;%s/?.lua;", p->lib_dir, p->lib_dir, dir);
-	lua_pushstring(L, buf);                               /* stack: package oldpath prefix */
-	lua_insert(L, -2);                                    /* stack: package prefix oldpath */
+	snprintf(buf, sizeof(buf), "%s/?.lua;%s/?/init.lua;%s/?.lua;", abslib, abslib, absdir);
+	lua_pushstring(L, buf);                               /* stack: package prefix */
+	lua_getfield(L, -2, "path");                          /* stack: package prefix oldpath */
+	push_absolute_entries(L, lua_tostring(L, -1));        /* stack: package prefix old sys */
+	lua_remove(L, -2);                                    /* stack: package prefix sys */
 	lua_concat(L, 2);                                     /* stack: package newpath */
+	push_absolute_entries(L, lua_tostring(L, -1));        /* stack: package newpath abs */
+	lua_remove(L, -2);                                    /* stack: package abs */
 	lua_setfield(L, -2, "path");                          /* stack: package */
+	lua_getfield(L, -1, "cpath");                         /* stack: package oldcpath */
+	push_absolute_entries(L, lua_tostring(L, -1));        /* stack: package oldcpath abs */
+	lua_remove(L, -2);                                    /* stack: package abs */
+	lua_setfield(L, -2, "cpath");                         /* stack: package */
 	lua_getfield(L, -1, "preload");                       /* stack: package preload */
 	lua_pushcfunction(L, cdef_loader);                    /* stack: package preload loader */
 	lua_setfield(L, -2, "gthulhu.cdef");                  /* stack: package preload */
@@ -626,7 +550,7 @@ static int state_open(struct pol *p, struct pol_state *s, const char *path, char
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->P_ref);          /* stack: boot P */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->g_ref);          /* stack: boot P g */
 	push_ctx(p, L);                                       /* stack: boot P g ctx */
-	lua_pushlightuserdata(L, p->tasks);                   /* stack: boot P g ctx tasks */
+	lua_pushlightuserdata(L, (void *)p->tasks_ro);        /* stack: boot P g ctx tasks */
 	lua_pushlightuserdata(L, p->out);                     /* stack: boot P g ctx tasks out */
 	if (pol_pcall(p, s, 5, 1, "init()", buf, sizeof(buf))) {
 		set_err(err, errlen, "%s", buf);
@@ -639,32 +563,60 @@ static int state_open(struct pol *p, struct pol_state *s, const char *path, char
 	}
 	s->sched_ref = luaL_ref(L, LUA_REGISTRYINDEX);        /* stack: (empty) */
 	assert(lua_gettop(L) == 0);
-	return G_OK;
+	a->rc = G_OK;
+	return 0;
 
 fail:
 	assert(lua_gettop(L) == 0);
-	state_close(p, s);
-	return G_ERR;
+	return 0;
+}
+
+/* Build a complete state for `path` into *s: a capped heap, libraries, layout check,
+ * policy, init, the batch closure. On error, *s is left closed and err holds the
+ * message. */
+static int state_open(struct pol *p, struct pol_state *s, const char *path, char *err, size_t errlen)
+{
+	struct build_args a = { p, s, path, err, errlen, G_ERR };
+	lua_State *L;
+
+	memset(s, 0, sizeof(*s));
+	s->tb_ref = s->g_ref = s->P_ref = s->sched_ref = LUA_NOREF;
+	s->heap = calloc(1, sizeof(*s->heap));
+	L = s->heap ? luaL_newstate() : NULL;
+	if (!L) {
+		set_err(err, errlen, "%s: cannot create a Lua state (out of memory)", path);
+		state_close(p, s);
+		return G_ERR_NOMEM;
+	}
+	s->L = L;
+	lua_atpanic(L, on_panic);
+	s->heap->f = lua_getallocf(L, &s->heap->ud);
+	s->heap->used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+	s->heap->max = p->env.lua_heap_max;
+	lua_setallocf(L, capped_alloc, s->heap);
+
+	int rc = lua_cpcall(L, state_build, &a);
+	if (rc != 0) {
+		const char *msg = lua_tostring(L, -1);
+		set_err(err, errlen, "%s: building the Lua state failed: %s%s", path,
+			rc == LUA_ERRMEM ? "not enough memory" : msg ? msg : "unknown error",
+			s->heap->hit ? " (scheduler.lua_heap_max_mb is too small)" : "");
+		state_close(p, s);
+		return rc == LUA_ERRMEM ? G_ERR_NOMEM : G_ERR;
+	}
+	if (a.rc != G_OK) {
+		if (s->heap->hit && !strstr(err, "memory"))
+			set_err(err + strlen(err), errlen - strlen(err),
+				" (out of memory: scheduler.lua_heap_max_mb is too small)");
+		state_close(p, s);
+		return a.rc;
+	}
+	assert(lua_gettop(L) == 0);
+	return G_OK;
 }
 
 /* ---------------------------------------------------------------------------------- */
 /* public API                                                                         */
-
-static void *alloc_pages(size_t bytes, size_t *rounded)
-{
-	long pg = sysconf(_SC_PAGESIZE);
-	size_t page = pg > 0 ? (size_t)pg : 4096;
-	size_t n = (bytes + page - 1) / page * page;
-	void *m = NULL;
-
-	if (n == 0)
-		n = page;
-	if (posix_memalign(&m, page, n) != 0)
-		return NULL;
-	memset(m, 0, n);   /* pre-fault: no page faults on the hot path */
-	*rounded = n;
-	return m;
-}
 
 /* Touch every page for writing (volatile: a compiler may drop a memset of calloc'ed
  * memory as a dead store). */
@@ -702,6 +654,7 @@ int pol_open(struct pol **out, const char *path, const struct pol_env *env,
 		set_err(err, errlen, "%s: out of memory", path);
 		return G_ERR_NOMEM;
 	}
+	p->guard_slot[0] = p->guard_slot[1] = -1;
 	snprintf(p->path, sizeof(p->path), "%s", path);
 	p->env = *env;
 	if (env->lib_dir) {
@@ -713,15 +666,19 @@ int pol_open(struct pol **out, const char *path, const struct pol_env *env,
 	p->hard_ms = POL_HARD_MS_DEFAULT;
 	pick_lib_dir(p, path);
 
-	p->tasks = alloc_pages(sizeof(*p->tasks) * (size_t)env->batch_max, &p->tasks_bytes);
-	p->out = alloc_pages(sizeof(*p->out) * (size_t)env->batch_max, &p->out_bytes);
+	rc = pol_arrays_open(p, err, errlen);
+	if (rc != G_OK) {
+		pol_close(p);
+		return rc;
+	}
 	uint32_t nslots = 1;
 	while (nslots < 2u * (uint32_t)env->batch_max)
 		nslots <<= 1;
 	p->slots = calloc(nslots, sizeof(*p->slots));
 	p->slot_mask = nslots - 1;
 	p->decided = calloc((size_t)env->batch_max, sizeof(*p->decided));
-	if (!p->tasks || !p->out || !p->slots || !p->decided) {
+	p->keys = calloc((size_t)env->batch_max, sizeof(*p->keys));
+	if (!p->slots || !p->decided || !p->keys) {
 		set_err(err, errlen, "%s: out of memory for the batch arrays", path);
 		pol_close(p);
 		return G_ERR_NOMEM;
@@ -730,7 +687,8 @@ int pol_open(struct pol **out, const char *path, const struct pol_env *env,
 	 * scratch never page-faults on the hot path (mlockall covers it once attached). */
 	prefault(p->slots, nslots * sizeof(*p->slots));
 	prefault(p->decided, (size_t)env->batch_max * sizeof(*p->decided));
-	if (watchdog_start(p) != G_OK) {
+	prefault(p->keys, (size_t)env->batch_max * sizeof(*p->keys));
+	if (pol_wd_start(p) != G_OK) {
 		set_err(err, errlen, "%s: cannot start the watchdog thread: %s", path, strerror(errno));
 		pol_close(p);
 		return G_ERR;
@@ -748,15 +706,15 @@ void pol_close(struct pol *p)
 {
 	if (!p)
 		return;
-	watchdog_stop(p);
+	pol_wd_stop(p);
 	state_close(p, &p->st);
 	if (p->wd_inited) {
 		pthread_cond_destroy(&p->wd_cond);
 		pthread_mutex_destroy(&p->wd_lock);
 	}
-	free(p->tasks);
-	free(p->out);
+	pol_arrays_close(p);
 	free(p->slots);
+	free(p->keys);
 	free(p->decided);
 	free(p->strat);
 	free(p);
@@ -779,90 +737,6 @@ int pol_lua_top(const struct pol *p)
 	return p->st.L ? lua_gettop(p->st.L) : -1;
 }
 
-static inline uint32_t pid_hash(int32_t pid)
-{
-	return (uint32_t)pid * 0x9e3779b1u;
-}
-
-/* Validate out[0..m) against tasks[0..n), compact the valid ones to the front and add the
- * built-in decision for every task left undecided. */
-static void validate(struct pol *p, int n, int m)
-{
-	struct queued_task_ctx *t = p->tasks;
-	struct dispatched_task_ctx *o = p->out;
-	const int nr_cpus = p->env.nr_cpus;
-	uint32_t gen, mask = p->slot_mask;
-	int k = 0;
-
-	if (++p->gen == 0) {   /* wrapped: stamps from 2^32 batches ago could match again */
-		memset(p->slots, 0, (size_t)(mask + 1) * sizeof(*p->slots));
-		memset(p->decided, 0, (size_t)p->env.batch_max * sizeof(*p->decided));
-		p->gen = 1;
-	}
-	gen = p->gen;
-
-	for (int i = 0; i < n; i++) {   /* pid -> index; a later duplicate pid takes over */
-		uint32_t h = pid_hash(t[i].pid) & mask;
-		while (p->slots[h].gen == gen && p->slots[h].pid != t[i].pid)
-			h = (h + 1) & mask;
-		p->slots[h].gen = gen;
-		p->slots[h].pid = t[i].pid;
-		p->slots[h].idx = i;
-	}
-
-	for (int j = 0; j < m; j++) {
-		int32_t pid = o[j].pid;
-		int32_t cpu = o[j].cpu;
-		const char *why;
-		if (pid <= 0) {
-			why = "pid is not a task's (zero or negative)";
-			goto bad;
-		}
-		uint32_t h = pid_hash(pid) & mask;
-		while (p->slots[h].gen == gen && p->slots[h].pid != pid)
-			h = (h + 1) & mask;
-		if (p->slots[h].gen != gen) {
-			why = "pid is not a task of this batch";
-			goto bad;
-		}
-		int idx = p->slots[h].idx;
-		if (p->decided[idx] == gen) {
-			why = "task decided twice";
-			goto bad;
-		}
-		if (cpu != RL_CPU_ANY && (cpu < 0 || cpu >= nr_cpus)) {
-			why = "cpu is neither a CPU id below nr_cpus nor CPU_ANY";
-			goto bad;
-		}
-		p->decided[idx] = gen;
-		o[j].enq_cnt = t[idx].enq_cnt;
-		if (k != j)
-			o[k] = o[j];
-		k++;
-		continue;
-bad:
-		p->stats.bad_decisions++;
-		if (p->last_bad_gen != gen) {   /* the first rejection of a batch, for messages */
-			p->last_bad_gen = gen;
-			snprintf(p->last_bad, sizeof(p->last_bad), "out[%d] pid=%d cpu=%d: %s", j,
-				 (int)pid, (int)cpu, why);
-		}
-	}
-
-	for (int i = 0; i < n; i++) {
-		if (p->decided[i] == gen)
-			continue;
-		struct dispatched_task_ctx *d = &o[k++];
-		d->pid = t[i].pid;
-		d->cpu = RL_CPU_ANY;
-		d->flags = 0;
-		d->slice_ns = 0;
-		d->vtime = t[i].vtime ? t[i].vtime : 1;
-		d->enq_cnt = t[i].enq_cnt;
-		p->stats.fallbacks++;
-	}
-	assert(k == n);
-}
 
 int pol_schedule(struct pol *p, int n)
 {
@@ -875,12 +749,18 @@ int pol_schedule(struct pol *p, int n)
 		n = p->env.batch_max;
 	p->stats.batches++;
 	p->stats.tasks += (uint64_t)n;
+	pol_batch_begin(p, n);   /* before the policy runs: what validation trusts */
 
+	if (p->st.heap->disabled) {   /* over the Lua heap cap: C decisions only */
+		pol_validate(p, n, 0);
+		return n;
+	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->st.sched_ref);  /* stack: closure */
 	lua_pushinteger(L, n);                               /* stack: closure n */
 	if (pol_pcall(p, &p->st, 1, 1, call_schedule, p->last_error, sizeof(p->last_error))) {
 		p->stats.errors++;                           /* stack: (empty) */
 		note_error(p, p->last_error);
+		heap_check(p);
 	} else if (lua_type(L, -1) != LUA_TNUMBER) {          /* stack: m */
 		char msg[PATH_MAX + 128];
 		snprintf(msg, sizeof(msg), "%s: schedule() returned a %s, not the number of "
@@ -898,13 +778,13 @@ int pol_schedule(struct pol *p, int n)
 			p->stats.bad_decisions += (uint64_t)cap - (uint64_t)n;
 			snprintf(p->last_bad, sizeof(p->last_bad), "schedule() returned %.0f for %d "
 				 "tasks: the decisions past %d were dropped", cap, n, n);
-			p->last_bad_gen = p->gen + 1;  /* validate() below keeps its own first */
+			p->last_bad_gen = p->gen;  /* pol_validate() below keeps this one first */
 			m = n;
 		} else
 			m = (int)d;
 	}
 	assert(lua_gettop(L) == 0);
-	validate(p, n, m);
+	pol_validate(p, n, m);
 	return n;
 }
 
@@ -924,20 +804,31 @@ static void push_strategies(lua_State *L, const struct strat_entry *e, int n)
 	}
 }
 
-/* g.set_strategies(list) then P.on_strategies(list) in state s. */
-static int send_strategies(struct pol *p, struct pol_state *s, const struct strat_entry *e, int n,
-			   char *err, size_t errlen)
-{
-	lua_State *L = s->L;
-	int rc = G_OK;
+struct strat_args {
+	struct pol *p;
+	struct pol_state *s;
+	const struct strat_entry *e;
+	int n;
+	char *err;
+	size_t errlen;
+	int rc;
+};
 
-	push_strategies(L, e, n);                             /* stack: list */
+/* Under lua_cpcall: building the list allocates. */
+static int send_strategies_cp(lua_State *L)
+{
+	struct strat_args *a = lua_touserdata(L, 1);
+	struct pol_state *s = a->s;
+
+	lua_pop(L, 1);                                        /* stack: (empty) */
+	a->rc = G_OK;
+	push_strategies(L, a->e, a->n);                       /* stack: list */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->g_ref);          /* stack: list g */
 	lua_getfield(L, -1, "set_strategies");                /* stack: list g fn */
 	lua_remove(L, -2);                                    /* stack: list fn */
 	lua_pushvalue(L, -2);                                 /* stack: list fn list */
-	if (pol_pcall(p, s, 1, 0, "g.set_strategies()", err, errlen)) {
-		rc = G_ERR;                                   /* stack: list */
+	if (pol_pcall(a->p, s, 1, 0, "g.set_strategies()", a->err, a->errlen)) {
+		a->rc = G_ERR;                                /* stack: list */
 		goto out;
 	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->P_ref);          /* stack: list P */
@@ -948,12 +839,26 @@ static int send_strategies(struct pol *p, struct pol_state *s, const struct stra
 		goto out;
 	}
 	lua_pushvalue(L, -2);                                 /* stack: list fn list */
-	if (pol_pcall(p, s, 1, 0, "on_strategies()", err, errlen))
-		rc = G_ERR;                                   /* stack: list */
+	if (pol_pcall(a->p, s, 1, 0, "on_strategies()", a->err, a->errlen))
+		a->rc = G_ERR;                                /* stack: list */
 out:
 	lua_pop(L, 1);                                        /* stack: (empty) */
-	assert(lua_gettop(L) == 0);
-	return rc;
+	return 0;
+}
+
+/* g.set_strategies(list) then P.on_strategies(list) in state s. */
+static int send_strategies(struct pol *p, struct pol_state *s, const struct strat_entry *e, int n,
+			   char *err, size_t errlen)
+{
+	struct strat_args a = { p, s, e, n, err, errlen, G_ERR };
+
+	if (lua_cpcall(s->L, send_strategies_cp, &a) != 0) {  /* stack: err */
+		set_err(err, errlen, "handing the strategies over: %s", lua_tostring(s->L, -1));
+		lua_settop(s->L, 0);
+		return G_ERR;
+	}
+	assert(lua_gettop(s->L) == 0);
+	return a.rc;
 }
 
 int pol_set_strategies(struct pol *p, const struct strat_entry *e, int n)
@@ -1032,6 +937,7 @@ int pol_reload(struct pol *p, const char *path, char *err, size_t errlen)
 	assert(lua_gettop(OL) == 0 && lua_gettop(NL) == 0);
 	state_close(p, &p->st);
 	p->st = ns;
+	p->stats.lua_heap_disabled = 0;
 	snprintf(p->path, sizeof(p->path), "%s", newpath);
 	p->stats.reloads++;
 	return G_OK;
@@ -1093,3 +999,4 @@ int pol_selftest(struct pol *p, char *err, size_t errlen)
 	}
 	return G_OK;
 }
+

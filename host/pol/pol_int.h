@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * pol/pol_int.h - what the policy bridge's three files share (not an interface: host/pol.h
+ * is). bridge.c: loading, the one pcall wrapper, schedule, strategies, reload, self-test.
+ * validate.c: checking the policy's decisions and the built-in C decision. watchdog.c:
+ * interrupting a call that runs too long.
+ *
+ * Ownership: struct pol is allocated by pol_open() (bridge.c) and owns everything below.
+ */
+#ifndef GTHULHU_POL_INT_H
+#define GTHULHU_POL_INT_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <lua.h>
+
+#include "pol.h"
+
+#define POL_SOFT_MS_DEFAULT 200u
+#define POL_SLOW_FACTOR 25u     /* limits x25 for load, init, save/restore (not the hot path) */
+#define POL_HARD_MS_DEFAULT 3000u
+#define POL_REG_KEY "gthulhu.pol"   /* registry: lightuserdata of the struct pol */
+#define POL_ERR_MAX 4096
+
+/* A state's allocator: LuaJIT's own, counted and capped (pol_env.lua_heap_max). */
+struct pol_heap {
+	lua_Alloc f;
+	void *ud;
+	size_t used, max;     /* bytes; max 0 = no cap */
+	bool hit;             /* an allocation was refused since the last check */
+	bool disabled;        /* live data stayed over the cap: the policy is not called */
+};
+
+/* One loaded policy state; a reload builds a second one and swaps. */
+struct pol_state {
+	lua_State *L;
+	struct pol_heap *heap;   /* owned; freed after lua_close */
+	int tb_ref;      /* traceback message handler */
+	int g_ref;       /* the gthulhu.sched module table */
+	int P_ref;       /* the policy table */
+	int sched_ref;   /* closure: function(n) return P.schedule(tasks, n, out) end */
+};
+
+/* What validation trusts about task i: copied from tasks[i] before the policy runs. */
+struct pol_key {
+	int32_t pid;
+	uint64_t enq_cnt;
+	uint64_t vtime;
+};
+
+struct pol_slot {        /* open-addressing hash: pid -> task index, valid if gen matches */
+	int32_t pid;
+	int32_t idx;
+	uint32_t gen;
+};
+
+struct pol {
+	char path[PATH_MAX];
+	char lib_dir[PATH_MAX];
+	bool lib_dir_given;
+	struct pol_env env;
+
+	/* guard.c: tasks is the host's writable view, tasks_ro the same pages read-only (what
+	 * Lua gets); out is shared. Each Lua-visible array sits between PROT_NONE guards. */
+	struct queued_task_ctx *tasks;
+	const struct queued_task_ctx *tasks_ro;
+	struct dispatched_task_ctx *out;
+	char *tasks_rw_map, *tasks_ro_map, *out_map;
+	size_t tasks_bytes, out_bytes;   /* the array pages (guards not included) */
+	int guard_slot[2];
+
+	struct pol_state st;
+
+	/* validation scratch, sized once from batch_max */
+	struct pol_slot *slots;
+	uint32_t slot_mask;
+	uint32_t *decided;      /* per task index: == gen when decided this batch */
+	struct pol_key *keys;   /* per task index: pid, enq_cnt, vtime as received */
+	uint32_t gen;
+
+	struct strat_entry *strat;   /* last strategy list, re-sent on reload */
+	int nr_strat;
+
+	struct pol_stats stats;
+	char last_error[POL_ERR_MAX];
+	uint64_t err_log_ns;         /* when an error was last printed */
+	uint64_t err_suppressed;     /* errors not printed since then */
+
+	/* watchdog (fields shared with the thread are accessed with __atomic builtins) */
+	pthread_t wd_thread;
+	bool wd_inited, wd_started;
+	pthread_mutex_t wd_lock;     /* held by the thread around lua_sethook, by us around lua_close */
+	pthread_cond_t wd_cond;
+	bool wd_stop;
+	uint64_t call_start;         /* ns of the running call's start, 0 = no call */
+	lua_State *call_L;
+	const char *call_what;
+	int hooked;
+	unsigned soft_ms, hard_ms;
+	uint32_t last_bad_gen;       /* batch whose first rejected decision is in last_bad */
+	char last_bad[160];
+	bool call_hot;               /* the call under watch is schedule() (the hot path) */
+};
+
+/* guard.c: map / unmap the batch arrays (see guard.c). */
+int pol_arrays_open(struct pol *p, char *err, size_t errlen);
+void pol_arrays_close(struct pol *p);
+
+/* validate.c: before the policy runs, copy what validation trusts (pid, enq_cnt, vtime)
+ * out of tasks[0..n) and index the pids, so nothing the policy does to the task array
+ * changes which tasks it may decide. */
+void pol_batch_begin(struct pol *p, int n);
+/* validate.c: after it ran, check out[0..m) against that copy, compact the valid
+ * decisions to the front, add the built-in C decision for every task left undecided: out[0..n) valid. */
+void pol_validate(struct pol *p, int n, int m);
+
+/* watchdog.c */
+int pol_wd_start(struct pol *p);
+void pol_wd_stop(struct pol *p);
+/* Around every call into Lua (hot: the call is schedule()). */
+void pol_wd_enter(struct pol *p, lua_State *L, const char *what, bool hot);
+void pol_wd_leave(struct pol *p, lua_State *L);
+/* Held around lua_close so the watchdog never touches a closed state. */
+void pol_wd_lock(struct pol *p);
+void pol_wd_unlock(struct pol *p);
+
+#endif

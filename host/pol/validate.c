@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * pol/validate.c - the decisions a policy returned, checked in C (see pol.h): a pid of
+ * this batch, not decided twice, a valid CPU. Everything the policy did not decide validly
+ * gets the built-in decision (shared DSQ, the task's own vtime, default slice).
+ *
+ * Cost: one pass to hash the batch's pids (open addressing, generation-stamped so nothing
+ * is cleared per batch), one pass over the decisions, one pass for the leftovers.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+#include "pol_int.h"
+
+static inline uint32_t pid_hash(int32_t pid)
+{
+	return (uint32_t)pid * 0x9e3779b1u;
+}
+
+void pol_batch_begin(struct pol *p, int n)
+{
+	const struct queued_task_ctx *t = p->tasks;
+	struct pol_key *key = p->keys;
+	uint32_t gen, mask = p->slot_mask;
+
+	if (++p->gen == 0) {   /* wrapped: stamps from 2^32 batches ago could match again */
+		memset(p->slots, 0, (size_t)(mask + 1) * sizeof(*p->slots));
+		memset(p->decided, 0, (size_t)p->env.batch_max * sizeof(*p->decided));
+		p->gen = 1;
+	}
+	gen = p->gen;
+
+	for (int i = 0; i < n; i++) {   /* pid -> index; a later duplicate pid takes over */
+		int32_t pid = t[i].pid;
+		key[i].pid = pid;
+		key[i].enq_cnt = t[i].enq_cnt;
+		key[i].vtime = t[i].vtime;
+		uint32_t h = pid_hash(pid) & mask;
+		while (p->slots[h].gen == gen && p->slots[h].pid != pid)
+			h = (h + 1) & mask;
+		p->slots[h].gen = gen;
+		p->slots[h].pid = pid;
+		p->slots[h].idx = i;
+	}
+}
+
+void pol_validate(struct pol *p, int n, int m)
+{
+	const struct pol_key *key = p->keys;
+	struct dispatched_task_ctx *o = p->out;
+	const int nr_cpus = p->env.nr_cpus;
+	const uint32_t gen = p->gen, mask = p->slot_mask;
+	int k = 0;
+
+	for (int j = 0; j < m; j++) {
+		int32_t pid = o[j].pid;
+		int32_t cpu = o[j].cpu;
+		const char *why;
+		if (pid <= 0) {
+			why = "pid is not a task's (zero or negative)";
+			goto bad;
+		}
+		uint32_t h = pid_hash(pid) & mask;
+		while (p->slots[h].gen == gen && p->slots[h].pid != pid)
+			h = (h + 1) & mask;
+		if (p->slots[h].gen != gen) {
+			why = "pid is not a task of this batch";
+			goto bad;
+		}
+		int idx = p->slots[h].idx;
+		if (p->decided[idx] == gen) {
+			why = "task decided twice";
+			goto bad;
+		}
+		if (cpu != RL_CPU_ANY && (cpu < 0 || cpu >= nr_cpus)) {
+			why = "cpu is neither a CPU id below nr_cpus nor CPU_ANY";
+			goto bad;
+		}
+		p->decided[idx] = gen;
+		o[j].enq_cnt = key[idx].enq_cnt;
+		if (k != j)
+			o[k] = o[j];
+		k++;
+		continue;
+bad:
+		p->stats.bad_decisions++;
+		if (p->last_bad_gen != gen) {   /* the first rejection of a batch, for messages */
+			p->last_bad_gen = gen;
+			snprintf(p->last_bad, sizeof(p->last_bad), "out[%d] pid=%d cpu=%d: %s", j,
+				 (int)pid, (int)cpu, why);
+		}
+	}
+
+	for (int i = 0; i < n; i++) {
+		if (p->decided[i] == gen)
+			continue;
+		struct dispatched_task_ctx *d = &o[k++];
+		d->pid = key[i].pid;
+		d->cpu = RL_CPU_ANY;
+		d->flags = 0;
+		d->slice_ns = 0;
+		d->vtime = key[i].vtime ? key[i].vtime : 1;
+		d->enq_cnt = key[i].enq_cnt;
+		p->stats.fallbacks++;
+	}
+	assert(k == n);
+}

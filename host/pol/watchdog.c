@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * pol/watchdog.c - a call into the policy that runs too long. A thread per pol watches
+ * `call_start`. Past the soft limit it installs a count hook that raises an error (works
+ * while the policy runs interpreted code); past the hard limit (stuck in a compiled trace,
+ * which ignores hooks) it ends the process with EXIT_POLICY, so the BPF link goes away and
+ * the kernel's scheduler takes over.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "common.h"
+#include "pol_int.h"
+
+/* Runs on the policy's thread: raise if the running call is really over the soft limit
+ * (the hook may be left over from a call that already ended; then just remove it). */
+static void runaway_hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	lua_getfield(L, LUA_REGISTRYINDEX, POL_REG_KEY);      /* stack: ... p */
+	struct pol *p = lua_touserdata(L, -1);
+	lua_pop(L, 1);                                         /* stack: ... */
+	lua_sethook(L, NULL, 0, 0);
+	if (!p)
+		return;
+	uint64_t start = __atomic_load_n(&p->call_start, __ATOMIC_ACQUIRE);
+	unsigned soft = __atomic_load_n(&p->soft_ms, __ATOMIC_RELAXED);
+	if (start == 0 || g_now_ns() - start < (uint64_t)soft * 1000000ull)
+		return;
+	const char *what = __atomic_load_n(&p->call_what, __ATOMIC_RELAXED);
+	luaL_error(L, "policy %s exceeded %u ms", what ? what : "call", soft);
+}
+
+static void *watchdog_main(void *arg)
+{
+	struct pol *p = arg;
+
+	pthread_mutex_lock(&p->wd_lock);
+	while (!p->wd_stop) {
+		unsigned soft = __atomic_load_n(&p->soft_ms, __ATOMIC_RELAXED);
+		unsigned hard = __atomic_load_n(&p->hard_ms, __ATOMIC_RELAXED);
+		unsigned tick = soft / 4;
+		if (tick < 1)
+			tick = 1;
+		if (tick > 50)
+			tick = 50;
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += (long)tick * 1000000L;
+		while (ts.tv_nsec >= 1000000000L) {
+			ts.tv_nsec -= 1000000000L;
+			ts.tv_sec++;
+		}
+		pthread_cond_timedwait(&p->wd_cond, &p->wd_lock, &ts);
+		if (p->wd_stop)
+			break;
+
+		uint64_t start = __atomic_load_n(&p->call_start, __ATOMIC_ACQUIRE);
+		if (start == 0)
+			continue;
+		uint64_t ran = g_now_ns() - start;
+		/* Loading, init, save/restore run once, off the hot path, maybe on a slow
+		 * (emulated) machine: they get POL_SLOW_FACTOR times the limits. */
+		if (!__atomic_load_n(&p->call_hot, __ATOMIC_RELAXED)) {
+			soft *= POL_SLOW_FACTOR;
+			hard *= POL_SLOW_FACTOR;
+		}
+		if (ran >= (uint64_t)hard * 1000000ull) {
+			const char *what = __atomic_load_n(&p->call_what, __ATOMIC_RELAXED);
+			g_err("policy %s: %s has run for %u ms and does not stop (stuck in compiled "
+			      "code, which cannot be interrupted); exiting so the kernel's scheduler "
+			      "takes over", p->path, what ? what : "a call",
+			      (unsigned)(ran / 1000000ull));
+			_exit(EXIT_POLICY);
+		}
+		if (ran >= (uint64_t)soft * 1000000ull && !__atomic_load_n(&p->hooked, __ATOMIC_ACQUIRE)) {
+			lua_State *L = __atomic_load_n(&p->call_L, __ATOMIC_ACQUIRE);
+			if (L) {
+				__atomic_store_n(&p->hooked, 1, __ATOMIC_RELEASE);
+				/* lua_sethook may be called asynchronously (it is meant for signal
+				 * handlers); wd_lock keeps L from being closed meanwhile. */
+				lua_sethook(L, runaway_hook, LUA_MASKCOUNT, 1);
+			}
+		}
+	}
+	pthread_mutex_unlock(&p->wd_lock);
+	return NULL;
+}
+
+int pol_wd_start(struct pol *p)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&p->wd_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->wd_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	p->wd_inited = true;
+	/* A small stack: the host mlockall()s, which would fault in and pin the default 8 MiB
+	 * (and a dying host would spend time unpinning it before its BPF link detaches). */
+	pthread_attr_t ta;
+	int rc;
+
+	pthread_attr_init(&ta);
+	pthread_attr_setstacksize(&ta, 256 * 1024);
+	rc = pthread_create(&p->wd_thread, &ta, watchdog_main, p);
+	pthread_attr_destroy(&ta);
+	if (rc != 0)
+		return G_ERR;
+	p->wd_started = true;
+	return G_OK;
+}
+
+void pol_wd_stop(struct pol *p)
+{
+	if (!p->wd_started)
+		return;
+	pthread_mutex_lock(&p->wd_lock);
+	p->wd_stop = true;
+	pthread_cond_signal(&p->wd_cond);
+	pthread_mutex_unlock(&p->wd_lock);
+	pthread_join(p->wd_thread, NULL);
+	p->wd_started = false;
+}
+
+void pol_wd_enter(struct pol *p, lua_State *L, const char *what, bool hot)
+{
+	__atomic_store_n(&p->call_what, what, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->call_hot, hot, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->call_L, L, __ATOMIC_RELEASE);
+	__atomic_store_n(&p->call_start, g_now_ns(), __ATOMIC_RELEASE);
+}
+
+void pol_wd_leave(struct pol *p, lua_State *L)
+{
+	__atomic_store_n(&p->call_start, 0, __ATOMIC_RELEASE);
+	if (__atomic_exchange_n(&p->hooked, 0, __ATOMIC_ACQ_REL))
+		lua_sethook(L, NULL, 0, 0);
+}
+
+void pol_wd_lock(struct pol *p)
+{
+	if (p->wd_started)
+		pthread_mutex_lock(&p->wd_lock);
+}
+
+void pol_wd_unlock(struct pol *p)
+{
+	if (p->wd_started)
+		pthread_mutex_unlock(&p->wd_lock);
+}
