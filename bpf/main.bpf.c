@@ -89,7 +89,6 @@ const volatile u64 wait_bound_ns = 500 * NSEC_PER_MSEC;
  * period ends, so a CPU-bound priority task cannot hold a CPU until the watchdog fires. */
 #define PRIO_PERIOD_NS	(100 * NSEC_PER_MSEC)
 #define PRIO_BUDGET_NS	(80 * NSEC_PER_MSEC)
-#define SLICE_NS_FLOOR	10000ULL   /* shortest slice applied (the config's lowest bound) */
 /* Fault injection for the test suite only (GTHULHU_FAULT, see host/sched_bpf.c); 0 in any
  * real run, where the verifier removes the dead branches. */
 const volatile u32 fault_inject;
@@ -113,9 +112,10 @@ volatile u64 nr_pending;            /* tasks in user-space custody now */
 volatile u64 host_hb_ns;            /* host heartbeat (host writes, every loop turn) */
 volatile u64 host_stalled;          /* 1 while in stalled mode */
 volatile u64 nr_kept;               /* slice expiries where prev stayed first in vtime order */
-volatile u64 nr_slice_clamped;      /* decisions whose slice was outside [10 us, slice_ns_max] */
+volatile u64 nr_slice_clamped;      /* decisions whose slice was beyond slice_ns_max */
 volatile u64 nr_keep_bounded;       /* prev first in vtime order but not kept: a waiter waited too long */
 volatile u64 nr_prio_throttled;     /* priority decisions applied as ordinary ones (budget spent) */
+volatile u64 nr_resumed;            /* preempted tasks put back in-kernel with the slice they had left */
 volatile u64 idle_mask[MAX_CPUS / 64]; /* idle-CPU hints for the policy */
 
 struct user_exit_info uei;          /* exit info, read by the host after detach */
@@ -138,6 +138,8 @@ struct task_ctx {
 	u64 run_start;     /* start of the current stint on a CPU */
 	u64 slice;         /* slice of the last decision applied */
 	u64 queued_at;     /* when it was last inserted into one of our DSQs */
+	u64 stint_slice;   /* slice it had when it last started running */
+	u64 slice_left;    /* slice left when it last stopped while still runnable */
 	bool fresh;        /* enqueued since it last ran: the next run sets start_ts */
 	bool decided;      /* placed by a host decision (not in-kernel) */
 	bool prio;         /* placed by a priority decision: its runtime counts against the budget */
@@ -378,6 +380,30 @@ s32 BPF_STRUCT_OPS(gthulhu_select_cpu, struct task_struct *p, s32 prev_cpu, u64 
 }
 
 /* --- Enqueue: to user space, or kept in the kernel ------------------------------------- */
+#define RESUME_LEFT_MIN_NS	50000ULL   /* less slice left than this: expired, not preempted */
+
+static __always_inline void resume_preempted(struct task_struct *p, struct task_ctx *tctx,
+					     u64 enq_flags)
+{
+	s32 cpu = scx_bpf_task_cpu(p);
+	u64 left = tctx->slice_left;
+
+	tctx->slice_left = 0;
+	tctx->queued_at = bpf_ktime_get_ns();
+	__sync_fetch_and_add(&nr_resumed, 1);
+	if (tctx->prio && cpu_usable(p, cpu)) {
+		g_insert(p, SCX_DSQ_LOCAL_ON | cpu, left, enq_flags | SCX_ENQ_HEAD);
+		return;
+	}
+	if (cpu_usable(p, cpu)) {
+		g_insert_vtime(p, cpu, left, p->scx.dsq_vtime, enq_flags);
+		kick_for(p, cpu, false);
+	} else {
+		g_insert_vtime(p, SHARED_DSQ, left, p->scx.dsq_vtime, enq_flags);
+		kick_for(p, -1, false);
+	}
+}
+
 void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	struct queued_task_ctx *r;
@@ -399,6 +425,15 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 	tctx = lookup_tctx(p);
+	if (tctx && tctx->decided && !(enq_flags & SCX_ENQ_WAKEUP) && !host_stalled &&
+	    tctx->slice_left >= RESUME_LEFT_MIN_NS && !(p->flags & PF_KTHREAD)) {
+		/* Preempted (by the host waking up, a priority task, a higher sched class)
+		 * with slice left: the policy's decision still stands. Back on its CPU's DSQ
+		 * with its vtime and what is left of its slice, no round trip: otherwise every
+		 * host wake-up that preempts a CPU sends one more task to the host. */
+		resume_preempted(p, tctx, enq_flags);
+		return;
+	}
 	if (tctx) {
 		tctx->fresh = true;
 		tctx->decided = false;
@@ -484,8 +519,8 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task_c
 	u64 dsq;
 
 	/* Whatever the host let through: no slice beyond the watchdog's safety bound. */
-	if (slice > slice_ns_max || slice < SLICE_NS_FLOOR) {
-		slice = slice > slice_ns_max ? slice_ns_max : SLICE_NS_FLOOR;
+	if (slice > slice_ns_max) {
+		slice = slice_ns_max;
 		__sync_fetch_and_add(&nr_slice_clamped, 1);
 	}
 	if (tctx) {
@@ -723,7 +758,9 @@ void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 	/* Apply the host's decisions first: they wake the CPUs they target, so the work
 	 * spreads instead of waiting for this CPU. */
 	if (scx_bpf_dispatch_nr_slots())
-		bpf_user_ringbuf_drain(&dispatched, handle_decision, NULL, 0);
+		/* NO_WAKEUP: the host never sleeps waiting for room in `dispatched` (it retries
+		 * on its next turn), so the irq_work a wake-up costs per drain buys nothing. */
+		bpf_user_ringbuf_drain(&dispatched, handle_decision, NULL, BPF_RB_NO_WAKEUP);
 	update_nr_queued();
 
 	/* Then the host: it is what makes everything else move, and after a stall it must
@@ -774,6 +811,7 @@ void BPF_STRUCT_OPS(gthulhu_running, struct task_struct *p)
 	if (!tctx)
 		return;
 	tctx->run_start = now;
+	tctx->stint_slice = p->scx.slice;
 	if (tctx->fresh) {
 		tctx->start_ts = now;
 		tctx->fresh = false;
@@ -799,11 +837,13 @@ void BPF_STRUCT_OPS(gthulhu_stopping, struct task_struct *p, bool runnable)
 	tctx = lookup_tctx(p);
 	if (tctx) {
 		tctx->stop_ts = now;
-		if (now > tctx->run_start) {
-			tctx->exec_runtime += now - tctx->run_start;
-			if (tctx->prio)
-				prio_charge(now - tctx->run_start, now);
-		}
+		u64 ran = now > tctx->run_start ? now - tctx->run_start : 0;
+
+		tctx->exec_runtime += ran;
+		if (tctx->prio && ran)
+			prio_charge(ran, now);
+		/* Still runnable with slice left: it is being preempted (see resume_preempted). */
+		tctx->slice_left = runnable && tctx->stint_slice > ran ? tctx->stint_slice - ran : 0;
 	}
 }
 

@@ -205,6 +205,7 @@ static void pol_env_fill(struct pol_env *env, volatile uint64_t *idle)
 	env->nr_cpus = topo.nr_cpus;
 	env->slice_ns_default = cfg.slice_ns_default;
 	env->slice_ns_min = cfg.slice_ns_min;
+	env->slice_ns_max = cfg_slice_max_ns(&cfg);
 	env->batch_max = (int)cfg.batch_max;
 	env->topo = &topo;
 	env->idle = idle;
@@ -261,11 +262,11 @@ static void print_stats(const struct loop *lp, const struct pol *pol)
 
 	sched_format_stats(&sch, line, sizeof(line));
 	printf("stats: %s nr_batches=%llu nr_tasks=%llu max_batch=%llu nr_policy_errors=%llu "
-	       "nr_policy_fallbacks=%llu nr_bad_decisions=%llu nr_reloads=%llu\n",
+	       "nr_policy_fallbacks=%llu nr_bad_decisions=%llu nr_slices_clamped=%llu nr_reloads=%llu\n",
 	       line, (unsigned long long)lp->st.batches, (unsigned long long)lp->st.tasks,
 	       (unsigned long long)lp->st.max_batch, (unsigned long long)ps->errors,
 	       (unsigned long long)ps->fallbacks, (unsigned long long)ps->bad_decisions,
-	       (unsigned long long)ps->reloads);
+	       (unsigned long long)ps->slices_clamped, (unsigned long long)ps->reloads);
 	fflush(stdout);
 }
 

@@ -29,6 +29,7 @@ struct pol_env {
 	int nr_cpus;
 	uint64_t slice_ns_default;
 	uint64_t slice_ns_min;
+	uint64_t slice_ns_max;            /* longest slice a decision may carry (0 = no bound) */
 	int batch_max;                    /* capacity of the batch arrays (<= MAX_BATCH) */
 	const struct topo *topo;          /* NULL: every CPU its own L2/L3 */
 	const volatile uint64_t *idle;    /* idle-CPU bitmap, MAX_CPUS/64 words; NULL: none */
@@ -42,6 +43,7 @@ struct pol_stats {
 	uint64_t errors;         /* calls that raised a Lua error */
 	uint64_t fallbacks;      /* tasks decided by the built-in C decision */
 	uint64_t bad_decisions;  /* decisions rejected: unknown/zero pid, duplicate, bad CPU, extra */
+	uint64_t slices_clamped; /* valid decisions whose slice was outside [10 us, slice_ns_max] */
 	uint64_t reloads;        /* successful hot reloads */
 	uint64_t reload_errors;  /* rejected reloads (old policy kept) */
 	uint64_t lua_heap_hits;  /* calls that failed because the Lua heap cap refused memory */

@@ -24,7 +24,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/build/vm
 IMG=$OUT/root
-ALL_SCENARIOS=(attach_gthulhu attach_simple weights priority crash stall policy_failure hotplug watchdog)
+ALL_SCENARIOS=(attach_gthulhu attach_simple weights priority crash stall policy_failure hotplug watchdog
+	nice_pin prio_hog absurd_slices)
 SMP=${VM_SMP:-4}
 MEM=${VM_MEM:-2048}
 BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-90}

@@ -155,6 +155,35 @@ struct bad_case {
 	uint64_t errors, fallbacks, bad;
 };
 
+/* Absurd slices from a policy are valid decisions, clamped to slice_ns_max and counted;
+ * a short slice and 0 (the default) pass unchanged. */
+static void test_slice_clamp(void)
+{
+	struct pol_env env = env_for(MAX_BATCH);
+	struct pol *p = NULL;
+	char err[4096] = "";
+
+	env.slice_ns_max = 625000000ull;
+	setenv("GTHULHU_TEST_MODE", "slice_absurd", 1);
+	CHECK(pol_open(&p, TP "bad.lua", &env, err, sizeof(err)) == G_OK, "%s", err);
+	if (!p)
+		return;
+	fill(p, 5);
+	CHECK(pol_schedule(p, 5) == 5, " ");
+	const struct dispatched_task_ctx *o = pol_out(p);
+	const struct pol_stats *st = pol_stats(p);
+	CHECK(st->fallbacks == 0 && st->bad_decisions == 0, "fallbacks %llu bad %llu",
+	      (unsigned long long)st->fallbacks, (unsigned long long)st->bad_decisions);
+	CHECK(o[0].slice_ns == 625000000ull, "slice -1 became %llu", (unsigned long long)o[0].slice_ns);
+	CHECK(o[1].slice_ns == 625000000ull, "slice 1e13 became %llu", (unsigned long long)o[1].slice_ns);
+	CHECK(o[2].slice_ns == 1, "slice 1 became %llu", (unsigned long long)o[2].slice_ns);
+	CHECK(o[3].slice_ns == 0, "slice 0 (default) became %llu", (unsigned long long)o[3].slice_ns);
+	CHECK(st->slices_clamped == 2, "slices_clamped %llu", (unsigned long long)st->slices_clamped);
+	CHECK(complete(p, 5), "a task stranded");
+	pol_close(p);
+	unsetenv("GTHULHU_TEST_MODE");
+}
+
 static void test_bad_modes(void)
 {
 	static const struct bad_case cases[] = {
@@ -615,6 +644,7 @@ int main(void)
 
 	test_echo_sizes();
 	test_bad_modes();
+	test_slice_clamp();
 	test_open_errors();
 	test_runaway();
 	test_runaway_hard();

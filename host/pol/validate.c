@@ -2,7 +2,10 @@
 /*
  * pol/validate.c - the decisions a policy returned, checked in C (see pol.h): a pid of
  * this batch, not decided twice, a valid CPU. Everything the policy did not decide validly
- * gets the built-in decision (shared DSQ, the task's own vtime, default slice).
+ * gets the built-in decision (shared DSQ, the task's own vtime, default slice). A slice
+ * longer than slice_ns_max (the watchdog's safety bound) is clamped and counted, not
+ * rejected: the BPF side clamps again, but the host's count is the one a policy author
+ * sees. Short slices are harmless (they end at the next tick) and pass unchanged.
  *
  * Cost: one pass to hash the batch's pids (open addressing, generation-stamped so nothing
  * is cleared per batch), one pass over the decisions, one pass for the leftovers.
@@ -51,6 +54,7 @@ void pol_validate(struct pol *p, int n, int m)
 	const struct pol_key *key = p->keys;
 	struct dispatched_task_ctx *o = p->out;
 	const int nr_cpus = p->env.nr_cpus;
+	const uint64_t slice_max = p->env.slice_ns_max;
 	const uint32_t gen = p->gen, mask = p->slot_mask;
 	int k = 0;
 
@@ -80,6 +84,10 @@ void pol_validate(struct pol *p, int n, int m)
 		}
 		p->decided[idx] = gen;
 		o[j].enq_cnt = key[idx].enq_cnt;
+		if (slice_max && o[j].slice_ns > slice_max) {
+			o[j].slice_ns = slice_max;
+			p->stats.slices_clamped++;
+		}
 		if (k != j)
 			o[k] = o[j];
 		k++;

@@ -32,6 +32,11 @@ function P.schedule(tasks, n, out)
 	if mode == "unknown_pid" then out[0].pid = tasks[0].pid + 1000000 end
 	if mode == "dup" and n >= 2 then out[1].pid = tasks[0].pid end
 	if mode == "fewer" then return math.floor(n / 2) end
+	if mode == "slice_absurd" and n >= 3 then
+		out[0].slice_ns = -1          -- 2^64 - 1 as the uint64 field: "forever"
+		out[1].slice_ns = 1e13        -- 10 000 s
+		out[2].slice_ns = 1           -- 1 ns
+	end
 	return n
 end
 

@@ -17,9 +17,10 @@ mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 ulimit -l unlimited 2>/dev/null
-# Kernel messages at warning level and above still reach the console (oopses, sched_ext
-# errors); that is what the host side looks for.
-echo 4 > /proc/sys/kernel/printk 2>/dev/null
+# Kernel messages at warning level and above reach the console (console_loglevel 5 shows
+# KERN_WARNING and more severe: oopses, WARN()s, sched_ext errors); the scenarios also
+# check dmesg for them.
+echo 5 > /proc/sys/kernel/printk 2>/dev/null
 
 mode=test scen=""
 for a in $(cat /proc/cmdline); do
