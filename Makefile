@@ -3,7 +3,8 @@
 #   make test       install what is needed, build, run every suite (unit, spec, transport, VM)
 #   make run        install what is needed, build, run the scheduler (VM fallback without sched_ext)
 #   make vmtest     only the VM end-to-end suite;  make vm-run: watch it schedule in a VM
-#   make bench      benchmarks;  make install PREFIX=/usr/local;  V=1 shows commands
+#   make bench      benchmarks;  make vmbench: every scheduler vs EEVDF in one VM boot (not in test)
+#   make install PREFIX=/usr/local;  V=1 shows commands
 CLANG    ?= clang-19
 LLVM_STRIP ?= llvm-strip-19
 BPFTOOL  ?= bpftool
@@ -46,7 +47,7 @@ GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
 .SECONDARY:
-.PHONY: all deps run check test unit spec transport bpfunit vmtest vm-run install clean
+.PHONY: all deps run check test unit spec transport bpfunit vmtest vm-run vmbench install clean
 all: $(B)/gthulhu-lua
 
 deps:
@@ -143,6 +144,9 @@ vmtest: deps all
 	$(Q)bash scripts/run-tests.sh vm
 vm-run: deps all
 	$(Q)bash scripts/vm.sh run
+# A benchmark (build/vmbench/results.{json,md}); knobs: VMBENCH_* (scripts/vmbench.sh).
+vmbench: deps all
+	$(Q)bash scripts/vmbench.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/gthulhu-lua/policies/lib/gthulhu \

@@ -610,20 +610,23 @@ cleanup() {
 }
 
 test_all() {
-	local name pid end t0 rc
+	local name pid end t0 rc b nb
 	for name in "$@"; do
 		echo "SCENARIO-BEGIN $name uptime=$(cut -d' ' -f1 /proc/uptime)"
 		t0=$(now_ms)
 		rm -f /tmp/sc.pgid.$name
-		setsid sh -c "echo \$\$ > /tmp/sc.pgid.$name; exec sh $0 one $name" &
+		# SCENARIO_BUDGETS (gthulhu.budgets=name:secs,...): scenarios with their own budget.
+		b=$BUDGET
+		for nb in $(echo "$SCENARIO_BUDGETS" | tr ',' ' '); do [ "${nb%%:*}" = $name ] && b=${nb#*:}; done
+		setsid sh -c "echo \$\$ > /tmp/sc.pgid.$name; SCENARIO_BUDGET=$b exec sh $0 one $name" &
 		pid=$!
-		end=$(( t0 + BUDGET * 1000 ))
+		end=$(( t0 + b * 1000 ))
 		while alive $pid && [ "$(now_ms)" -lt $end ]; do msleep 200; done
 		if alive $pid; then
 			local pg=$(cat /tmp/sc.pgid.$name 2>/dev/null)
 			[ -n "$pg" ] && kill -9 -$pg 2>/dev/null
 			kill -9 $pid 2>/dev/null
-			echo "RESULT $name FAIL reason=\"scenario exceeded its ${BUDGET}s budget in the guest and was killed (hang: state=$(scx_state) ops=$(scx_ops))\""
+			echo "RESULT $name FAIL reason=\"scenario exceeded its ${b}s budget in the guest and was killed (hang: state=$(scx_state) ops=$(scx_ops))\""
 			for f in /tmp/sc.$name/host.err /tmp/sc.$name/host.out; do echo "  | $f:"; diag $f; done
 		fi
 		wait $pid 2>/dev/null
@@ -663,9 +666,12 @@ demo() {
 	wait
 }
 
+# GUEST_SH_LIB=1 . guest.sh: only the helpers above (tests/vm/bench.sh uses them).
+if [ -z "$GUEST_SH_LIB" ]; then
 case $1 in
 test) shift; test_all "$@" ;;
 one) one $2 ;;
 run) demo ;;
 *) echo "usage: guest.sh test SCENARIO... | one SCENARIO | run" >&2; exit 2 ;;
 esac
+fi

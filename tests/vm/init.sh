@@ -4,7 +4,9 @@
 #   gthulhu.mode=test gthulhu.scenarios=a,b,c   run scenarios (tests/vm/guest.sh)
 #   gthulhu.mode=run                             demo: scheduler + workload for ~30 s
 #   gthulhu.mode=shell                           interactive shell on the console
+#   gthulhu.mode=bench                           the benchmark of `make vmbench` (tests/vm/bench.sh)
 #   gthulhu.mode=none                            boot check only (prints GUEST-READY)
+#   gthulhu.bench_NAME=a,b                       exported as VMBENCH_NAME="a b" (bench knobs)
 #   gthulhu.budget=SECONDS                       time limit of each scenario (default 75)
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
@@ -28,6 +30,10 @@ for a in $(cat /proc/cmdline); do
 	gthulhu.mode=*) mode=${a#gthulhu.mode=} ;;
 	gthulhu.scenarios=*) scen=${a#gthulhu.scenarios=} ;;
 	gthulhu.budget=*) export SCENARIO_BUDGET=${a#gthulhu.budget=} ;;
+	gthulhu.budgets=*) export SCENARIO_BUDGETS=${a#gthulhu.budgets=} ;;
+	gthulhu.bench_*=*)
+		k=${a%%=*}; k=$(echo ${k#gthulhu.bench_} | tr a-z A-Z)
+		export "VMBENCH_$k=$(echo "${a#*=}" | tr , ' ')" ;;
 	esac
 done
 echo; echo "GUEST-READY kernel=$(uname -r) cpus=$(nproc) mode=$mode uptime=$(cut -d' ' -f1 /proc/uptime)"
@@ -35,6 +41,7 @@ cd /g
 case $mode in
 test) sh /g/tests/vm/guest.sh test $(echo "$scen" | tr ',' ' ') ;;
 run) sh /g/tests/vm/guest.sh run ;;
+bench) sh /g/tests/vm/bench.sh ;;
 shell) echo "gthulhu-lua VM shell: cd /g; build/gthulhu-lua --stats=1 policies/gthulhu.lua; 'poweroff -f' to quit"
        setsid cttyhack sh -l ;;
 esac

@@ -1,0 +1,242 @@
+# vmbench-report.awk - turns the console log of `scripts/vm.sh bench` (the BENCH* lines of
+# tests/vm/bench.sh) into build/vmbench/results.json and results.md. POSIX awk (Debian's
+# mawk works); no python needed on the build host.
+#   awk -v json=FILE -v md=FILE -v date=... -v commit=... -v cmd=... -v status=... -f vmbench-report.awk LOG
+#
+# Ratios: a scheduler's median / the mean of the two EEVDF blocks' medians (first and
+# last EEVDF block of the boot; one if only one exists). "better" says which way is good.
+# Drift: the last EEVDF block's median / the first's.
+
+function kvparse(line, arr,    n, i, f, k, p) {
+	# key=value words; a quoted value ("...") may hold spaces.
+	n = 0
+	while (match(line, /[A-Za-z0-9_]+=("[^"]*"|[^ ]*)/)) {
+		f = substr(line, RSTART, RLENGTH)
+		line = substr(line, RSTART + RLENGTH)
+		p = index(f, "=")
+		k = substr(f, 1, p - 1)
+		arr[k] = substr(f, p + 1)
+		if (arr[k] ~ /^".*"$/) arr[k] = substr(arr[k], 2, length(arr[k]) - 2)
+		keys[++n] = k
+	}
+	return n
+}
+function isnum(v) { return v ~ /^-?[0-9]+(\.[0-9]+)?$/ }
+function jstr(s) {
+	gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); gsub(/\t/, " ", s)
+	return "\"" s "\""
+}
+function jnum(v) { return isnum(v) ? v + 0 : "null" }
+function fmt(v) {
+	if (v == "") return "-"
+	if (v >= 1000) return sprintf("%.0f", v)
+	if (v >= 10) return sprintf("%.1f", v)
+	return sprintf("%.3g", v)
+}
+# cnt(ARR, KEY): ARR[KEY] or 0, without creating the element (awk creates on reference).
+function cnt(arr, key) { return (key in arr) ? arr[key] + 0 : 0 }
+function r2(v) { return v == "" ? "-" : sprintf("%.2f", v) }
+# sort_vals "a b c" -> sorted into S[1..n]; returns n
+function sort_vals(str,    n, i, j, t) {
+	n = split(str, S, " ")
+	for (i = 2; i <= n; i++) {
+		t = S[i] + 0
+		for (j = i - 1; j >= 1 && S[j] + 0 > t; j--) S[j + 1] = S[j]
+		S[j + 1] = t
+	}
+	return n
+}
+function median(str,    n) {
+	n = sort_vals(str)
+	if (!n) return ""
+	return n % 2 ? S[(n + 1) / 2] : (S[n / 2] + S[n / 2 + 1]) / 2
+}
+function vmin(str) { return sort_vals(str) ? S[1] : "" }
+function vmax(str,    n) { n = sort_vals(str); return n ? S[n] : "" }
+
+BEGIN { nb = 0; nrow = 0 }
+{ sub(/\r$/, "") }
+/^GUEST-READY kernel=/ { delete A; kvparse($0, A); kernel = A["kernel"]; cpus = A["cpus"] }
+/^BENCH-CONFIG / { config = substr($0, 14) }
+/^BENCH-BLOCK-BEGIN / {
+	delete A; kvparse($0, A)
+	b = A["block"]; sched[b] = A["sched"]; border[++nb] = b
+}
+/^BENCHV / {
+	delete A; kvparse($0, A)
+	b = A["block"]; k = b SUBSEP A["wl"] SUBSEP A["metric"]
+	if (!isnum(A["value"])) next
+	if (k in vals) vals[k] = vals[k] " " A["value"]
+	else { vals[k] = A["value"]; rowb[++nrow] = b; roww[nrow] = A["wl"]; rowm[nrow] = A["metric"] }
+	better[A["wl"] SUBSEP A["metric"]] = A["better"]
+	if (A["censored"] == 1) cens[k]++
+	wm = A["wl"] SUBSEP A["metric"]
+	if (!(wm in wmseen)) { wmseen[wm] = 1; wmorder[++nwm] = wm }
+}
+/^BENCHF / {
+	delete A; kvparse($0, A)
+	k = A["block"] SUBSEP A["wl"]
+	if (A["skipped"] == 1) skipped[k]++; else failed[k]++
+	fmsg[k] = A["msg"]
+}
+/^BENCHA / {
+	delete A; kvparse($0, A)
+	k = A["block"] SUBSEP A["wl"]
+	if (!(k in att) || A["attached"] == 0) att[k] = A["attached"]
+}
+/^BENCHH / {
+	delete A; delete keys; n = kvparse($0, A)
+	k = A["block"] SUBSEP A["wl"] SUBSEP A["phase"]
+	hline[k] = $0
+}
+/^BENCH-BLOCK-END / {
+	delete A; kvparse($0, A)
+	bend[A["block"]] = $0
+}
+/^BENCH-DONE / { done = 1 }
+
+# The host figures of one (block, workload): end - begin of every numeric stats key.
+function host_json(b, w,    kb, ke, n, i, k, out, B, E, dt, db) {
+	kb = b SUBSEP w SUBSEP "begin"; ke = b SUBSEP w SUBSEP "end"
+	if (!(ke in hline) || !(kb in hline)) return "null"
+	delete B; delete keys; kvparse(hline[kb], B)
+	delete E; delete keys; n = kvparse(hline[ke], E)
+	out = ""
+	for (i = 1; i <= n; i++) {
+		k = keys[i]
+		if (k == "block" || k == "sched" || k == "wl" || k == "phase" || !isnum(E[k])) continue
+		out = out (out == "" ? "" : ", ") jstr(k) ": " (isnum(B[k]) ? E[k] - B[k] : "null")
+	}
+	dt = E["nr_tasks"] - B["nr_tasks"]; db = E["nr_batches"] - B["nr_batches"]
+	return "{\"delta\": {" out "}, \"tasks_per_batch\": " (db > 0 ? sprintf("%.2f", dt / db) : "null") \
+		", \"max_batch\": " jnum(E["max_batch"]) ", \"attached\": " (((b SUBSEP w) in att) ? att[b SUBSEP w] + 0 : "null") \
+		", \"host_cpu_ms\": " ((B["host_cpu_ms"] >= 0 && E["host_cpu_ms"] >= 0) ? E["host_cpu_ms"] - B["host_cpu_ms"] : "null") "}"
+}
+
+END {
+	# EEVDF blocks: first and last.
+	ef = ""; el = ""
+	for (i = 1; i <= nb; i++) if (sched[border[i]] == "eevdf") { if (ef == "") ef = border[i]; el = border[i] }
+	for (i = 1; i <= nwm; i++) {
+		wm = wmorder[i]
+		m1 = (ef != "" && (ef SUBSEP wm) in vals) ? median(vals[ef SUBSEP wm]) : ""
+		m2 = (el != "" && el != ef && (el SUBSEP wm) in vals) ? median(vals[el SUBSEP wm]) : ""
+		if (m1 != "" && m2 != "") base[wm] = (m1 + m2) / 2
+		else if (m1 != "") base[wm] = m1
+		else if (m2 != "") base[wm] = m2
+		if (m1 != "" && m2 != "" && m1 > 0) drift[wm] = m2 / m1
+	}
+
+	# ------------------------------------------------------------ JSON
+	printf "{\n  \"date\": %s,\n  \"commit\": %s,\n  \"command\": %s,\n  \"kernel\": %s,\n  \"vcpus\": %s,\n  \"status\": %s,\n  \"complete\": %s,\n  \"config\": %s,\n", \
+		jstr(date), jstr(commit), jstr(cmd), jstr(kernel), jnum(cpus), jstr(status), done ? "true" : "false", jstr(config) > json
+	printf "  \"drift\": {" > json
+	sep = ""
+	for (i = 1; i <= nwm; i++) if (wmorder[i] in drift) {
+		split(wmorder[i], P, SUBSEP)
+		printf "%s%s: %.3f", sep, jstr(P[1] "." P[2]), drift[wmorder[i]] > json; sep = ", "
+	}
+	printf "},\n  \"blocks\": [\n" > json
+	for (i = 1; i <= nb; i++) {
+		b = border[i]
+		delete E; delete keys; n = kvparse(bend[b], E)
+		st = ""
+		for (j = 1; j <= n; j++) {
+			k = keys[j]
+			if (k ~ /^(block|sched|attached|attach_ms|host_cpu_ms|host_rc|secs|exit)$/) continue
+			st = st (st == "" ? "" : ", ") jstr(k) ": " (isnum(E[k]) ? E[k] + 0 : jstr(E[k]))
+		}
+		tpb = (E["nr_batches"] > 0) ? sprintf("%.2f", E["nr_tasks"] / E["nr_batches"]) : "null"
+		printf "    {\"block\": %d, \"sched\": %s, \"ended\": %s, \"attached\": %s, \"attach_ms\": %s, \"host_cpu_ms\": %s, \"host_rc\": %s, \"secs\": %s, \"exit\": %s, \"tasks_per_batch\": %s, \"stats\": {%s}}%s\n", \
+			b, jstr(sched[b]), (b in bend) ? "true" : "false", jnum(E["attached"]), jnum(E["attach_ms"]), jnum(E["host_cpu_ms"]), \
+			jnum(E["host_rc"]), jnum(E["secs"]), jstr(E["exit"]), tpb, st, i < nb ? "," : "" > json
+	}
+	printf "  ],\n  \"results\": [\n" > json
+	first = 1
+	for (r = 1; r <= nrow; r++) {
+		b = rowb[r]; w = roww[r]; m = rowm[r]
+		if (sched[b] == "warmup") continue
+		k = b SUBSEP w SUBSEP m; wm = w SUBSEP m
+		med = median(vals[k]); lo = vmin(vals[k]); hi = vmax(vals[k])
+		runs = vals[k]; gsub(/ /, ", ", runs)
+		ratio = (wm in base && base[wm] > 0) ? sprintf("%.3f", med / base[wm]) : "null"
+		rlo = (wm in base && base[wm] > 0) ? sprintf("%.3f", lo / base[wm]) : "null"
+		rhi = (wm in base && base[wm] > 0) ? sprintf("%.3f", hi / base[wm]) : "null"
+		printf "%s    {\"sched\": %s, \"block\": %d, \"workload\": %s, \"metric\": %s, \"better\": %s, \"runs\": [%s], \"median\": %s, \"min\": %s, \"max\": %s, \"ratio_to_eevdf\": %s, \"ratio_min\": %s, \"ratio_max\": %s, \"censored\": %d, \"failed\": %d, \"skipped\": %d, \"host\": %s}", \
+			first ? "" : ",\n", jstr(sched[b]), b, jstr(w), jstr(m), jstr(better[wm]), runs, med, lo, hi, ratio, rlo, rhi, \
+			cnt(cens, k), cnt(failed, b SUBSEP w), cnt(skipped, b SUBSEP w), \
+			(sched[b] == "eevdf") ? "null" : host_json(b, w) > json
+		first = 0
+	}
+	printf "\n  ]\n}\n" > json
+
+	# ------------------------------------------------------------ Markdown
+	ns = 0
+	for (i = 1; i <= nb; i++) { b = border[i]; if (sched[b] != "eevdf" && sched[b] != "warmup") sx[++ns] = b }
+	printf "%s, commit %s, kernel %s, %s vCPUs (QEMU TCG), `%s`%s\n\n", date, commit, kernel, cpus, cmd, \
+		(status == "ok" && done) ? "" : " -- INCOMPLETE RUN: " status > md
+	hdr = "| workload | metric | better | EEVDF median (first / last) | drift last/first |"
+	sep = "|---|---|---|---|---|"
+	for (i = 1; i <= ns; i++) { hdr = hdr " " sched[sx[i]] " ratio (min-max) |"; sep = sep "---|" }
+	print hdr > md; print sep > md
+	for (i = 1; i <= nwm; i++) {
+		wm = wmorder[i]; split(wm, P, SUBSEP); w = P[1]; m = P[2]
+		e1 = (ef SUBSEP wm) in vals ? fmt(median(vals[ef SUBSEP wm])) : "-"
+		e2 = (el != ef && (el SUBSEP wm) in vals) ? fmt(median(vals[el SUBSEP wm])) : "-"
+		line = "| " w " | " m " | " better[wm] " | " e1 " / " e2 " | " ((wm in drift) ? r2(drift[wm]) : "-") " |"
+		for (j = 1; j <= ns; j++) {
+			b = sx[j]; k = b SUBSEP wm
+			if (!(k in vals) || !(wm in base) || base[wm] <= 0) {
+				c = (b SUBSEP w) in failed ? "failed" : ((b SUBSEP w) in skipped ? "skipped" : "-")
+			} else {
+				c = (cnt(cens, k) ? ">=" : "") r2(median(vals[k]) / base[wm]) " (" r2(vmin(vals[k]) / base[wm]) "-" r2(vmax(vals[k]) / base[wm]) ")"
+				if ((b SUBSEP w) in failed) c = c " " failed[b SUBSEP w] " failed"
+				if ((b SUBSEP w) in skipped) c = c " " skipped[b SUBSEP w] " skipped"
+			}
+			if (((b SUBSEP w) in att) && att[b SUBSEP w] == 0) c = c " DETACHED"
+			line = line " " c " |"
+		}
+		print line > md
+	}
+	print "" > md
+	print "Ratios: median / mean of the two EEVDF blocks' medians; below 1 is better for \"lower\", above 1 for \"higher\". `>=`: a run hit its time limit (the real figure is larger). DETACHED: the scheduler was not attached at the end of that workload." > md
+	print "" > md
+	print "| sched_ext block | attached whole block | attach ms | host CPU s | batches | tasks | tasks/batch | max batch | other non-zero counters (last stats line) | exit |" > md
+	print "|---|---|---|---|---|---|---|---|---|---|" > md
+	for (i = 1; i <= ns; i++) {
+		b = sx[i]
+		delete E; delete keys; n = kvparse(bend[b], E)
+		other = ""
+		for (j = 1; j <= n; j++) {
+			k = keys[j]
+			if (k ~ /^(block|sched|attached|attach_ms|host_cpu_ms|host_rc|secs|exit|nr_batches|nr_tasks|max_batch|nr_online_cpus|nr_queued|nr_scheduled|nr_running|nr_pending)$/) continue
+			if (isnum(E[k]) && E[k] != 0) other = other (other == "" ? "" : " ") k "=" E[k]
+		}
+		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sched[b], \
+			(b in bend) ? (E["attached"] == 1 ? "yes" : "NO") : "block did not end", E["attach_ms"], \
+			(isnum(E["host_cpu_ms"]) && E["host_cpu_ms"] >= 0 ? sprintf("%.1f", E["host_cpu_ms"] / 1000) : "-"), \
+			E["nr_batches"], E["nr_tasks"], (E["nr_batches"] > 0) ? sprintf("%.2f", E["nr_tasks"] / E["nr_batches"]) : "-", \
+			E["max_batch"], other, E["exit"] > md
+	}
+	print "" > md
+	# Per workload: tasks per batch and host CPU seconds (deltas over that workload's runs).
+	hdr = "| host per workload: tasks/batch, host CPU s |"; sep = "|---|"
+	for (i = 1; i <= ns; i++) { hdr = hdr " " sched[sx[i]] " |"; sep = sep "---|" }
+	print hdr > md; print sep > md
+	for (i = 1; i <= nwm; i++) {
+		split(wmorder[i], P, SUBSEP); w = P[1]
+		if (w in wdone) continue
+		wdone[w] = 1
+		line = "| " w " |"
+		for (j = 1; j <= ns; j++) {
+			b = sx[j]; kb = b SUBSEP w SUBSEP "begin"; ke = b SUBSEP w SUBSEP "end"
+			if (!(kb in hline) || !(ke in hline)) { line = line " - |"; continue }
+			delete B; delete keys; kvparse(hline[kb], B)
+			delete E; delete keys; kvparse(hline[ke], E)
+			db = E["nr_batches"] - B["nr_batches"]
+			line = line " " (db > 0 ? sprintf("%.2f", (E["nr_tasks"] - B["nr_tasks"]) / db) : "-") ", " \
+				((B["host_cpu_ms"] >= 0 && E["host_cpu_ms"] >= 0) ? sprintf("%.1f", (E["host_cpu_ms"] - B["host_cpu_ms"]) / 1000) : "-") " |"
+		}
+		print line > md
+	}
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# vmbench.sh - `make vmbench`: every scheduler in ONE boot of the sched_ext VM (Debian's
+# cloud kernel, QEMU TCG, 2 vCPUs), as ratios to EEVDF measured before and after them:
+#
+#   warm-up (EEVDF) | EEVDF | gthulhu.lua | simple.lua | EEVDF
+#
+# Workloads (each run bounded; >= 3 runs per block): hackbench with pipes and with sockets,
+# a wakeup-latency probe (4 periodic 1 ms sleepers beside 4 CPU hogs: p50/p99/p99.9/max,
+# missed periods), a fork/exec storm, CPU-bound batch throughput, pipe ping-pong, perf bench
+# sched messaging / pipe, and stress-ng's scheduler class (completed, attached, bogo-ops).
+# The guest side is tests/vm/bench.sh; this script boots it (scripts/vm.sh bench) and turns
+# the console log into build/vmbench/results.json and results.md
+# (scripts/vmbench-report.awk).
+#
+# Knobs (environment; they reach the guest through the kernel command line):
+#   VMBENCH_SCHEDS="gthulhu simple"   sched_ext blocks, in order (NAME = policies/NAME.lua,
+#                                     or a policy path relative to the repository)
+#   VMBENCH_WORKLOADS="hackbench_pipe wakelat"   subset of hackbench_pipe hackbench_sock
+#                                     wakelat storm batch pingpong perf_messaging perf_pipe
+#                                     stressng (default: all)
+#   VMBENCH_RUNS=3                    runs per workload and block (stressng: VMBENCH_STRESS_RUNS=1)
+#   VMBENCH_TIMEOUT=30                seconds one run may take (then killed, shown as ">=")
+#   VMBENCH_BUDGET=780                seconds for the guest's whole run (sched_ext runs are
+#                                     skipped past it, keeping time for the last EEVDF block)
+#   VMBENCH_WARMUP="hackbench_pipe hackbench_sock batch"   workloads of the warm-up ("" = none)
+#   VMBENCH_HOST_ARGS="-c,config/x.yaml"  extra gthulhu-lua options (commas = spaces)
+#   VMBENCH_STRESS_SECS=10, VMBENCH_HB_LOOPS=500, VMBENCH_HB_SOCK_LOOPS=300,
+#   VMBENCH_STORM_N=600, VMBENCH_BATCH_MLOOPS=1500, VMBENCH_PP_SECS=3, VMBENCH_PM_LOOPS=100,
+#   VMBENCH_PPIPE_LOOPS=20000, VMBENCH_WAKE_SECS=5   workload sizes
+#   VM_SMP (2), VM_MEM, VM_TIMEOUT, GTHULHU_BIN: as for scripts/vm.sh
+#
+# Exit status: 0 the run completed and the results are written; 1 otherwise (the message
+# says why: boot timeout, guest kernel crash, guest did not finish, a block that could not
+# attach); partial results are still written when there are any.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=build/vmbench
+LOG=$OUT/console.log
+mkdir -p "$OUT"
+command -v awk >/dev/null || { echo "vmbench: error: awk missing" >&2; exit 1; }
+[ -x "${GTHULHU_BIN:-build/gthulhu-lua}" ] || { echo "vmbench: error: ${GTHULHU_BIN:-build/gthulhu-lua} not built (run make)" >&2; exit 1; }
+
+knobs=$(env | grep -E '^(VMBENCH_|VM_SMP=)' | sort | tr '\n' ' ')
+cmdline="${knobs}make vmbench"
+t0=$SECONDS
+bash scripts/vm.sh bench
+rc=$?
+elapsed=$((SECONDS - t0))
+
+status=ok
+case $rc in
+0) ;;
+3) status="VM did not boot (boot timeout)" ;;
+4) status="guest kernel crashed (panic/oops: a VM/emulator problem, not a scheduler result)" ;;
+5) status="the guest did not finish in time (hung or over VM_TIMEOUT)" ;;
+*) status="scripts/vm.sh bench failed (exit $rc)" ;;
+esac
+if [ ! -s "$LOG" ] || ! grep -q '^BENCH-BLOCK-BEGIN ' "$LOG"; then
+	echo "vmbench: error: no benchmark output in $LOG: $status" >&2
+	exit 1
+fi
+[ "$status" = ok ] && ! grep -q '^BENCH-DONE ' "$LOG" && status="the guest did not reach BENCH-DONE"
+
+awk -v json="$OUT/results.json" -v md="$OUT/results.md" \
+	-v date="$(date -u '+%Y-%m-%d %H:%M UTC')" \
+	-v commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo +dirty)" \
+	-v cmd="$cmdline" -v status="$status" -f scripts/vmbench-report.awk "$LOG" ||
+	{ echo "vmbench: error: parsing $LOG failed" >&2; exit 1; }
+echo "Whole run: ${elapsed} s (boot, all blocks, shutdown)." >> "$OUT/results.md"
+
+echo
+cat "$OUT/results.md"
+echo
+echo "vmbench: $OUT/results.json, $OUT/results.md, console $LOG; ${elapsed} s"
+# A sched_ext block that could not attach, or was ejected, is a result, not a harness
+# failure: it shows in the table (DETACHED / attached NO). Only a broken run fails.
+if [ "$status" != ok ]; then
+	echo "vmbench: error: $status (partial results above)" >&2
+	exit 1
+fi
+if grep -q '^BENCH-BLOCK-END .* attached=0 attach_ms=-1 ' "$LOG"; then
+	echo "vmbench: error: a sched_ext block never attached (see the 'exit=' of its BENCH-BLOCK-END line in $LOG)" >&2
+	exit 1
+fi
+exit 0
