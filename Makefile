@@ -97,6 +97,9 @@ $(B)/tests/test_%: tests/test_%.c tests/check.h $(LIB_OBJS) $(GEN_HDRS) | $(B)/t
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests $< $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS)
 
+# test_pol checks which thread calls lua_sethook (see tests/test_pol.c).
+$(B)/tests/test_pol: LDFLAGS += -Wl,--wrap=lua_sethook
+
 $(B)/tests/transport: tests/transport/transport.c tests/transport/transport.h $(G)/transport.skel.h \
 		$(LIB_OBJS) | $(B)/tests
 	$(call msg,CC,$@)
