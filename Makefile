@@ -40,13 +40,13 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(G) -Ibpf -Wno-missi
 POL_SRCS  := host/pol/bridge.c host/pol/guard.c host/pol/validate.c host/pol/watchdog.c
 LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/loop.c host/xport.c host/stats.c) $(POL_SRCS)
 LIB_OBJS  := $(LIB_SRCS:host/%.c=$(B)/obj/%.o)
-BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o
+BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o $(B)/obj/dryrun.o
 GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
 
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
 .SECONDARY:
-.PHONY: all deps run check test unit spec transport vmtest vm-run install clean
+.PHONY: all deps run check test unit spec transport dryrun vmtest vm-run install clean
 all: $(B)/gthulhu-lua
 
 deps:
@@ -125,6 +125,8 @@ spec: $(G)/gthulhu/cdef.lua
 	$(Q)bash scripts/run-tests.sh spec
 transport: all $(B)/tests/transport
 	$(Q)bash scripts/run-tests.sh transport
+dryrun: all
+	$(Q)bash scripts/run-tests.sh dryrun
 vmtest: deps all
 	$(Q)bash scripts/run-tests.sh vm
 vm-run: deps all
