@@ -41,13 +41,13 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(G) -Ibpf -Wno-missi
 POL_SRCS  := host/pol/bridge.c host/pol/guard.c host/pol/validate.c host/pol/watchdog.c
 LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/loop.c host/xport.c host/stats.c) $(POL_SRCS)
 LIB_OBJS  := $(LIB_SRCS:host/%.c=$(B)/obj/%.o)
-BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o
+BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o $(B)/obj/dryrun.o
 GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
 
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
 .SECONDARY:
-.PHONY: all deps run check test unit spec transport bpfunit vmtest vm-run vmbench install clean
+.PHONY: all deps run check test unit spec transport bpfunit dryrun vmtest vm-run vmbench install clean
 all: $(B)/gthulhu-lua
 
 deps:
@@ -108,6 +108,9 @@ $(B)/tests/test_sched: tests/test_sched.c tests/check.h $(B)/obj/sched_bpf.o $(L
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests $< $(B)/obj/sched_bpf.o $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS)
 
+# test_pol checks which thread calls lua_sethook (see tests/test_pol.c).
+$(B)/tests/test_pol: LDFLAGS += -Wl,--wrap=lua_sethook
+
 $(B)/tests/transport: tests/transport/transport.c tests/transport/transport.h $(G)/transport.skel.h \
 		$(LIB_OBJS) | $(B)/tests
 	$(call msg,CC,$@)
@@ -140,6 +143,8 @@ transport: all $(B)/tests/transport
 	$(Q)bash scripts/run-tests.sh transport
 bpfunit: all $(B)/tests/bpfunit
 	$(Q)bash scripts/run-tests.sh bpfunit
+dryrun: all
+	$(Q)bash scripts/run-tests.sh dryrun
 vmtest: deps all
 	$(Q)bash scripts/run-tests.sh vm
 vm-run: deps all

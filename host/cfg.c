@@ -84,6 +84,18 @@ static const struct opt opts[] = {
 	  "PEM file with the key that signs JWT tokens (\"\" = none)" },
 	{ "api.token_ttl_s", OT_U32, C_OFF(api_token_ttl_s), 0, 1, 86400, 0, "3600",
 	  "lifetime in seconds of the tokens the API issues" },
+
+	{ "dryrun.rate", OT_U32, C_OFF(dryrun_rate), 0, 1, 10000000, 0, "20000",
+	  "--dry-run: most synthetic task records handed to the policy per second" },
+	{ "dryrun.tasks", OT_U32, C_OFF(dryrun_tasks), 0, 1, MAX_BATCH, 0, "32",
+	  "--dry-run: number of synthetic threads, split over the classes of dryrun.mix" },
+	{ "dryrun.mix", OT_STR, C_OFF(dryrun_mix), C_SZ(dryrun_mix), 0, 0, 0, "cpu:1,io:1",
+	  "--dry-run: CLASS[:SHARE],... with classes cpu (nice 0, whole slices), io (50 us "
+	  "bursts, 2 ms sleeps), heavy (nice -5), light (nice 5); one process per class" },
+	{ "dryrun.duration_s", OT_U32, C_OFF(dryrun_duration_s), 0, 0, 86400, 0, "0",
+	  "--dry-run: stop after this many seconds; 0 = run until SIGINT/SIGTERM" },
+	{ "dryrun.pid_base", OT_U32, C_OFF(dryrun_pid_base), 0, 2, 2000000000, 0, "100000",
+	  "--dry-run: pid (and tgid) of the first synthetic thread; the others follow" },
 };
 #define NR_OPTS ((int)(sizeof(opts) / sizeof(opts[0])))
 
@@ -592,7 +604,7 @@ static int parse_top(struct pctx *x)
 		char key[256];
 		snprintf(key, sizeof(key), "%s", (const char *)ev.data.scalar.value);
 		yaml_event_delete(&ev);
-		if (!strcmp(key, "scheduler") || !strcmp(key, "api")) {
+		if (!strcmp(key, "scheduler") || !strcmp(key, "api") || !strcmp(key, "dryrun")) {
 			rc = parse_section(x, key, line);
 		} else if (!strcmp(key, "strategies")) {
 			rc = parse_strategies(x, line);

@@ -53,6 +53,13 @@ struct cfg {
 	char     api_private_key[CFG_PATH_MAX];/* PEM file for issuing tokens ("" = none) */
 	uint32_t api_token_ttl_s;
 
+	/* dryrun.* (--dry-run: the synthetic task source, host/dryrun.c) */
+	uint32_t dryrun_rate;              /* most task records per second */
+	uint32_t dryrun_tasks;             /* synthetic threads */
+	char     dryrun_mix[CFG_STR_MAX];  /* CLASS[:SHARE],... */
+	uint32_t dryrun_duration_s;        /* 0 = until SIGINT/SIGTERM */
+	uint32_t dryrun_pid_base;          /* pid of the first synthetic thread */
+
 	/* strategies: initial list */
 	struct cfg_strategy strategies[CFG_MAX_STRATEGIES];
 	int      nr_strategies;

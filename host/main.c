@@ -21,6 +21,7 @@
 #include <bpf/libbpf.h>
 #include "common.h"
 #include "cfg.h"
+#include "dryrun.h"
 #include "loop.h"
 #include "pol.h"
 #include "sched_bpf.h"
@@ -36,24 +37,28 @@ static struct cfg cfg;
 static struct topo topo;
 static struct strat strat;
 static struct sched sch;
+static struct dryrun dry;   /* --dry-run: synthetic tasks in place of the BPF side */
 
 struct opts {
 	const char *cfg_file;
 	const char *policy;
 	bool check;
+	bool dry_run;
 	int stats_sec;      /* 0 = no stats */
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: gthulhu-lua [-c FILE] [--check] [--stats[=SEC]] [-v] [--version] [--help] POLICY.lua\n"
+		"Usage: gthulhu-lua [-c FILE] [--check] [--dry-run] [--stats[=SEC]] [-v] [--version] [--help] POLICY.lua\n"
 		"\n"
 		"A sched_ext CPU scheduler whose policy is a LuaJIT script.\n"
 		"\n"
 		"  -c, --config FILE   YAML config (default: built-in defaults; see config/config.yaml)\n"
 		"      --check         validate config and policy (load, init, self-test batch);\n"
 		"                      no BPF, no root needed\n"
+		"      --dry-run       run everything but the BPF side on synthetic tasks\n"
+		"                      (dryrun.* keys); no sched_ext, no root needed\n"
 		"  -s, --stats[=SEC]   print the counters on one line every SEC seconds (default 1)\n"
 		"  -v, --verbose       more output (repeat for debug)\n"
 		"      --version       print the version\n"
@@ -71,10 +76,11 @@ static void usage(FILE *out)
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { OPT_CHECK = 1000, OPT_VERSION, OPT_TEST_FAULT };
+	enum { OPT_CHECK = 1000, OPT_VERSION, OPT_DRY_RUN, OPT_TEST_FAULT };
 	static const struct option lo[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "stats", optional_argument, NULL, 's' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -94,6 +100,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_CHECK:
 			o->check = true;
+			break;
+		case OPT_DRY_RUN:
+			o->dry_run = true;
 			break;
 		case 's': {
 			/* SEC attached (-s4, --stats=4) or, as most tools accept, the next word
@@ -260,7 +269,10 @@ static void print_stats(const struct loop *lp, const struct pol *pol)
 	const struct pol_stats *ps = pol_stats(pol);
 	char line[1024];
 
-	sched_format_stats(&sch, line, sizeof(line));
+	if (dry.tasks)
+		dryrun_format_stats(&dry, line, sizeof(line));
+	else
+		sched_format_stats(&sch, line, sizeof(line));
 	printf("stats: %s nr_batches=%llu nr_tasks=%llu max_batch=%llu nr_policy_errors=%llu "
 	       "nr_policy_fallbacks=%llu nr_bad_decisions=%llu nr_slices_clamped=%llu nr_reloads=%llu\n",
 	       line, (unsigned long long)lp->st.batches, (unsigned long long)lp->st.tasks,
@@ -283,19 +295,26 @@ static int run_once(const struct opts *o, const char *policy, bool *restart)
 	int rc = 0;
 
 	*restart = false;
-	/* 1-2: open and configure */
-	if (sched_open(&sch, &cfg, &topo, err, sizeof(err))) {
+	/* 1-2: open and configure (a dry run has no BPF side: its source is open already) */
+	if (!o->dry_run && sched_open(&sch, &cfg, &topo, err, sizeof(err))) {
 		g_err("%s", err);
 		rc = EXIT_BPF;
 		goto cleanup;
 	}
-	pol_env_fill(&env, sched_idle_mask(&sch));
+	pol_env_fill(&env, o->dry_run ? dryrun_idle_mask(&dry) : sched_idle_mask(&sch));
 	if (pol_open(&pol, policy, &env, err, sizeof(err))) {
 		g_err("%s", err);
 		rc = EXIT_POLICY;
 		goto cleanup;
 	}
 	push_strategies(pol, true);
+	if (o->dry_run) {
+		fprintf(stderr, "gthulhu-lua: dry run (no BPF side; policy %s, %d CPUs, %d synthetic "
+			"tasks, at most %u/s)\n", policy, topo.nr_cpus, dry.nr_tasks, cfg.dryrun_rate);
+		dryrun_print_layout(&dry, stderr);
+		dryrun_src(&dry, &src);
+		goto run;
+	}
 	/* 3-4: load and attach */
 	if (sched_attach(&sch, &topo, err, sizeof(err))) {
 		g_err("%s", err);
@@ -311,7 +330,8 @@ static int run_once(const struct opts *o, const char *policy, bool *restart)
 		topo.nr_cpus);
 
 	xport_src(&sch.xp, &src);
-	loop_init(&lp, pol, &src, (int)cfg.batch_max, sched_heartbeat(&sch));
+run:
+	loop_init(&lp, pol, &src, (int)cfg.batch_max, o->dry_run ? NULL : sched_heartbeat(&sch));
 	pol_mtime = mtime_of(policy);
 	now = g_now_ns();
 	next_tick = now + 1000000000ull;
@@ -325,7 +345,7 @@ static int run_once(const struct opts *o, const char *policy, bool *restart)
 			rc = EXIT_BPF;
 			break;
 		}
-		if (sched_exited(&sch))
+		if (o->dry_run ? dryrun_done(&dry) : sched_exited(&sch))
 			break;
 		if (reload_req) {
 			reload_req = 0;
@@ -352,6 +372,8 @@ reload:
 
 	if (o->stats_sec)
 		print_stats(&lp, pol);
+	if (o->dry_run)
+		dryrun_print_summary(&dry, stdout);
 cleanup:
 	sched_destroy(&sch);     /* detach: the kernel fills the exit info now */
 	if (sch.skel && sched_exited(&sch)) {
@@ -400,8 +422,15 @@ int main(int argc, char **argv)
 		return EXIT_POLICY;
 	}
 	read_topology();
-	if (strat_init(&strat, cfg.strategies, cfg.nr_strategies, "/proc", err, sizeof(err))) {
+	if (o.dry_run && !o.check && dryrun_open(&dry, &cfg, topo.nr_cpus, err, sizeof(err))) {
+		fprintf(stderr, "gthulhu-lua: config error: %s: %s\n",
+			cfg.file[0] ? cfg.file : "config", err);
+		return EXIT_CONFIG;
+	}
+	if (strat_init(&strat, cfg.strategies, cfg.nr_strategies,
+		       dry.tasks ? dryrun_proc_root(&dry) : "/proc", err, sizeof(err))) {
 		fprintf(stderr, "gthulhu-lua: config error: %s\n", err);
+		dryrun_close(&dry);
 		return EXIT_CONFIG;
 	}
 
@@ -411,7 +440,7 @@ int main(int argc, char **argv)
 		return rc;
 	}
 
-	rc = sched_preflight(err, sizeof(err));
+	rc = o.dry_run ? 0 : sched_preflight(err, sizeof(err));
 	if (rc) {
 		g_err("%s", err);
 		strat_free(&strat);
@@ -425,5 +454,6 @@ int main(int argc, char **argv)
 			fprintf(stderr, "gthulhu-lua: the kernel asked for a restart; restarting\n");
 	} while (restart && !stop_req);
 	strat_free(&strat);
+	dryrun_close(&dry);
 	return rc;
 }

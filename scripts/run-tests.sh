@@ -2,7 +2,8 @@
 # run-tests.sh SUITE...: run test suites and sum their results into one closing line.
 # Suites: unit (build/tests/test_*, tests/cli/run.sh), spec (busted under LuaJIT), bpfunit
 # (the scheduler's BPF helpers in SEC("syscall") programs; root), transport (real BPF
-# ringbufs on this kernel; needs root), fuzz (fuzz targets replay their corpus),
+# ringbufs on this kernel; needs root), dryrun (--dry-run end to end), fuzz (fuzz targets
+# replay their corpus),
 # vm (real sched_ext kernel in QEMU), all.
 # Every suite ends with an "N passed, N failed" line (busted's summary is converted);
 # a suite that crashes or prints no such line counts as one failure.
@@ -79,6 +80,8 @@ bpfunit() {
 
 vm() { run_suite vm bash tests/vm/run.sh; }
 
+dryrun() { run_suite dryrun bash tests/dryrun/run.sh; }
+
 fuzz() { run_suite fuzz-regress make --no-print-directory fuzz-regress; }
 
 suites=("$@"); [ ${#suites[@]} -gt 0 ] || suites=(all)
@@ -90,7 +93,8 @@ for s in "${suites[@]}"; do
 	bpfunit) bpfunit ;;
 	vm) vm ;;
 	fuzz) fuzz ;;
-	all) unit; run_suite spec spec; transport; bpfunit; fuzz; vm ;;
+	dryrun) dryrun ;;
+	all) unit; run_suite spec spec; transport; bpfunit; dryrun; fuzz; vm ;;
 	*) echo "run-tests: unknown suite $s" >&2; exit 2 ;;
 	esac
 done

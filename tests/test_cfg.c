@@ -31,6 +31,7 @@ static const char *const all_keys[] = {
 	"scheduler.batch_max", "scheduler.stall_timeout_ms", "scheduler.watchdog_timeout_ms",
 	"scheduler.lua_heap_max_mb", "scheduler.topology_root", "api.enabled", "api.listen", "api.port", "api.public_key",
 	"api.private_key", "api.token_ttl_s",
+	"dryrun.rate", "dryrun.tasks", "dryrun.mix", "dryrun.duration_s", "dryrun.pid_base",
 };
 #define NR_KEYS ((int)(sizeof(all_keys) / sizeof(all_keys[0])))
 
@@ -58,6 +59,11 @@ static bool get(const struct cfg *c, const char *key, char *out, size_t len)
 	S("api.public_key", c->api_public_key)
 	S("api.private_key", c->api_private_key)
 	U("api.token_ttl_s", c->api_token_ttl_s)
+	U("dryrun.rate", c->dryrun_rate)
+	U("dryrun.tasks", c->dryrun_tasks)
+	S("dryrun.mix", c->dryrun_mix)
+	U("dryrun.duration_s", c->dryrun_duration_s)
+	U("dryrun.pid_base", c->dryrun_pid_base)
 	U("strategies.count", c->nr_strategies)
 	int i, n = 0;
 	char field[64];

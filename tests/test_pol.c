@@ -4,7 +4,9 @@
  * every way a policy can fail, watchdog, strategies, hot reload, self-test.
  * Run from the repository root.
  */
+#include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,22 @@
 #pragma GCC diagnostic ignored "-Wformat-zero-length"  /* CHECK(cond) without a message */
 #include "common.h"
 #include "pol.h"
+#include <lua.h>
+
+/* Linked with -Wl,--wrap=lua_sethook (Makefile): every lua_sethook of the bridge passes
+ * here, so the test sees which thread set a hook. LuaJIT allows it only on the thread
+ * running the state (or in a signal handler there), never from the watchdog thread. */
+static pthread_t main_thread;
+static int sethook_calls, sethook_foreign;
+void __real_lua_sethook(lua_State *L, lua_Hook f, int mask, int count);
+void __wrap_lua_sethook(lua_State *L, lua_Hook f, int mask, int count);
+void __wrap_lua_sethook(lua_State *L, lua_Hook f, int mask, int count)
+{
+	__atomic_add_fetch(&sethook_calls, 1, __ATOMIC_RELAXED);
+	if (!pthread_equal(pthread_self(), main_thread))
+		__atomic_add_fetch(&sethook_foreign, 1, __ATOMIC_RELAXED);
+	__real_lua_sethook(L, f, mask, count);
+}
 
 int g_verbose __attribute__((weak));
 
@@ -628,8 +646,47 @@ static void test_heap_cap(void)
 	CHECK_STR_CONTAINS(err, "memory");
 }
 
+/* Helper threads (the watchdog) block every signal, so SIGINT/SIGHUP/SIGTERM land on the
+ * scheduling thread; and the watchdog never sets a hook from its own thread. */
+static void test_threads(void)
+{
+	struct pol *p = open_ok(TP "echo.lua", 64);
+	char path[300], line[256];
+	int others = 0, blocked = 0;
+	DIR *d;
+	struct dirent *de;
+
+	usleep(50000);   /* past pthread_create's own startup, which blocks everything briefly */
+	d = opendir("/proc/self/task");
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.' || atoi(de->d_name) == getpid())
+			continue;
+		others++;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", de->d_name);
+		FILE *f = fopen(path, "r");
+		while (f && fgets(line, sizeof(line), f)) {
+			unsigned long long m;
+			if (sscanf(line, "SigBlk: %llx", &m) == 1) {
+				unsigned long long want = (1ull << (SIGINT - 1)) | (1ull << (SIGHUP - 1)) |
+					(1ull << (SIGTERM - 1)) | (1ull << (SIGPIPE - 1)) | (1ull << (SIGUSR1 - 1));
+				blocked += (m & want) == want;
+			}
+		}
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	CHECK(others >= 1 && blocked == others, "%d helper threads, %d block the signals", others, blocked);
+	pol_close(p);
+	CHECK(sethook_calls > 0 && sethook_foreign == 0,
+	      "lua_sethook: %d calls, %d from another thread than the scheduling one",
+	      sethook_calls, sethook_foreign);
+}
+
 int main(void)
 {
+	main_thread = pthread_self();
 	topo.nr_cpus = NR_CPUS;
 	for (int c = 0; c < NR_CPUS; c++) {
 		topo.online[c] = 1;
@@ -652,6 +709,7 @@ int main(void)
 	test_reload();
 	test_selftest_real();
 	test_forge();
+	test_threads();
 	test_search_path();
 	test_heap_cap();
 	return CHECK_DONE();

@@ -279,10 +279,8 @@ static int push_chunk(lua_State *L, const char *src, size_t len, const char *nam
 static void state_close(struct pol *p, struct pol_state *s)
 {
 	if (s->L) {
-		pol_wd_lock(p);
 		lua_close(s->L);
 		s->L = NULL;
-		pol_wd_unlock(p);
 	}
 	free(s->heap);
 	s->heap = NULL;
@@ -291,17 +289,42 @@ static void state_close(struct pol *p, struct pol_state *s)
 /* ---------------------------------------------------------------------------------- */
 /* the Lua heap cap                                                                   */
 
-/* Every allocation of a state goes through here: growth past heap->max is refused, so Lua
- * raises "not enough memory" in the call that asked (caught by pol_pcall); shrinking and
- * freeing always work. Under mlockall(MCL_FUTURE) an unbounded heap would pin memory
- * without limit. */
+/* Raised from the count hook capped_alloc() sets when the heap passes the cap (works
+ * while the policy runs interpreted code; compiled code is caught after the call). */
+static void heap_hook(lua_State *L, lua_Debug *ar)
+{
+	struct pol_heap *h;
+
+	(void)ar;
+	lua_getallocf(L, (void **)&h);
+	lua_sethook(L, NULL, 0, 0);
+	h->hooked = false;
+	if (h->used > h->max)
+		luaL_error(L, "the policy's Lua heap passed scheduler.lua_heap_max_mb (%d MiB)",
+			   (int)(h->max >> 20));
+}
+
+/* Every allocation of a state goes through here, counted. Past heap->max a count hook is
+ * armed (see heap_hook) and the call is checked after it returns (heap_check): refusing
+ * memory at the cap would be neater, but LuaJIT 2.1.0-beta3 can crash when an allocation
+ * fails inside compiled code, so only growth past twice the cap is refused (the last
+ * line against one call allocating without end). Under mlockall(MCL_FUTURE) an unbounded
+ * heap would pin memory without limit. */
 static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
 	struct pol_heap *h = ud;
 
-	if (nsize > osize && h->max && h->used + (nsize - osize) > h->max) {
-		h->hit = true;
-		return NULL;
+	if (nsize > osize && h->max) {
+		size_t after = h->used + (nsize - osize);
+		if (after > h->max && !h->hooked && h->L) {
+			h->hooked = true;
+			h->hit = true;
+			lua_sethook(h->L, heap_hook, LUA_MASKCOUNT, 1);  /* async-safe in LuaJIT */
+		}
+		if (after > 2 * h->max) {
+			h->hit = true;
+			return NULL;
+		}
 	}
 	void *r = h->f(h->ud, ptr, osize, nsize);
 	if (r || nsize == 0)
@@ -330,15 +353,19 @@ static int gc_full(lua_State *L)
 	return 0;
 }
 
-/* After a call failed: if the cap refused memory, collect; still over 3/4 of the cap
- * after a full GC means live data (a leak), and the policy is switched off until a
- * reload: every batch gets the C decisions, reported once. */
+/* After every call: over the cap means collect; still over 3/4 of the cap after a full
+ * GC means live data (a leak), and the policy is switched off until a reload: every
+ * batch gets the C decisions, reported once. Two loads when under the cap. */
 static void heap_check(struct pol *p)
 {
 	struct pol_heap *h = p->st.heap;
 
-	if (!h || !h->hit)
+	if (!h->max || (h->used <= h->max && !h->hit))
 		return;
+	if (h->hooked) {
+		lua_sethook(p->st.L, NULL, 0, 0);
+		h->hooked = false;
+	}
 	h->hit = false;
 	p->stats.lua_heap_hits++;
 	lua_cpcall(p->st.L, gc_full, NULL);
@@ -348,7 +375,7 @@ static void heap_check(struct pol *p)
 	h->disabled = true;
 	p->stats.lua_heap_disabled = 1;
 	char msg[PATH_MAX + 256];
-	snprintf(msg, sizeof(msg), "its Lua heap reached scheduler.lua_heap_max_mb (%zu MiB) and "
+	snprintf(msg, sizeof(msg), "its Lua heap passed scheduler.lua_heap_max_mb (%zu MiB) and "
 		 "stays at %zu KiB after a full GC: the host decides every task itself (built-in "
 		 "C decisions) until the policy is reloaded", h->max >> 20, h->used >> 10);
 	p->err_log_ns = 0;   /* always printed */
@@ -593,6 +620,7 @@ static int state_open(struct pol *p, struct pol_state *s, const char *path, char
 	s->heap->f = lua_getallocf(L, &s->heap->ud);
 	s->heap->used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
 	s->heap->max = p->env.lua_heap_max;
+	s->heap->L = L;
 	lua_setallocf(L, capped_alloc, s->heap);
 
 	int rc = lua_cpcall(L, state_build, &a);
@@ -760,7 +788,6 @@ int pol_schedule(struct pol *p, int n)
 	if (pol_pcall(p, &p->st, 1, 1, call_schedule, p->last_error, sizeof(p->last_error))) {
 		p->stats.errors++;                           /* stack: (empty) */
 		note_error(p, p->last_error);
-		heap_check(p);
 	} else if (lua_type(L, -1) != LUA_TNUMBER) {          /* stack: m */
 		char msg[PATH_MAX + 128];
 		snprintf(msg, sizeof(msg), "%s: schedule() returned a %s, not the number of "
@@ -784,6 +811,7 @@ int pol_schedule(struct pol *p, int n)
 			m = (int)d;
 	}
 	assert(lua_gettop(L) == 0);
+	heap_check(p);
 	pol_validate(p, n, m);
 	return n;
 }

@@ -12,6 +12,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <lua.h>
@@ -23,13 +24,17 @@
 #define POL_HARD_MS_DEFAULT 3000u
 #define POL_REG_KEY "gthulhu.pol"   /* registry: lightuserdata of the struct pol */
 #define POL_ERR_MAX 4096
+/* Sent by the watchdog to the thread running an overdue call (see watchdog.c). */
+#define POL_WD_SIGNAL (SIGRTMIN + 2)
 
 /* A state's allocator: LuaJIT's own, counted and capped (pol_env.lua_heap_max). */
 struct pol_heap {
 	lua_Alloc f;
 	void *ud;
+	lua_State *L;         /* the state (for the hook) */
 	size_t used, max;     /* bytes; max 0 = no cap */
-	bool hit;             /* an allocation was refused since the last check */
+	bool hit;             /* passed the cap since the last check */
+	bool hooked;          /* heap_hook armed */
 	bool disabled;        /* live data stayed over the cap: the policy is not called */
 };
 
@@ -91,11 +96,11 @@ struct pol {
 	/* watchdog (fields shared with the thread are accessed with __atomic builtins) */
 	pthread_t wd_thread;
 	bool wd_inited, wd_started;
-	pthread_mutex_t wd_lock;     /* held by the thread around lua_sethook, by us around lua_close */
+	pthread_mutex_t wd_lock;     /* with wd_cond: the watchdog's timed wait and stop */
 	pthread_cond_t wd_cond;
 	bool wd_stop;
 	uint64_t call_start;         /* ns of the running call's start, 0 = no call */
-	lua_State *call_L;
+	pthread_t call_thread;       /* the thread running the call (signalled past soft_ms) */
 	const char *call_what;
 	int hooked;
 	unsigned soft_ms, hard_ms;
@@ -122,8 +127,5 @@ void pol_wd_stop(struct pol *p);
 /* Around every call into Lua (hot: the call is schedule()). */
 void pol_wd_enter(struct pol *p, lua_State *L, const char *what, bool hot);
 void pol_wd_leave(struct pol *p, lua_State *L);
-/* Held around lua_close so the watchdog never touches a closed state. */
-void pol_wd_lock(struct pol *p);
-void pol_wd_unlock(struct pol *p);
 
 #endif

@@ -1,12 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * pol/watchdog.c - a call into the policy that runs too long. A thread per pol watches
- * `call_start`. Past the soft limit it installs a count hook that raises an error (works
- * while the policy runs interpreted code); past the hard limit (stuck in a compiled trace,
- * which ignores hooks) it ends the process with EXIT_POLICY, so the BPF link goes away and
- * the kernel's scheduler takes over.
+ * `call_start`. Past the soft limit it signals the thread running the call (pthread_kill,
+ * POL_WD_SIGNAL), whose handler installs a count hook that raises an error: LuaJIT allows
+ * lua_sethook from a signal handler on the running thread (as luajit.c's laction does),
+ * not from another thread. The hook works while the policy runs interpreted code. Past
+ * the hard limit (stuck in a compiled trace, which ignores hooks) the watchdog ends the
+ * process with EXIT_POLICY, so the BPF link goes away and the kernel's scheduler takes over.
+ *
+ * The watchdog thread blocks every signal, so process signals (SIGINT, SIGHUP, ...) land on
+ * the scheduling thread.
  */
 #include <errno.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +41,31 @@ static void runaway_hook(lua_State *L, lua_Debug *ar)
 		return;
 	const char *what = __atomic_load_n(&p->call_what, __ATOMIC_RELAXED);
 	luaL_error(L, "policy %s exceeded %u ms", what ? what : "call", soft);
+}
+
+/* The state the calling thread is running a watched call in (NULL between calls). */
+static __thread lua_State *wd_cur_L;
+
+static void on_wd_signal(int sig)
+{
+	lua_State *L = wd_cur_L;
+
+	(void)sig;
+	if (L)
+		lua_sethook(L, runaway_hook, LUA_MASKCOUNT, 1);
+}
+
+static pthread_once_t wd_sig_once = PTHREAD_ONCE_INIT;
+
+static void wd_sig_install(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_wd_signal;
+	sa.sa_flags = SA_RESTART;   /* a late signal must not fail the loop's epoll_wait */
+	sigemptyset(&sa.sa_mask);
+	sigaction(POL_WD_SIGNAL, &sa, NULL);
 }
 
 static void *watchdog_main(void *arg)
@@ -80,13 +111,8 @@ static void *watchdog_main(void *arg)
 			_exit(EXIT_POLICY);
 		}
 		if (ran >= (uint64_t)soft * 1000000ull && !__atomic_load_n(&p->hooked, __ATOMIC_ACQUIRE)) {
-			lua_State *L = __atomic_load_n(&p->call_L, __ATOMIC_ACQUIRE);
-			if (L) {
-				__atomic_store_n(&p->hooked, 1, __ATOMIC_RELEASE);
-				/* lua_sethook may be called asynchronously (it is meant for signal
-				 * handlers); wd_lock keeps L from being closed meanwhile. */
-				lua_sethook(L, runaway_hook, LUA_MASKCOUNT, 1);
-			}
+			__atomic_store_n(&p->hooked, 1, __ATOMIC_RELEASE);
+			pthread_kill(__atomic_load_n(&p->call_thread, __ATOMIC_RELAXED), POL_WD_SIGNAL);
 		}
 	}
 	pthread_mutex_unlock(&p->wd_lock);
@@ -108,9 +134,15 @@ int pol_wd_start(struct pol *p)
 	pthread_attr_t ta;
 	int rc;
 
+	sigset_t all, old;
+
+	pthread_once(&wd_sig_once, wd_sig_install);
 	pthread_attr_init(&ta);
 	pthread_attr_setstacksize(&ta, 256 * 1024);
+	sigfillset(&all);       /* the thread inherits this mask: it takes no signal */
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rc = pthread_create(&p->wd_thread, &ta, watchdog_main, p);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&ta);
 	if (rc != 0)
 		return G_ERR;
@@ -132,27 +164,19 @@ void pol_wd_stop(struct pol *p)
 
 void pol_wd_enter(struct pol *p, lua_State *L, const char *what, bool hot)
 {
+	wd_cur_L = L;
+	__atomic_store_n(&p->call_thread, pthread_self(), __ATOMIC_RELAXED);
 	__atomic_store_n(&p->call_what, what, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->call_hot, hot, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->call_L, L, __ATOMIC_RELEASE);
 	__atomic_store_n(&p->call_start, g_now_ns(), __ATOMIC_RELEASE);
 }
 
 void pol_wd_leave(struct pol *p, lua_State *L)
 {
 	__atomic_store_n(&p->call_start, 0, __ATOMIC_RELEASE);
+	wd_cur_L = NULL;
+	/* A hook the handler set (or is about to: then it finds wd_cur_L NULL, or removes
+	 * itself at the next call's first count) must not stay on this state. */
 	if (__atomic_exchange_n(&p->hooked, 0, __ATOMIC_ACQ_REL))
 		lua_sethook(L, NULL, 0, 0);
-}
-
-void pol_wd_lock(struct pol *p)
-{
-	if (p->wd_started)
-		pthread_mutex_lock(&p->wd_lock);
-}
-
-void pol_wd_unlock(struct pol *p)
-{
-	if (p->wd_started)
-		pthread_mutex_unlock(&p->wd_lock);
 }
