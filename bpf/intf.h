@@ -24,9 +24,13 @@ enum {
 	MAX_CPUS         = 1024,     /* highest CPU id + 1 that the BPF side and host handle */
 	MAX_SIBLINGS     = 64,       /* per cache level, per CPU, in struct cpu_topo */
 	MAX_BATCH        = 4096,     /* most tasks the host takes in one policy call */
+	RL_ENQ_PLACED    = 1 << 30,  /* queued_task_ctx.flags: BPF already placed the task */
 };
 
-/* queued_task_ctx.flags are the kernel's enqueue flags (SCX_ENQ_*), passed through. */
+/* queued_task_ctx.flags are the kernel's enqueue flags (SCX_ENQ_*), passed through, plus
+ * RL_ENQ_PLACED: the task woke up while a CPU it may use was idle, and BPF ran it there at
+ * once (scheduler.early_processing). The record only tells the policy (so its accounting,
+ * e.g. vruntime, stays true); the host sends no decision for it. */
 
 /* BPF -> host, one record per runnable task, over the BPF ringbuf "queued". */
 struct queued_task_ctx {

@@ -116,6 +116,8 @@ volatile u64 nr_slice_clamped;      /* decisions whose slice was beyond slice_ns
 volatile u64 nr_keep_bounded;       /* prev first in vtime order but not kept: a waiter waited too long */
 volatile u64 nr_prio_throttled;     /* priority decisions applied as ordinary ones (budget spent) */
 volatile u64 nr_resumed;            /* preempted tasks put back in-kernel with the slice they had left */
+volatile u64 nr_placed;             /* waking tasks BPF ran on an idle CPU at once (policy told) */
+volatile u64 nr_placed_untold;      /* ... whose record did not fit in the ringbuf */
 volatile u64 idle_mask[MAX_CPUS / 64]; /* idle-CPU hints for the policy */
 
 struct user_exit_info uei;          /* exit info, read by the host after detach */
@@ -326,6 +328,47 @@ static __always_inline void update_nr_queued(void)
 	nr_queued = bpf_ringbuf_query(&queued, BPF_RB_AVAIL_DATA) / (sizeof(struct queued_task_ctx) + 8);
 }
 
+/* --- Records to the host ---------------------------------------------------------------- */
+static __always_inline void fill_record(struct queued_task_ctx *r, struct task_struct *p,
+					const struct task_ctx *tctx, u64 flags)
+{
+	r->pid = p->pid;
+	r->tgid = p->tgid;
+	r->cpu = scx_bpf_task_cpu(p);
+	r->nr_cpus_allowed = p->nr_cpus_allowed;
+	r->flags = flags;
+	r->start_ts = tctx->start_ts;
+	r->stop_ts = tctx->stop_ts;
+	r->exec_runtime = tctx->exec_runtime;
+	r->weight = p->scx.weight;
+	r->vtime = p->scx.dsq_vtime;
+	r->enq_cnt = tctx->enq_cnt;
+	__builtin_memcpy(r->comm, p->comm, sizeof(r->comm));
+}
+
+/* Tell the policy about a task BPF placed itself (no custody, no decision expected). Not
+ * urgent: no wake-up, the host reads it with its next batch. */
+static __always_inline void tell_placed(struct task_struct *p)
+{
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
+	struct queued_task_ctx *r;
+
+	if (!tctx)
+		return;
+	tctx->fresh = true;
+	tctx->decided = false;
+	tctx->prio = false;
+	tctx->slice_left = 0;
+	r = bpf_ringbuf_reserve(&queued, sizeof(*r), 0);
+	if (!r) {
+		__sync_fetch_and_add(&nr_placed_untold, 1);
+		return;
+	}
+	fill_record(r, p, tctx, SCX_ENQ_WAKEUP | RL_ENQ_PLACED);
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	__sync_fetch_and_add(&nr_placed, 1);
+}
+
 /* --- Idle CPU selection ---------------------------------------------------------------- */
 #define IDLE_ALLOWED(p, cpu) (cpu_ok(cpu) && bpf_cpumask_test_cpu(cpu, (p)->cpus_ptr))
 #define IDLE_CLAIM(cpu) scx_bpf_test_and_clear_cpu_idle(cpu)
@@ -371,10 +414,14 @@ s32 BPF_STRUCT_OPS(gthulhu_select_cpu, struct task_struct *p, s32 prev_cpu, u64 
 			cpu = prev_cpu;
 	}
 
-	/* early_processing: a task that found an idle CPU runs there now, no round trip. */
+	/* early_processing: a task that found an idle CPU runs there now, no round trip;
+	 * the policy is told afterwards (RL_ENQ_PLACED), so its accounting stays true. The
+	 * slice is the minimum one: the policy decides the task's next turn. */
 	if (is_idle && early_processing && !is_host_task(p) && !host_stalled) {
-		g_insert(p, SCX_DSQ_LOCAL, slice_ns_default, 0);
+		g_insert(p, SCX_DSQ_LOCAL, slice_ns_min, 0);
 		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+		if (!(p->flags & PF_KTHREAD))
+			tell_placed(p);
 	}
 	return cpu;
 }
@@ -469,18 +516,7 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 
-	r->pid = pid;
-	r->tgid = p->tgid;
-	r->cpu = scx_bpf_task_cpu(p);
-	r->nr_cpus_allowed = p->nr_cpus_allowed;
-	r->flags = enq_flags;
-	r->start_ts = tctx->start_ts;
-	r->stop_ts = tctx->stop_ts;
-	r->exec_runtime = tctx->exec_runtime;
-	r->weight = p->scx.weight;
-	r->vtime = p->scx.dsq_vtime;
-	r->enq_cnt = tctx->enq_cnt;
-	__builtin_memcpy(r->comm, p->comm, sizeof(r->comm));
+	fill_record(r, p, tctx, enq_flags & ~(u64)RL_ENQ_PLACED);
 	bpf_ringbuf_submit(r, 0);
 	update_nr_queued();
 }

@@ -62,8 +62,9 @@ void pol_close(struct pol *p);
 struct queued_task_ctx *pol_tasks(struct pol *p);      /* batch_max entries */
 struct dispatched_task_ctx *pol_out(struct pol *p);    /* batch_max entries */
 
-/* Run the policy on pol_tasks()[0..n) and validate. Returns n: pol_out()[0..n) holds one
- * valid decision per task. Never fails. */
+/* Run the policy on pol_tasks()[0..n) and validate. Returns m <= n: pol_out()[0..m) holds
+ * one valid decision per task, for every task but those flagged RL_ENQ_PLACED (BPF already
+ * runs them; the policy only hears of them). Never fails. */
 int pol_schedule(struct pol *p, int n);
 
 /* Hand the resolved strategy list to the policy (on_strategies). G_ERR if it raised. */

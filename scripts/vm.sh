@@ -111,6 +111,14 @@ build_image() {
 	else
 		say "warning: $BIN does not exist; scenarios that need it will FAIL (run make)"
 	fi
+	# A second binary for A/B runs in one boot (vmbench: VMBENCH_SCHEDS="gthulhu@b ...").
+	if [ -n "${GTHULHU_BIN_B:-}" ]; then
+		[ -x "$GTHULHU_BIN_B" ] || die "GTHULHU_BIN_B=$GTHULHU_BIN_B is not an executable"
+		local binb; binb=$(realpath "$GTHULHU_BIN_B")
+		copy_with_libs "$binb"
+		mv "$IMG$binb" "$IMG/g/build/gthulhu-lua-b"
+		rm -rf "${IMG:?}$(dirname "$binb")"
+	fi
 	for w in "${WORKLOADS[@]}"; do
 		copy_with_libs "$OUT/bin/$w"
 		mv "$IMG$OUT/bin/$w" "$IMG/g/bin/$w"
@@ -237,7 +245,7 @@ bench)
 	EXTRA_APPEND=""
 	for v in $(compgen -v VMBENCH_); do
 		val=${!v}; val=${val// /,}
-		[[ $val =~ ^[A-Za-z0-9_.,/:=+-]*$ ]] || die "$v='${!v}': only letters, digits and _.,/:=+- (and spaces) can go to the guest"
+		[[ $val =~ ^[A-Za-z0-9_.,/:=+@-]*$ ]] || die "$v='${!v}': only letters, digits and _.,/:=+-@ (and spaces) can go to the guest"
 		n=${v#VMBENCH_}; EXTRA_APPEND="$EXTRA_APPEND gthulhu.bench_${n,,}=$val"
 	done
 	EXTRA_APPEND=${EXTRA_APPEND# }

@@ -202,6 +202,38 @@ static void test_slice_clamp(void)
 	unsetenv("GTHULHU_TEST_MODE");
 }
 
+/* Tasks BPF already placed (RL_ENQ_PLACED) reach the policy but get no decision, whether
+ * the policy decided them, left them out, or raised. */
+static void test_placed(void)
+{
+	static const char *modes[] = { "good", "fewer", "raise" };
+
+	for (size_t c = 0; c < sizeof(modes) / sizeof(modes[0]); c++) {
+		setenv("GTHULHU_TEST_MODE", modes[c], 1);
+		struct pol *p = open_ok(TP "bad.lua", MAX_BATCH);
+		if (!p)
+			continue;
+		fill(p, 6);
+		struct queued_task_ctx *t = pol_tasks(p);
+		t[1].flags |= RL_ENQ_PLACED;
+		t[4].flags |= RL_ENQ_PLACED;
+		int m = pol_schedule(p, 6);
+		CHECK(m == 4, "mode %s: %d decisions for 6 tasks, 2 of them placed", modes[c], m);
+		const struct dispatched_task_ctx *o = pol_out(p);
+		int seen = 0;
+		for (int j = 0; j < m && j < 6; j++) {
+			CHECK(o[j].pid != t[1].pid && o[j].pid != t[4].pid,
+			      "mode %s: a decision for placed pid %d", modes[c], o[j].pid);
+			for (int i = 0; i < 6; i++)
+				if (o[j].pid == t[i].pid && o[j].enq_cnt == t[i].enq_cnt)
+					seen |= 1 << i;
+		}
+		CHECK(seen == (1 << 0 | 1 << 2 | 1 << 3 | 1 << 5), "mode %s: decided set %#x", modes[c], seen);
+		pol_close(p);
+	}
+	unsetenv("GTHULHU_TEST_MODE");
+}
+
 static void test_bad_modes(void)
 {
 	static const struct bad_case cases[] = {
@@ -702,6 +734,7 @@ int main(void)
 	test_echo_sizes();
 	test_bad_modes();
 	test_slice_clamp();
+	test_placed();
 	test_open_errors();
 	test_runaway();
 	test_runaway_hard();

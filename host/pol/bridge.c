@@ -779,10 +779,8 @@ int pol_schedule(struct pol *p, int n)
 	p->stats.tasks += (uint64_t)n;
 	pol_batch_begin(p, n);   /* before the policy runs: what validation trusts */
 
-	if (p->st.heap->disabled) {   /* over the Lua heap cap: C decisions only */
-		pol_validate(p, n, 0);
-		return n;
-	}
+	if (p->st.heap->disabled)     /* over the Lua heap cap: C decisions only */
+		return pol_validate(p, n, 0);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->st.sched_ref);  /* stack: closure */
 	lua_pushinteger(L, n);                               /* stack: closure n */
 	if (pol_pcall(p, &p->st, 1, 1, call_schedule, p->last_error, sizeof(p->last_error))) {
@@ -812,8 +810,7 @@ int pol_schedule(struct pol *p, int n)
 	}
 	assert(lua_gettop(L) == 0);
 	heap_check(p);
-	pol_validate(p, n, m);
-	return n;
+	return pol_validate(p, n, m);
 }
 
 /* Push a Lua list of the strategies (stack: ... list). */

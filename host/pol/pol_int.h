@@ -51,6 +51,7 @@ struct pol_state {
 /* What validation trusts about task i: copied from tasks[i] before the policy runs. */
 struct pol_key {
 	int32_t pid;
+	bool placed;            /* RL_ENQ_PLACED: the policy is told, no decision is sent */
 	uint64_t enq_cnt;
 	uint64_t vtime;
 };
@@ -119,7 +120,7 @@ void pol_arrays_close(struct pol *p);
 void pol_batch_begin(struct pol *p, int n);
 /* validate.c: after it ran, check out[0..m) against that copy, compact the valid
  * decisions to the front, add the built-in C decision for every task left undecided: out[0..n) valid. */
-void pol_validate(struct pol *p, int n, int m);
+int pol_validate(struct pol *p, int n, int m);
 
 /* watchdog.c */
 int pol_wd_start(struct pol *p);

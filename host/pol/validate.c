@@ -17,6 +17,8 @@
 #include "common.h"
 #include "pol_int.h"
 
+#include <stdbool.h>
+
 static inline uint32_t pid_hash(int32_t pid)
 {
 	return (uint32_t)pid * 0x9e3779b1u;
@@ -40,6 +42,7 @@ void pol_batch_begin(struct pol *p, int n)
 		key[i].pid = pid;
 		key[i].enq_cnt = t[i].enq_cnt;
 		key[i].vtime = t[i].vtime;
+		key[i].placed = (t[i].flags & RL_ENQ_PLACED) != 0;
 		uint32_t h = pid_hash(pid) & mask;
 		while (p->slots[h].gen == gen && p->slots[h].pid != pid)
 			h = (h + 1) & mask;
@@ -49,7 +52,7 @@ void pol_batch_begin(struct pol *p, int n)
 	}
 }
 
-void pol_validate(struct pol *p, int n, int m)
+int pol_validate(struct pol *p, int n, int m)
 {
 	const struct pol_key *key = p->keys;
 	struct dispatched_task_ctx *o = p->out;
@@ -83,6 +86,8 @@ void pol_validate(struct pol *p, int n, int m)
 			goto bad;
 		}
 		p->decided[idx] = gen;
+		if (key[idx].placed)   /* already running: the policy was only told */
+			continue;
 		o[j].enq_cnt = key[idx].enq_cnt;
 		if (slice_max && o[j].slice_ns > slice_max) {
 			o[j].slice_ns = slice_max;
@@ -102,7 +107,7 @@ bad:
 	}
 
 	for (int i = 0; i < n; i++) {
-		if (p->decided[i] == gen)
+		if (p->decided[i] == gen || key[i].placed)
 			continue;
 		struct dispatched_task_ctx *d = &o[k++];
 		d->pid = key[i].pid;
@@ -113,5 +118,6 @@ bad:
 		d->enq_cnt = key[i].enq_cnt;
 		p->stats.fallbacks++;
 	}
-	assert(k == n);
+	assert(k <= n);
+	return k;
 }

@@ -218,7 +218,14 @@ block() {
 	BLOCK_ATT=1 HOST_PID="" FAILS="" HCPU=-1
 	echo "BENCH-BLOCK-BEGIN block=$B sched=$S uptime=$(cut -d' ' -f1 /proc/uptime)"
 	if [ $SX = 1 ]; then
-		start_host $(policy_path $S) $VMBENCH_HOST_ARGS
+		# NAME@b: the same policy run by the second binary (GTHULHU_BIN_B), for A/B
+		# comparisons of two builds in one boot. NAME+CFG: with -c tests/vm/bench-CFG.yaml
+		# (A/B of config settings).
+		local pol=$S cfgarg=""
+		HOST=$G/build/gthulhu-lua
+		case $pol in *@b) HOST=$G/build/gthulhu-lua-b; pol=${pol%@b} ;; esac
+		case $pol in *+*) cfgarg="-c $G/tests/vm/bench-${pol#*+}.yaml"; pol=${pol%%+*} ;; esac
+		start_host $(policy_path $pol) $cfgarg $VMBENCH_HOST_ARGS
 		local ta=$(now_ms)
 		if [ -z "$HOST_PID" ] || ! wait_attach 60; then
 			echo "BENCH-BLOCK-END block=$B sched=$S attached=0 attach_ms=-1 host_cpu_ms=-1 host_rc=-1 secs=0 exit=\"not attached: $(printf %s "$FAILS" | tr '"\n' "' ")\""
