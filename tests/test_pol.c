@@ -380,6 +380,18 @@ static void test_runaway(void)
 		CHECK(ok && pol_stats(p)->errors == 0 && pol_stats(p)->fallbacks == 0);
 		pol_close(p);
 	}
+	/* The limits are CPU time: a call that blocks (a host starved of CPU) for 3x the
+	 * soft limit is not interrupted. */
+	p = open_ok(TP "sleepy.lua", 64);
+	if (p) {
+		pol_set_limits(p, 100, 5000);
+		fill(p, 8);
+		CHECK(pol_schedule(p, 8) == 8);
+		CHECK(pol_stats(p)->errors == 0 && pol_stats(p)->fallbacks == 0,
+		      "a call blocked 300 ms (no CPU) was cut at a 100 ms CPU limit: %s",
+		      pol_last_error(p));
+		pol_close(p);
+	}
 }
 
 /* Stuck in compiled code: only the hard limit helps, and it ends the process. */

@@ -102,6 +102,11 @@ struct pol {
 	bool wd_stop;
 	uint64_t call_start;         /* ns of the running call's start, 0 = no call */
 	pthread_t call_thread;       /* the thread running the call (signalled past soft_ms) */
+	clockid_t call_cpuclock;     /* that thread's CPU-time clock */
+	uint64_t wd_seen_start;      /* watchdog: the call it is timing (its call_start) */
+	uint64_t wd_seen_wall;       /* ... when it first saw it, wall and the thread's CPU */
+	uint64_t wd_seen_cpu;
+	uint64_t wd_fired_start;     /* the call the watchdog judged over the soft limit */
 	const char *call_what;
 	int hooked;
 	unsigned soft_ms, hard_ms;

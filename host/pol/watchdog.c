@@ -10,6 +10,12 @@
  *
  * The watchdog thread blocks every signal, so process signals (SIGINT, SIGHUP, ...) land on
  * the scheduling thread.
+ *
+ * Limits are CPU time of the thread running the call, not wall time: a host starved of CPU
+ * (real-time tasks above SCHED_EXT, a stressed or emulated machine) is not the policy's
+ * fault, and stopping its call would only turn good decisions into fallbacks. The call
+ * costs nothing extra: the watchdog samples the thread's CPU clock when it first sees a
+ * call (counting the time before that as if the call ran all along) and at each tick.
  */
 #include <errno.h>
 #include <signal.h>
@@ -37,10 +43,20 @@ static void runaway_hook(lua_State *L, lua_Debug *ar)
 		return;
 	uint64_t start = __atomic_load_n(&p->call_start, __ATOMIC_ACQUIRE);
 	unsigned soft = __atomic_load_n(&p->soft_ms, __ATOMIC_RELAXED);
-	if (start == 0 || g_now_ns() - start < (uint64_t)soft * 1000000ull)
+	if (start == 0 || __atomic_load_n(&p->wd_fired_start, __ATOMIC_ACQUIRE) != start)
 		return;
 	const char *what = __atomic_load_n(&p->call_what, __ATOMIC_RELAXED);
 	luaL_error(L, "policy %s exceeded %u ms", what ? what : "call", soft);
+}
+
+/* CPU time of a thread (its clock from pthread_getcpuclockid), 0 if it cannot be read. */
+static uint64_t thread_cpu_ns(clockid_t c)
+{
+	struct timespec ts;
+
+	if (clock_gettime(c, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* The state the calling thread is running a watched call in (NULL between calls). */
@@ -95,7 +111,16 @@ static void *watchdog_main(void *arg)
 		uint64_t start = __atomic_load_n(&p->call_start, __ATOMIC_ACQUIRE);
 		if (start == 0)
 			continue;
-		uint64_t ran = g_now_ns() - start;
+		uint64_t now = g_now_ns(), cpu = thread_cpu_ns(p->call_cpuclock);
+		if (start != p->wd_seen_start) {   /* a new call: start timing it */
+			p->wd_seen_start = start;
+			p->wd_seen_wall = now;
+			p->wd_seen_cpu = cpu;
+		}
+		/* CPU time the call used: before we first saw it, at most the wall time. */
+		uint64_t ran = (p->wd_seen_wall - start) + (cpu - p->wd_seen_cpu);
+		if (cpu == 0 || cpu < p->wd_seen_cpu)   /* no CPU clock: wall time */
+			ran = now - start;
 		/* Loading, init, save/restore run once, off the hot path, maybe on a slow
 		 * (emulated) machine: they get POL_SLOW_FACTOR times the limits. */
 		if (!__atomic_load_n(&p->call_hot, __ATOMIC_RELAXED)) {
@@ -111,6 +136,7 @@ static void *watchdog_main(void *arg)
 			_exit(EXIT_POLICY);
 		}
 		if (ran >= (uint64_t)soft * 1000000ull && !__atomic_load_n(&p->hooked, __ATOMIC_ACQUIRE)) {
+			__atomic_store_n(&p->wd_fired_start, start, __ATOMIC_RELEASE);
 			__atomic_store_n(&p->hooked, 1, __ATOMIC_RELEASE);
 			pthread_kill(__atomic_load_n(&p->call_thread, __ATOMIC_RELAXED), POL_WD_SIGNAL);
 		}
@@ -165,6 +191,12 @@ void pol_wd_stop(struct pol *p)
 void pol_wd_enter(struct pol *p, lua_State *L, const char *what, bool hot)
 {
 	wd_cur_L = L;
+	if (!pthread_equal(p->call_thread, pthread_self()) || !p->call_cpuclock) {
+		/* Once per thread (not per call): its CPU clock, for the limits. */
+		clockid_t c;
+		if (pthread_getcpuclockid(pthread_self(), &c) == 0)
+			p->call_cpuclock = c;
+	}
 	__atomic_store_n(&p->call_thread, pthread_self(), __ATOMIC_RELAXED);
 	__atomic_store_n(&p->call_what, what, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->call_hot, hot, __ATOMIC_RELAXED);
