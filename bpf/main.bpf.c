@@ -117,6 +117,7 @@ volatile u64 nr_keep_bounded;       /* prev first in vtime order but not kept: a
 volatile u64 nr_prio_throttled;     /* priority decisions applied as ordinary ones (budget spent) */
 volatile u64 nr_resumed;            /* preempted tasks put back in-kernel with the slice they had left */
 volatile u64 nr_placed;             /* waking tasks BPF ran on an idle CPU at once (policy told) */
+volatile u64 nr_starved;            /* tasks run out of vtime order: waited past wait_bound_ns in a DSQ */
 volatile u64 nr_placed_untold;      /* ... whose record did not fit in the ringbuf */
 volatile u64 idle_mask[MAX_CPUS / 64]; /* idle-CPU hints for the policy */
 
@@ -125,6 +126,7 @@ struct user_exit_info uei;          /* exit info, read by the host after detach 
 static u64 vtime_floor;             /* newest vtime applied from the host */
 static u64 pending_since;           /* when nr_pending last rose from 0 */
 static bool rescue_needed;
+static u64 starve_epoch;            /* bumped by the heartbeat: CPUs scan for starved tasks */
 static bool host_dead;              /* the host's main thread is exiting: stalled for good */
 static s32 host_last_cpu;
 
@@ -151,6 +153,7 @@ struct task_ctx {
 struct cpu_ctx {
 	u64 prio_period_start;
 	u64 prio_runtime;
+	u64 scan_epoch;        /* starve_epoch of this CPU's last starvation scan */
 };
 
 struct {
@@ -191,6 +194,17 @@ void scx_bpf_dispatch(struct task_struct *p, u64 dsq_id, u64 slice, u64 enq_flag
 void scx_bpf_dispatch_vtime(struct task_struct *p, u64 dsq_id, u64 slice, u64 vtime,
 			    u64 enq_flags) __ksym __weak;
 bool scx_bpf_consume(u64 dsq_id) __ksym __weak;
+bool scx_bpf_dispatch_from_dsq(struct bpf_iter_scx_dsq *it__iter, struct task_struct *p,
+			       u64 dsq_id, u64 enq_flags) __ksym __weak;
+
+/* Move the task an scx_dsq iterator is on (6.12: scx_bpf_dispatch_from_dsq). */
+static __always_inline bool g_dsq_move(struct bpf_iter_scx_dsq *it, struct task_struct *p,
+				       u64 dsq, u64 flags)
+{
+	if (bpf_ksym_exists(scx_bpf_dsq_move))
+		return scx_bpf_dsq_move(it, p, dsq, flags);
+	return scx_bpf_dispatch_from_dsq(it, p, dsq, flags);
+}
 
 static __always_inline void g_insert(struct task_struct *p, u64 dsq, u64 slice, u64 flags)
 {
@@ -782,6 +796,52 @@ static bool keep_prev(struct task_struct *prev, s32 cpu, const struct head *h)
 	return true;
 }
 
+/* --- Starvation ------------------------------------------------------------------------ */
+/*
+ * A vtime-ordered DSQ starves a task whose vtime stays above those of newer arrivals: with
+ * deadlines of up to 100 minimum slices ahead (gthulhu.lua) and 160 hackbench tasks on
+ * 2 CPUs, one task waited 5 s and the watchdog ejected us. Safety cannot depend on the
+ * policy's arithmetic, so once per heartbeat period every CPU that dispatches looks
+ * through its own DSQ and the shared one for a task that has waited past wait_bound_ns
+ * and runs the first one it finds next, out of vtime order.
+ */
+/* The iterator bpf_for_each() declares (libbpf names it ___it), for scx_bpf_dsq_move(). */
+#ifndef BPF_FOR_EACH_ITER
+#define BPF_FOR_EACH_ITER (&___it)
+#endif
+
+static __always_inline bool run_starved(s32 cpu, u64 dsq, u64 now)
+{
+	struct task_struct *p;
+	struct task_ctx *tctx;
+
+	bpf_for_each(scx_dsq, p, dsq, 0) {
+		tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
+		if (!tctx || !tctx->queued_at || now - tctx->queued_at <= wait_bound_ns)
+			continue;
+		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			continue;
+		if (g_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {
+			__sync_fetch_and_add(&nr_starved, 1);
+			return true;
+		}
+	}
+	return false;
+}
+
+static __always_inline bool scan_starved(s32 cpu)
+{
+	u32 key = 0;
+	struct cpu_ctx *c = bpf_map_lookup_elem(&cpu_ctx_stor, &key);
+	u64 now, epoch = starve_epoch;
+
+	if (!c || c->scan_epoch == epoch)
+		return false;
+	c->scan_epoch = epoch;
+	now = bpf_ktime_get_ns();
+	return run_starved(cpu, cpu, now) || run_starved(cpu, SHARED_DSQ, now);
+}
+
 /* --- Dispatch ------------------------------------------------------------------------- */
 void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 {
@@ -803,6 +863,9 @@ void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 	 * get a CPU to come back at all. It mostly sleeps in epoll_wait, so first place
 	 * costs the others little; a busy host holds at most one CPU per thread. */
 	if (!(fault_inject & FAULT_STARVE_HOST) && g_move_to_local(SCHED_DSQ))
+		return;
+
+	if (scan_starved(cpu))
 		return;
 
 	/* This CPU's DSQ and the shared one are both vtime-ordered: serve whichever head
@@ -956,6 +1019,20 @@ static int heartbeat(void *map, int *key, struct bpf_timer *timer)
 			scx_bpf_kick_cpu(i, SCX_KICK_IDLE);
 		}
 		scx_bpf_kick_cpu(cpu_ok(host_last_cpu) ? host_last_cpu : 0, SCX_KICK_PREEMPT);
+	}
+
+	/* Starvation scan (see run_starved) once per period on every CPU that dispatches;
+	 * an idle CPU with tasks in its own DSQ is woken so it dispatches at all. */
+	starve_epoch++;
+	{
+		s32 i;
+
+		bpf_for(i, 0, nr_cpu_ids_max) {
+			if (i >= MAX_CPUS)
+				break;
+			if (scx_bpf_dsq_nr_queued(i) > 0)
+				scx_bpf_kick_cpu(i, SCX_KICK_IDLE);
+		}
 	}
 
 	/* The host is runnable but has not had a CPU for a while: make room for it. */

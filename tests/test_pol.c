@@ -229,6 +229,23 @@ static void test_placed(void)
 					seen |= 1 << i;
 		}
 		CHECK(seen == (1 << 0 | 1 << 2 | 1 << 3 | 1 << 5), "mode %s: decided set %#x", modes[c], seen);
+		CHECK(pol_stats(p)->bad_decisions == 0, "mode %s: %llu bad decisions", modes[c],
+		      (unsigned long long)pol_stats(p)->bad_decisions);
+
+		/* The same task told as placed, then queued again in the same batch: one
+		 * decision (for the queued record), no "decided twice". */
+		fill(p, 4);
+		t[3].pid = t[1].pid;
+		t[3].tgid = t[1].tgid;
+		t[1].flags |= RL_ENQ_PLACED;
+		uint64_t bad0 = pol_stats(p)->bad_decisions;
+		m = pol_schedule(p, 4);
+		CHECK(m == 3, "mode %s: %d decisions for 4 records of 3 tasks, one told placed", modes[c], m);
+		int n3 = 0;
+		for (int j = 0; j < m && j < 4; j++)
+			n3 += o[j].pid == t[3].pid && o[j].enq_cnt == t[3].enq_cnt;
+		CHECK(n3 == 1, "mode %s: %d decisions for the re-queued task", modes[c], n3);
+		CHECK(pol_stats(p)->bad_decisions == bad0, "mode %s: twin counted as bad", modes[c]);
 		pol_close(p);
 	}
 	unsetenv("GTHULHU_TEST_MODE");

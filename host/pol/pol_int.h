@@ -60,6 +60,7 @@ struct pol_slot {        /* open-addressing hash: pid -> task index, valid if ge
 	int32_t pid;
 	int32_t idx;
 	uint32_t gen;
+	uint32_t placed_twin;   /* == gen: the pid also came as an RL_ENQ_PLACED record */
 };
 
 struct pol {

@@ -46,6 +46,8 @@ void pol_batch_begin(struct pol *p, int n)
 		uint32_t h = pid_hash(pid) & mask;
 		while (p->slots[h].gen == gen && p->slots[h].pid != pid)
 			h = (h + 1) & mask;
+		if (p->slots[h].gen == gen && key[p->slots[h].idx].placed)
+			p->slots[h].placed_twin = gen;   /* told it ran, then queued again */
 		p->slots[h].gen = gen;
 		p->slots[h].pid = pid;
 		p->slots[h].idx = i;
@@ -78,6 +80,10 @@ int pol_validate(struct pol *p, int n, int m)
 		}
 		int idx = p->slots[h].idx;
 		if (p->decided[idx] == gen) {
+			/* A pid the batch holds twice (placed, then queued again) is decided
+			 * twice by a policy that decides every record: not an error. */
+			if (p->slots[h].placed_twin == gen)
+				continue;
 			why = "task decided twice";
 			goto bad;
 		}

@@ -561,6 +561,31 @@ sc_absurd_slices() {
 	stop_host
 }
 
+# starve: a policy that gives one task (comm "victim") a vtime after everyone else's,
+# beside three hogs, all pinned to one CPU. In a vtime-ordered DSQ it would never run and
+# the watchdog would eject the scheduler (seen with gthulhu.lua's own deadlines under
+# hackbench); BPF runs it out of order once it has waited wait_bound_ns (500 ms).
+sc_starve() {
+	start_host $G/tests/vm/starve.lua || return
+	wait_attach 60 || return
+	local cpu=$((NCPU - 1)) i=1
+	while [ $i -le 3 ]; do wl sh$i hog --name shog$i --cpus $cpu -d 10; i=$((i + 1)); done
+	wl vic hog --name victim --cpus $cpu -d 10
+	wl_wait
+	still_attached "after the starvation run"
+	local c g s
+	c=$(wlv vic cpu_us); g=$(wlv vic max_gap_us); s=$(sget nr_starved)
+	kv victim_cpu_us "$c"; kv victim_max_gap_us "$g"; kv starved "$s"
+	if [ -n "$c" ] && [ -n "$g" ]; then
+		[ "$c" -gt 0 ] || fail "the victim never ran"
+		[ "$g" -le 1500000 ] || fail "the victim waited up to ${g} us in one stretch (limit 1.5 s: wait bound 500 ms + a scan period)"
+	else
+		fail "no figures from the victim"
+	fi
+	[ "$s" -gt 0 ] || fail "nr_starved=$s: the victim was never run out of vtime order"
+	stop_host
+}
+
 # baseline: the mixed load on the kernel's default scheduler (no gthulhu-lua); checks the
 # harness and the workloads themselves. Not in the default list.
 sc_baseline() {
