@@ -39,7 +39,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(G) -Ibpf -Wno-missi
 # Host modules shared by the binary and the C tests; main.c and sched_bpf.c are the binary's.
 LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/pol.c host/loop.c host/xport.c host/stats.c)
 LIB_OBJS  := $(LIB_SRCS:host/%.c=$(B)/obj/%.o)
-BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o
+BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o $(B)/obj/version.o
 GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
 
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))

@@ -26,6 +26,7 @@
 #include "sched_bpf.h"
 #include "strat.h"
 #include "topo.h"
+#include "version.h"
 
 int g_verbose;
 
@@ -56,7 +57,7 @@ static void usage(FILE *out)
 		"                      no BPF, no root needed\n"
 		"  -s, --stats[=SEC]   print the counters on one line every SEC seconds (default 1)\n"
 		"  -v, --verbose       more output (repeat for debug)\n"
-		"      --version       print the version\n"
+		"      --version       print the versions (libbpf, LuaJIT, kernel) and sched_ext state\n"
 		"  -h, --help          this text\n"
 		"\n"
 		"POLICY.lua defaults to the config's scheduler.policy. Signals: SIGINT/SIGTERM detach\n"
@@ -111,7 +112,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			g_verbose++;
 			break;
 		case OPT_VERSION:
-			printf("gthulhu-lua %s\n", GTHULHU_VERSION);
+			version_print(stdout);
 			exit(0);
 		case 'h':
 			usage(stdout);
