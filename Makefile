@@ -2,13 +2,25 @@
 #   make            build build/gthulhu-lua (installs nothing; see `make deps`)
 #   make test       install what is needed, build, run every suite (unit, spec, transport, VM)
 #   make run        install what is needed, build, run the scheduler (VM fallback without sched_ext)
-#   make vmtest     only the VM end-to-end suite;  make vm-run: watch it schedule in a VM
+#   make vmtest     only the VM end-to-end suite (KERNELS=all: on every kernel series);
+#                   make vm-run: watch it schedule in a VM
 #   make bench      benchmarks;  make install PREFIX=/usr/local;  V=1 shows commands
 CLANG    ?= clang-19
 LLVM_STRIP ?= llvm-strip-19
 BPFTOOL  ?= bpftool
 CC       ?= gcc
 PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+DATADIR  ?= $(PREFIX)/share/gthulhu-lua
+# The config goes to /etc/gthulhu-lua/ when PREFIX=/usr, else to PREFIX/etc/gthulhu-lua/
+# (GNU convention: /usr/local/etc); always under DESTDIR. The systemd unit goes to
+# PREFIX/lib/systemd/system (/usr/lib/... or /usr/local/lib/..., both on systemd's path).
+ifeq ($(PREFIX),/usr)
+SYSCONFDIR ?= /etc
+else
+SYSCONFDIR ?= $(PREFIX)/etc
+endif
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
 POLICY   ?= policies/gthulhu.lua
 
 B := build
@@ -27,7 +39,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	   -D_GNU_SOURCE -I$(G) -Ihost -Ibpf $(PKG_CFLAGS) \
-	   -DGTHULHU_DATADIR=\"$(PREFIX)/share/gthulhu-lua\"
+	   -DGTHULHU_DATADIR=\"$(DATADIR)\"
 LDLIBS  += $(PKG_LIBS) -lelf -lz -lm -ldl -lpthread
 # LuaJIT finds FFI symbols of the host executable only if they are exported.
 LDFLAGS += -rdynamic
@@ -39,13 +51,13 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(G) -Ibpf -Wno-missi
 # Host modules shared by the binary and the C tests; main.c and sched_bpf.c are the binary's.
 LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/pol.c host/loop.c host/xport.c host/stats.c)
 LIB_OBJS  := $(LIB_SRCS:host/%.c=$(B)/obj/%.o)
-BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o $(B)/obj/version.o
+BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o $(B)/obj/version.o $(B)/obj/paths.o
 GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
 
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
 .SECONDARY:
-.PHONY: all deps run check test unit spec transport vmtest vm-run install clean
+.PHONY: all deps run check test unit spec transport vmtest vm-run install uninstall clean FORCE
 all: $(B)/gthulhu-lua
 
 deps:
@@ -83,7 +95,11 @@ $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua: bpf/intf.h scripts/gen-cdef.sh | $(G)
 	$(call msg,GEN,$(G)/gthulhu/cdef.lua)
 	$(Q)bash scripts/gen-cdef.sh bpf/intf.h $(G)
 
-$(B)/obj/%.o: host/%.c $(wildcard host/*.h) bpf/intf.h $(GEN_HDRS) | $(B)/obj
+# The install paths compiled in (GTHULHU_DATADIR): objects are rebuilt when they change.
+$(B)/paths.stamp: FORCE | $(B)/obj
+	$(Q)echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' > $@
+
+$(B)/obj/%.o: host/%.c $(wildcard host/*.h) bpf/intf.h $(GEN_HDRS) $(B)/paths.stamp | $(B)/obj
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
@@ -120,18 +136,47 @@ spec: $(G)/gthulhu/cdef.lua
 	$(Q)bash scripts/run-tests.sh spec
 transport: all $(B)/tests/transport
 	$(Q)bash scripts/run-tests.sh transport
+# KERNELS=all: the suite on every sched_ext kernel series (tests/vm/matrix.sh); CI runs
+# plain `make vmtest` (the newest kernel only).
 vmtest: deps all
-	$(Q)bash scripts/run-tests.sh vm
+	$(Q)if [ -n "$(KERNELS)" ]; then KERNELS="$(KERNELS)" nice -n 10 bash tests/vm/matrix.sh; \
+	else bash scripts/run-tests.sh vm; fi
 vm-run: deps all
 	$(Q)bash scripts/vm.sh run
 
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the policies with their library
+# (DATADIR/policies), the config (SYSCONFDIR/gthulhu-lua/config.yaml; an existing one is
+# kept, the new one is put beside it as config.yaml.new) and the systemd unit. The binary
+# finds its default policy there without a checkout (host/paths.c).
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/gthulhu-lua/policies/lib/gthulhu \
-		$(DESTDIR)$(PREFIX)/share/gthulhu-lua/config
-	install -m 0755 $(B)/gthulhu-lua $(DESTDIR)$(PREFIX)/bin/gthulhu-lua
-	install -m 0644 policies/*.lua $(DESTDIR)$(PREFIX)/share/gthulhu-lua/policies/
-	install -m 0644 policies/lib/gthulhu/*.lua $(DESTDIR)$(PREFIX)/share/gthulhu-lua/policies/lib/gthulhu/
-	install -m 0644 config/config.yaml $(DESTDIR)$(PREFIX)/share/gthulhu-lua/config/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/policies/lib/gthulhu \
+		$(DESTDIR)$(SYSCONFDIR)/gthulhu-lua $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(B)/gthulhu-lua $(DESTDIR)$(BINDIR)/gthulhu-lua
+	install -m 0644 policies/*.lua $(DESTDIR)$(DATADIR)/policies/
+	install -m 0644 policies/lib/gthulhu/*.lua $(DESTDIR)$(DATADIR)/policies/lib/gthulhu/
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/gthulhu-lua/config.yaml ] && \
+	    ! cmp -s config/config.yaml $(DESTDIR)$(SYSCONFDIR)/gthulhu-lua/config.yaml; then \
+		echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/gthulhu-lua/config.yaml (yours); new one: config.yaml.new"; \
+		install -m 0644 config/config.yaml $(DESTDIR)$(SYSCONFDIR)/gthulhu-lua/config.yaml.new; \
+	else \
+		install -m 0644 config/config.yaml $(DESTDIR)$(SYSCONFDIR)/gthulhu-lua/config.yaml; \
+	fi
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' config/gthulhu-lua.service.in \
+		> $(DESTDIR)$(UNITDIR)/gthulhu-lua.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/gthulhu-lua.service
+	@echo "install: done; as a service: systemctl daemon-reload && systemctl enable --now gthulhu-lua"
+
+# Removes what install put there; a config you changed is kept (and said so).
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/gthulhu-lua $(DESTDIR)$(UNITDIR)/gthulhu-lua.service
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/policies/,$(notdir $(wildcard policies/*.lua)))
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/policies/lib/gthulhu/,$(notdir $(wildcard policies/lib/gthulhu/*.lua)))
+	rm -f $(DESTDIR)$(SYSCONFDIR)/gthulhu-lua/config.yaml.new
+	@c=$(DESTDIR)$(SYSCONFDIR)/gthulhu-lua/config.yaml; \
+	if [ -e $$c ] && ! cmp -s config/config.yaml $$c; then echo "uninstall: keeping $$c (changed)"; \
+	else rm -f $$c; fi
+	-rmdir $(DESTDIR)$(DATADIR)/policies/lib/gthulhu $(DESTDIR)$(DATADIR)/policies/lib \
+		$(DESTDIR)$(DATADIR)/policies $(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/gthulhu-lua 2>/dev/null
 
 clean:
 	rm -rf $(B)

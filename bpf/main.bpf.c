@@ -905,14 +905,14 @@ void BPF_STRUCT_OPS(gthulhu_dump, struct scx_dump_ctx *dctx)
 	u64 now = bpf_ktime_get_ns();
 
 	g_dump("gthulhu_lua: host_tgid=%u host_last_cpu=%d host_stalled=%llu host_dead=%d "
-	       "hb_age_ms=%llu host_last_run_ms_ago=%llu",
+	       "hb_age_ms=%llu host_last_run_ms_ago=%llu\n",
 	       host_tgid, host_last_cpu, host_stalled, host_dead,
 	       (now - host_hb_ns) / NSEC_PER_MSEC, (now - usersched_last_run_at) / NSEC_PER_MSEC);
 	g_dump("gthulhu_lua: nr_pending=%llu nr_queued=%llu nr_scheduled=%llu nr_rescued=%llu "
-	       "nr_host_stalls=%llu nr_user_dispatches=%llu nr_kernel_dispatches=%llu",
+	       "nr_host_stalls=%llu nr_user_dispatches=%llu nr_kernel_dispatches=%llu\n",
 	       nr_pending, nr_queued, nr_scheduled, nr_rescued, nr_host_stalls,
 	       nr_user_dispatches, nr_kernel_dispatches);
-	g_dump("gthulhu_lua: SCHED_DSQ=%d SHARED_DSQ=%d queued; compat_paths=0x%x",
+	g_dump("gthulhu_lua: SCHED_DSQ=%d SHARED_DSQ=%d queued; compat_paths=0x%x\n",
 	       scx_bpf_dsq_nr_queued(SCHED_DSQ), scx_bpf_dsq_nr_queued(SHARED_DSQ), compat_paths);
 }
 

@@ -22,6 +22,7 @@
 #include "common.h"
 #include "cfg.h"
 #include "loop.h"
+#include "paths.h"
 #include "pol.h"
 #include "sched_bpf.h"
 #include "strat.h"
@@ -376,8 +377,17 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (access(policy, R_OK)) {
-		g_err("policy %s: %s", policy, strerror(errno));
-		return EXIT_POLICY;
+		/* The config's policy (a relative default) outside a checkout: the installed one. */
+		static char installed[PATH_MAX];
+		int e = errno;
+
+		if (o.policy || !path_find_data(policy, installed, sizeof(installed))) {
+			g_err("policy %s: %s", policy, strerror(e));
+			return EXIT_POLICY;
+		}
+		g_info("policy %s not in %s: using the installed %s", policy, "the current directory",
+		       installed);
+		policy = installed;
 	}
 	read_topology();
 	if (strat_init(&strat, cfg.strategies, cfg.nr_strategies, "/proc", err, sizeof(err))) {

@@ -17,14 +17,14 @@
 #
 # Exit status of `test`: 0 the guest finished (results are in the log), 3 boot timeout,
 # 4 guest kernel crash (panic/oops), 5 the guest did not finish in time, 1 setup error.
-# Env: GTHULHU_BIN (the scheduler binary, default build/gthulhu-lua), VM_SMP (4), VM_MEM (2048), VM_BOOT_TIMEOUT (90 s), SCENARIO_BUDGET (85 s per scenario),
+# Env: VM_KERNEL_DIR (kernel to boot, default: scripts/kernel.sh's), GTHULHU_BIN (the scheduler binary, default build/gthulhu-lua), VM_SMP (4), VM_MEM (2048), VM_BOOT_TIMEOUT (90 s), SCENARIO_BUDGET (85 s per scenario),
 #      VM_TIMEOUT (total, default boot + budget * scenarios + 30, at most 590 s), QEMU (qemu-system-x86_64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/build/vm
 IMG=$OUT/root
-ALL_SCENARIOS=(attach_gthulhu attach_simple weights priority crash stall policy_failure hotplug watchdog)
+ALL_SCENARIOS=(attach_gthulhu attach_simple weights priority crash stall policy_failure hotplug watchdog partial)
 SMP=${VM_SMP:-4}
 MEM=${VM_MEM:-2048}
 BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-90}
@@ -107,10 +107,15 @@ build_image() {
 	say "initramfs $(du -h "$OUT/initramfs.cpio" | cut -f1) in $OUT/initramfs.cpio"
 }
 
+# The kernel to boot: VM_KERNEL_DIR (a directory with vmlinuz, as scripts/kernel.sh and
+# scripts/kernel-src.sh cache them; the KERNELS=all matrix sets it), else the newest
+# Debian sched_ext kernel (scripts/kernel.sh).
 kernel_dir() {
-	local k
-	k=$(bash scripts/kernel.sh) || die "no sched_ext kernel (scripts/kernel.sh failed)"
-	[ -s "$k/vmlinuz" ] || die "no vmlinuz in $k"
+	local k=${VM_KERNEL_DIR:-}
+	if [ -z "$k" ]; then
+		k=$(bash scripts/kernel.sh) || die "no sched_ext kernel (scripts/kernel.sh failed)"
+	fi
+	[ -s "$k/vmlinuz" ] || die "no vmlinuz in $k (VM_KERNEL_DIR=${VM_KERNEL_DIR:-unset})"
 	echo "$k"
 }
 
