@@ -57,17 +57,22 @@ GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
 .SECONDARY:
-.PHONY: all deps run check test unit spec transport vmtest vm-run install uninstall clean FORCE
+.PHONY: all deps run check test unit spec transport vmtest vm-run install uninstall distcheck bpf-compat clean FORCE
 all: $(B)/gthulhu-lua
 
 deps:
 	$(Q)bash scripts/deps.sh
 
-# vmlinux.h: the running kernel's BTF when it has sched_ext, else the cached Debian kernel
-# that has it (scripts/kernel.sh downloads it once).
+# vmlinux.h: VMLINUX_BTF (any kernel's BTF from 6.12 on, e.g. a cached kernel's vmlinux)
+# when given, else the running kernel's BTF when it has sched_ext, else the cached Debian
+# kernel that has it (scripts/kernel.sh downloads it once). bpf/compat.bpf.h makes the
+# object the same whichever kernel's types it was built with.
+VMLINUX_BTF ?=
 $(G)/vmlinux.h: | $(G)
 	$(call msg,VMLINUX,$@)
-	$(Q)if [ -r /sys/kernel/btf/vmlinux ] && $(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format raw 2>/dev/null | grep -q "STRUCT 'sched_ext_ops'"; then \
+	$(Q)if [ -n "$(VMLINUX_BTF)" ]; then \
+		$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@.tmp; \
+	elif [ -r /sys/kernel/btf/vmlinux ] && $(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format raw 2>/dev/null | grep -q "STRUCT 'sched_ext_ops'"; then \
 		$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp; \
 	else \
 		k=$$(bash scripts/kernel.sh) && $(BPFTOOL) btf dump file $$k/vmlinux format c > $@.tmp; \
@@ -177,6 +182,14 @@ uninstall:
 	else rm -f $$c; fi
 	-rmdir $(DESTDIR)$(DATADIR)/policies/lib/gthulhu $(DESTDIR)$(DATADIR)/policies/lib \
 		$(DESTDIR)$(DATADIR)/policies $(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/gthulhu-lua 2>/dev/null
+
+# main.bpf.c against the BTF of every cached kernel (6.12 .. 7.x; tests/compat/build.sh).
+bpf-compat: $(G)/gthulhu/cdef.lua
+	$(Q)bash tests/compat/build.sh
+
+# Build and test on Debian 13 (trixie) in a debootstrap chroot (root; ~minutes; not in `make test`).
+distcheck:
+	$(Q)bash scripts/distcheck.sh
 
 clean:
 	rm -rf $(B)

@@ -24,13 +24,13 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/build/vm
 IMG=$OUT/root
-ALL_SCENARIOS=(attach_gthulhu attach_simple weights priority crash stall policy_failure hotplug watchdog partial)
+ALL_SCENARIOS=(attach_gthulhu attach_simple weights priority crash stall policy_failure hotplug watchdog partial service_caps)
 SMP=${VM_SMP:-4}
 MEM=${VM_MEM:-2048}
 BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-90}
 BUDGET=${SCENARIO_BUDGET:-85}
 QEMU=${QEMU:-qemu-system-x86_64}
-WORKLOADS=(hog pinned sleeper pingpong storm progress scxwatch)
+WORKLOADS=(hog pinned sleeper pingpong storm progress scxwatch capdrop)
 BIN=${GTHULHU_BIN:-build/gthulhu-lua}
 # Kernel console lines that mean the guest kernel itself crashed (not a scheduler verdict).
 CRASH_RE='\[ *[0-9]+\.[0-9]+\] .*(Kernel panic|Oops|BUG: |general protection fault|invalid opcode:|kernel BUG)'
