@@ -2,7 +2,8 @@
 #   make            build build/gthulhu-lua (installs nothing; see `make deps`)
 #   make test       install what is needed, build, run every suite (unit, spec, transport, VM)
 #   make run        install what is needed, build, run the scheduler (VM fallback without sched_ext)
-#   make vmtest     only the VM end-to-end suite;  make vm-run: watch it schedule in a VM
+#   make vmtest     only the VM end-to-end suite (KERNELS=all: on every kernel series);
+#                   make vm-run: watch it schedule in a VM
 #   make bench      benchmarks;  make vmbench: every scheduler vs EEVDF in one VM boot (not in test)
 #   make install PREFIX=/usr/local;  V=1 shows commands
 CLANG    ?= clang-19
@@ -10,6 +11,17 @@ LLVM_STRIP ?= llvm-strip-19
 BPFTOOL  ?= bpftool
 CC       ?= gcc
 PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+DATADIR  ?= $(PREFIX)/share/gthulhu-lua
+# The config goes to /etc/gthulhu-lua/ when PREFIX=/usr, else to PREFIX/etc/gthulhu-lua/
+# (GNU convention: /usr/local/etc); always under DESTDIR. The systemd unit goes to
+# PREFIX/lib/systemd/system (/usr/lib/... or /usr/local/lib/..., both on systemd's path).
+ifeq ($(PREFIX),/usr)
+SYSCONFDIR ?= /etc
+else
+SYSCONFDIR ?= $(PREFIX)/etc
+endif
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
 POLICY   ?= policies/gthulhu.lua
 
 B := build
@@ -28,7 +40,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	   -D_GNU_SOURCE -I$(G) -Ihost -Ibpf $(PKG_CFLAGS) \
-	   -DGTHULHU_DATADIR=\"$(PREFIX)/share/gthulhu-lua\"
+	   -DGTHULHU_DATADIR=\"$(DATADIR)\"
 LDLIBS  += $(PKG_LIBS) -lelf -lz -lm -ldl -lpthread
 # LuaJIT finds FFI symbols of the host executable only if they are exported.
 LDFLAGS += -rdynamic
@@ -41,23 +53,28 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(G) -Ibpf -Wno-missi
 POL_SRCS  := host/pol/bridge.c host/pol/guard.c host/pol/validate.c host/pol/watchdog.c
 LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/loop.c host/xport.c host/stats.c) $(POL_SRCS)
 LIB_OBJS  := $(LIB_SRCS:host/%.c=$(B)/obj/%.o)
-BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o $(B)/obj/dryrun.o
+BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o $(B)/obj/dryrun.o $(B)/obj/version.o $(B)/obj/paths.o
 GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
 
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
 .SECONDARY:
-.PHONY: all deps run check test unit spec transport bpfunit dryrun vmtest vm-run vmbench install clean
+.PHONY: all deps run check test unit spec transport bpfunit dryrun vmtest vm-run vmbench install uninstall distcheck bpf-compat clean FORCE
 all: $(B)/gthulhu-lua
 
 deps:
 	$(Q)bash scripts/deps.sh
 
-# vmlinux.h: the running kernel's BTF when it has sched_ext, else the cached Debian kernel
-# that has it (scripts/kernel.sh downloads it once).
+# vmlinux.h: VMLINUX_BTF (any kernel's BTF from 6.12 on, e.g. a cached kernel's vmlinux)
+# when given, else the running kernel's BTF when it has sched_ext, else the cached Debian
+# kernel that has it (scripts/kernel.sh downloads it once). bpf/compat.bpf.h makes the
+# object the same whichever kernel's types it was built with.
+VMLINUX_BTF ?=
 $(G)/vmlinux.h: | $(G)
 	$(call msg,VMLINUX,$@)
-	$(Q)if [ -r /sys/kernel/btf/vmlinux ] && $(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format raw 2>/dev/null | grep -q "STRUCT 'sched_ext_ops'"; then \
+	$(Q)if [ -n "$(VMLINUX_BTF)" ]; then \
+		$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@.tmp; \
+	elif [ -r /sys/kernel/btf/vmlinux ] && $(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format raw 2>/dev/null | grep -q "STRUCT 'sched_ext_ops'"; then \
 		$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp; \
 	else \
 		k=$$(bash scripts/kernel.sh) && $(BPFTOOL) btf dump file $$k/vmlinux format c > $@.tmp; \
@@ -90,7 +107,11 @@ $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua: bpf/intf.h scripts/gen-cdef.sh | $(G)
 	$(call msg,GEN,$(G)/gthulhu/cdef.lua)
 	$(Q)bash scripts/gen-cdef.sh bpf/intf.h $(G)
 
-$(B)/obj/%.o: host/%.c $(wildcard host/*.h host/*/*.h) bpf/intf.h $(GEN_HDRS) | $(B)/obj
+# The install paths compiled in (GTHULHU_DATADIR): objects are rebuilt when they change.
+$(B)/paths.stamp: FORCE | $(B)/obj
+	$(Q)echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' > $@
+
+$(B)/obj/%.o: host/%.c $(wildcard host/*.h host/*/*.h) bpf/intf.h $(GEN_HDRS) $(B)/paths.stamp | $(B)/obj
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
@@ -145,21 +166,58 @@ bpfunit: all $(B)/tests/bpfunit
 	$(Q)bash scripts/run-tests.sh bpfunit
 dryrun: all
 	$(Q)bash scripts/run-tests.sh dryrun
+# KERNELS=all: the suite on every sched_ext kernel series (tests/vm/matrix.sh); CI runs
+# plain `make vmtest` (the newest kernel only).
 vmtest: deps all
-	$(Q)bash scripts/run-tests.sh vm
+	$(Q)if [ -n "$(KERNELS)" ]; then KERNELS="$(KERNELS)" nice -n 10 bash tests/vm/matrix.sh; \
+	else bash scripts/run-tests.sh vm; fi
 vm-run: deps all
 	$(Q)bash scripts/vm.sh run
 # A benchmark (build/vmbench/results.{json,md}); knobs: VMBENCH_* (scripts/vmbench.sh).
 vmbench: deps all
 	$(Q)bash scripts/vmbench.sh
 
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the policies with their library
+# (DATADIR/policies), the config (SYSCONFDIR/gthulhu-lua/config.yaml; an existing one is
+# kept, the new one is put beside it as config.yaml.new) and the systemd unit. The binary
+# finds its default policy there without a checkout (host/paths.c).
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/gthulhu-lua/policies/lib/gthulhu \
-		$(DESTDIR)$(PREFIX)/share/gthulhu-lua/config
-	install -m 0755 $(B)/gthulhu-lua $(DESTDIR)$(PREFIX)/bin/gthulhu-lua
-	install -m 0644 policies/*.lua $(DESTDIR)$(PREFIX)/share/gthulhu-lua/policies/
-	install -m 0644 policies/lib/gthulhu/*.lua $(DESTDIR)$(PREFIX)/share/gthulhu-lua/policies/lib/gthulhu/
-	install -m 0644 config/config.yaml $(DESTDIR)$(PREFIX)/share/gthulhu-lua/config/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/policies/lib/gthulhu \
+		$(DESTDIR)$(SYSCONFDIR)/gthulhu-lua $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(B)/gthulhu-lua $(DESTDIR)$(BINDIR)/gthulhu-lua
+	install -m 0644 policies/*.lua $(DESTDIR)$(DATADIR)/policies/
+	install -m 0644 policies/lib/gthulhu/*.lua $(DESTDIR)$(DATADIR)/policies/lib/gthulhu/
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/gthulhu-lua/config.yaml ] && \
+	    ! cmp -s config/config.yaml $(DESTDIR)$(SYSCONFDIR)/gthulhu-lua/config.yaml; then \
+		echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/gthulhu-lua/config.yaml (yours); new one: config.yaml.new"; \
+		install -m 0644 config/config.yaml $(DESTDIR)$(SYSCONFDIR)/gthulhu-lua/config.yaml.new; \
+	else \
+		install -m 0644 config/config.yaml $(DESTDIR)$(SYSCONFDIR)/gthulhu-lua/config.yaml; \
+	fi
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' config/gthulhu-lua.service.in \
+		> $(DESTDIR)$(UNITDIR)/gthulhu-lua.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/gthulhu-lua.service
+	@echo "install: done; as a service: systemctl daemon-reload && systemctl enable --now gthulhu-lua"
+
+# Removes what install put there; a config you changed is kept (and said so).
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/gthulhu-lua $(DESTDIR)$(UNITDIR)/gthulhu-lua.service
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/policies/,$(notdir $(wildcard policies/*.lua)))
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/policies/lib/gthulhu/,$(notdir $(wildcard policies/lib/gthulhu/*.lua)))
+	rm -f $(DESTDIR)$(SYSCONFDIR)/gthulhu-lua/config.yaml.new
+	@c=$(DESTDIR)$(SYSCONFDIR)/gthulhu-lua/config.yaml; \
+	if [ -e $$c ] && ! cmp -s config/config.yaml $$c; then echo "uninstall: keeping $$c (changed)"; \
+	else rm -f $$c; fi
+	-rmdir $(DESTDIR)$(DATADIR)/policies/lib/gthulhu $(DESTDIR)$(DATADIR)/policies/lib \
+		$(DESTDIR)$(DATADIR)/policies $(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/gthulhu-lua 2>/dev/null
+
+# main.bpf.c against the BTF of every cached kernel (6.12 .. 7.x; tests/compat/build.sh).
+bpf-compat: $(G)/gthulhu/cdef.lua
+	$(Q)bash tests/compat/build.sh
+
+# Build and test on Debian 13 (trixie) in a debootstrap chroot (root; ~minutes; not in `make test`).
+distcheck:
+	$(Q)bash scripts/distcheck.sh
 
 clean:
 	rm -rf $(B)

@@ -67,16 +67,31 @@ struct cpu_topo {
 };
 /* FFI-END */
 
-/* Exit info carried from ops.exit() to the host (in .data of the skeleton). */
+/* Exit info carried from ops.exit() to the host (in .bss of the skeleton). dump is the
+ * text the kernel writes on an error exit (task and CPU states, then ops.dump's lines);
+ * ops.exit_dump_len = UEI_DUMP_LEN, so the kernel truncates it to what fits here. */
 #define UEI_REASON_LEN 128
 #define UEI_MSG_LEN    1024
+#define UEI_DUMP_LEN   16384
 struct user_exit_info {
 	__s32 kind;            /* enum scx_exit_kind; 0 = still running */
 	__s32 pad;
 	__s64 exit_code;
 	char  reason[UEI_REASON_LEN];
 	char  msg[UEI_MSG_LEN];
+	char  dump[UEI_DUMP_LEN];
 };
+
+/* Which kfunc each kernel-compatibility wrapper of main.bpf.c calls on this kernel
+ * (.bss compat_paths, set at init, printed by the host with -v; bpf/compat.bpf.h). */
+#define COMPAT_DSQ_INSERT       (1u << 0)  /* scx_bpf_dsq_insert, else scx_bpf_dispatch (6.12) */
+#define COMPAT_INSERT_VTIME     (1u << 1)  /* scx_bpf_dsq_insert_vtime */
+#define COMPAT_INSERT_VTIME_ARGS (1u << 2) /* __scx_bpf_dsq_insert_vtime(p, &args) */
+#define COMPAT_MOVE_TO_LOCAL    (1u << 3)  /* scx_bpf_dsq_move_to_local, else scx_bpf_consume */
+#define COMPAT_DSQ_PEEK         (1u << 4)  /* scx_bpf_dsq_peek, else a DSQ iterator */
+#define COMPAT_EXIT_DUMP        (1u << 5)  /* scx_exit_info has the dump buffer */
+#define COMPAT_DSQ_MOVE         (1u << 6)  /* scx_bpf_dsq_move, else scx_bpf_dispatch_from_dsq */
+#define COMPAT_RECORDED         (1u << 31) /* init ran (the other bits are valid) */
 
 /* Well-known DSQ ids (per-CPU DSQs use the CPU id). */
 #define SHARED_DSQ 0x10000ULL

@@ -50,7 +50,7 @@
  * pick what the running kernel has with bpf_ksym_exists() (dead branches are removed by
  * the verifier), no #ifdef.
  */
-#include "vmlinux.h"
+#include "compat.bpf.h"   /* vmlinux.h's types + every kfunc we call, for any kernel >= 6.12 */
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
@@ -189,21 +189,29 @@ struct {
 	__type(value, struct hb_timer);
 } hb_timer SEC(".maps");
 
-/* --- Kernel compatibility (6.12 names) ------------------------------------------------- */
-void scx_bpf_dispatch(struct task_struct *p, u64 dsq_id, u64 slice, u64 enq_flags) __ksym __weak;
-void scx_bpf_dispatch_vtime(struct task_struct *p, u64 dsq_id, u64 slice, u64 vtime,
-			    u64 enq_flags) __ksym __weak;
-bool scx_bpf_consume(u64 dsq_id) __ksym __weak;
-bool scx_bpf_dispatch_from_dsq(struct bpf_iter_scx_dsq *it__iter, struct task_struct *p,
-			       u64 dsq_id, u64 enq_flags) __ksym __weak;
+/* --- Kernel compatibility (6.12 .. 7.x; declarations in compat.bpf.h) ----------------- */
+volatile u32 compat_paths;          /* COMPAT_* (intf.h): what the wrappers call here */
 
-/* Move the task an scx_dsq iterator is on (6.12: scx_bpf_dispatch_from_dsq). */
-static __always_inline bool g_dsq_move(struct bpf_iter_scx_dsq *it, struct task_struct *p,
-				       u64 dsq, u64 flags)
+/* Record once, at init, which kfunc each wrapper below resolved to (the host prints it). */
+static __always_inline void g_compat_record(void)
 {
+	u32 f = COMPAT_RECORDED;
+
+	if (bpf_ksym_exists(scx_bpf_dsq_insert))
+		f |= COMPAT_DSQ_INSERT;
+	if (bpf_ksym_exists(scx_bpf_dsq_insert_vtime))
+		f |= COMPAT_INSERT_VTIME;
+	if (bpf_ksym_exists(__scx_bpf_dsq_insert_vtime))
+		f |= COMPAT_INSERT_VTIME_ARGS;
+	if (bpf_ksym_exists(scx_bpf_dsq_move_to_local))
+		f |= COMPAT_MOVE_TO_LOCAL;
+	if (bpf_ksym_exists(scx_bpf_dsq_peek))
+		f |= COMPAT_DSQ_PEEK;
 	if (bpf_ksym_exists(scx_bpf_dsq_move))
-		return scx_bpf_dsq_move(it, p, dsq, flags);
-	return scx_bpf_dispatch_from_dsq(it, p, dsq, flags);
+		f |= COMPAT_DSQ_MOVE;
+	if (bpf_core_field_exists(struct scx_exit_info, dump))
+		f |= COMPAT_EXIT_DUMP;
+	compat_paths = f;
 }
 
 static __always_inline void g_insert(struct task_struct *p, u64 dsq, u64 slice, u64 flags)
@@ -220,7 +228,7 @@ static __always_inline void g_insert_vtime(struct task_struct *p, u64 dsq, u64 s
 	if (bpf_ksym_exists(scx_bpf_dsq_insert_vtime)) {
 		scx_bpf_dsq_insert_vtime(p, dsq, slice, vtime, flags);
 	} else if (bpf_ksym_exists(__scx_bpf_dsq_insert_vtime)) {
-		struct scx_bpf_dsq_insert_vtime_args args = {
+		struct scx_bpf_dsq_insert_vtime_args___compat args = {
 			.dsq_id = dsq, .slice = slice, .vtime = vtime, .enq_flags = flags,
 		};
 		__scx_bpf_dsq_insert_vtime(p, &args);
@@ -236,12 +244,29 @@ static __always_inline bool g_move_to_local(u64 dsq)
 	return scx_bpf_consume(dsq);
 }
 
+/* Move the task an scx_dsq iterator is on (6.12: scx_bpf_dispatch_from_dsq). */
+static __always_inline bool g_dsq_move(struct bpf_iter_scx_dsq *it, struct task_struct *p,
+				       u64 dsq, u64 flags)
+{
+	if (bpf_ksym_exists(scx_bpf_dsq_move))
+		return scx_bpf_dsq_move(it, p, dsq, flags);
+	return scx_bpf_dispatch_from_dsq(it, p, dsq, flags);
+}
+
 /* scx_bpf_error_bstr() with printf-style arguments: ejects the scheduler with a message. */
 #define g_error(fmt, args...) ({					\
 	static char ___fmt[] = fmt;					\
 	unsigned long long ___param[___bpf_narg(args)];			\
 	___bpf_fill(___param, args);					\
 	scx_bpf_error_bstr(___fmt, ___param, sizeof(___param));		\
+})
+
+/* scx_bpf_dump_bstr() with printf-style arguments: a line of the exit dump (ops.dump). */
+#define g_dump(fmt, args...) ({						\
+	static char ___fmt[] = fmt;					\
+	unsigned long long ___param[___bpf_narg(args)];			\
+	___bpf_fill(___param, args);					\
+	scx_bpf_dump_bstr(___fmt, ___param, sizeof(___param));		\
 })
 
 #define dbg(fmt, args...) do { if (debug) bpf_printk(fmt, ##args); } while (0)
@@ -1052,6 +1077,7 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(gthulhu_init)
 	u32 key = 0;
 	s32 err, i;
 
+	g_compat_record();
 	err = scx_bpf_create_dsq(SHARED_DSQ, -1);
 	if (err)
 		return err;
@@ -1084,12 +1110,33 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(gthulhu_init)
 	return err;
 }
 
+/* Our part of the kernel's exit dump (error exits, SysRq-D): the host-facing state. */
+void BPF_STRUCT_OPS(gthulhu_dump, struct scx_dump_ctx *dctx)
+{
+	u64 now = bpf_ktime_get_ns();
+
+	g_dump("gthulhu_lua: host_tgid=%u host_last_cpu=%d host_stalled=%llu host_dead=%d "
+	       "hb_age_ms=%llu host_last_run_ms_ago=%llu\n",
+	       host_tgid, host_last_cpu, host_stalled, host_dead,
+	       (now - host_hb_ns) / NSEC_PER_MSEC, (now - usersched_last_run_at) / NSEC_PER_MSEC);
+	g_dump("gthulhu_lua: nr_pending=%llu nr_queued=%llu nr_scheduled=%llu nr_rescued=%llu "
+	       "nr_host_stalls=%llu nr_user_dispatches=%llu nr_kernel_dispatches=%llu\n",
+	       nr_pending, nr_queued, nr_scheduled, nr_rescued, nr_host_stalls,
+	       nr_user_dispatches, nr_kernel_dispatches);
+	g_dump("gthulhu_lua: SCHED_DSQ=%d SHARED_DSQ=%d queued; compat_paths=0x%x\n",
+	       scx_bpf_dsq_nr_queued(SCHED_DSQ), scx_bpf_dsq_nr_queued(SHARED_DSQ), compat_paths);
+}
+
 void BPF_STRUCT_OPS(gthulhu_exit, struct scx_exit_info *ei)
 {
+	char *dump = g_exit_dump(ei);
+
 	uei.kind = ei->kind;
 	uei.exit_code = ei->exit_code;
 	bpf_probe_read_kernel_str(uei.reason, sizeof(uei.reason), ei->reason);
 	bpf_probe_read_kernel_str(uei.msg, sizeof(uei.msg), ei->msg);
+	if (dump)
+		bpf_probe_read_kernel_str(uei.dump, sizeof(uei.dump), dump);
 }
 
 SEC(".struct_ops.link")
@@ -1106,7 +1153,10 @@ struct sched_ext_ops gthulhu_lua_ops = {
 	.exit_task	= (void *)gthulhu_exit_task,
 	.init		= (void *)gthulhu_init,
 	.exit		= (void *)gthulhu_exit,
+	.dump		= (void *)gthulhu_dump,
+	/* SCX_OPS_SWITCH_PARTIAL is added by the host before load (scheduler.partial). */
 	.flags		= SCX_OPS_KEEP_BUILTIN_IDLE,
+	.exit_dump_len	= UEI_DUMP_LEN,
 	.dispatch_max_batch = 256,
 	.timeout_ms	= 5000,
 	.name		= "gthulhu_lua",

@@ -58,6 +58,8 @@ static const struct opt opts[] = {
 	  "select_cpu uses the kernel's built-in idle CPU selection" },
 	{ "scheduler.early_processing", OT_BOOL, C_OFF(early_processing), 0, 0, 1, 0, "false",
 	  "when an idle CPU is found at wakeup, dispatch there directly in BPF" },
+	{ "scheduler.partial", OT_BOOL, C_OFF(partial), 0, 0, 1, 0, "false",
+	  "partial switch (SCX_OPS_SWITCH_PARTIAL): only tasks set to SCHED_EXT are scheduled by the policy, the rest stay with the kernel's scheduler" },
 	{ "scheduler.debug", OT_BOOL, C_OFF(debug), 0, 0, 1, 0, "false",
 	  "the BPF side prints trace events (bpf_printk)" },
 	{ "scheduler.batch_max", OT_U32, C_OFF(batch_max), 0, 1, MAX_BATCH, 0, "4096",

@@ -38,6 +38,7 @@ struct cfg {
 	uint64_t slice_ns_min;             /* smallest slice a policy should give */
 	bool     builtin_idle;             /* select_cpu uses the kernel's idle picking */
 	bool     early_processing;         /* idle CPU found at wakeup: dispatch there in BPF */
+	bool     partial;                  /* SCX_OPS_SWITCH_PARTIAL: only SCHED_EXT tasks */
 	bool     debug;                    /* BPF side prints trace events (bpf_printk) */
 	uint32_t batch_max;                /* most tasks per policy call (1..MAX_BATCH) */
 	uint32_t stall_timeout_ms;         /* host silent this long with tasks pending: BPF rescues them */

@@ -23,10 +23,12 @@
 #include "cfg.h"
 #include "dryrun.h"
 #include "loop.h"
+#include "paths.h"
 #include "pol.h"
 #include "sched_bpf.h"
 #include "strat.h"
 #include "topo.h"
+#include "version.h"
 
 int g_verbose;
 
@@ -61,7 +63,7 @@ static void usage(FILE *out)
 		"                      (dryrun.* keys); no sched_ext, no root needed\n"
 		"  -s, --stats[=SEC]   print the counters on one line every SEC seconds (default 1)\n"
 		"  -v, --verbose       more output (repeat for debug)\n"
-		"      --version       print the version\n"
+		"      --version       print the versions (libbpf, LuaJIT, kernel) and sched_ext state\n"
 		"  -h, --help          this text\n"
 		"\n"
 		"POLICY.lua defaults to the config's scheduler.policy. Signals: SIGINT/SIGTERM detach\n"
@@ -139,7 +141,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			g_verbose++;
 			break;
 		case OPT_VERSION:
-			printf("gthulhu-lua %s\n", GTHULHU_VERSION);
+			version_print(stdout);
 			exit(0);
 		case 'h':
 			usage(stdout);
@@ -418,8 +420,17 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (access(policy, R_OK)) {
-		g_err("policy %s: %s", policy, strerror(errno));
-		return EXIT_POLICY;
+		/* The config's policy (a relative default) outside a checkout: the installed one. */
+		static char installed[PATH_MAX];
+		int e = errno;
+
+		if (o.policy || !path_find_data(policy, installed, sizeof(installed))) {
+			g_err("policy %s: %s", policy, strerror(e));
+			return EXIT_POLICY;
+		}
+		g_info("policy %s not in %s: using the installed %s", policy, "the current directory",
+		       installed);
+		policy = installed;
 	}
 	read_topology();
 	if (o.dry_run && !o.check && dryrun_open(&dry, &cfg, topo.nr_cpus, err, sizeof(err))) {

@@ -19,6 +19,9 @@ typedef __s64 s64;
 
 #define SCX_SYSFS "/sys/kernel/sched_ext"
 
+/* enum scx_ops_flags: the same value in every kernel from 6.12 to 7.3. */
+#define SCX_OPS_SWITCH_PARTIAL_ 8ull
+
 /* exit_code bit the kernel sets when it wants the scheduler restarted (CPU hotplug). */
 #define ECODE_ACT_RESTART (1LL << 48)
 
@@ -134,6 +137,9 @@ int sched_open(struct sched *s, const struct cfg *c, const struct topo *t, char 
 	}
 	/* 0 is the kernel's default (30 s): the ops must say 0, not keep the object's 5000. */
 	s->skel->struct_ops.gthulhu_lua_ops->timeout_ms = c->watchdog_timeout_ms;
+	/* scheduler.partial: only SCHED_EXT tasks are ours; the rest stay with the kernel. */
+	if (c->partial)
+		s->skel->struct_ops.gthulhu_lua_ops->flags |= SCX_OPS_SWITCH_PARTIAL_;
 	return G_OK;
 }
 
@@ -175,7 +181,31 @@ int sched_attach(struct sched *s, const struct topo *t, char *err, size_t errlen
 				 sched_exited(s) ? " (the kernel's reason follows)" : "");
 		return G_ERR;
 	}
+	sched_log_compat(s);
 	return G_OK;
+}
+
+/* -v: which kernel interface each compatibility wrapper of main.bpf.c resolved to on this
+ * kernel (ops.init records it in compat_paths; see bpf/compat.bpf.h). */
+void sched_log_compat(const struct sched *s)
+{
+	uint32_t f = s->skel->bss->compat_paths;
+	uint64_t fl = s->skel->struct_ops.gthulhu_lua_ops->flags;
+
+	if (!(f & COMPAT_RECORDED)) {
+		g_info("kernel interface: not recorded (ops.init did not run)");
+		return;
+	}
+	g_info("kernel interface: insert=%s vtime-insert=%s move=%s dsq-head=%s dsq-move=%s exit-dump=%s%s",
+	       f & COMPAT_DSQ_INSERT ? "scx_bpf_dsq_insert" : "scx_bpf_dispatch (6.12 name)",
+	       f & COMPAT_INSERT_VTIME ? "scx_bpf_dsq_insert_vtime" :
+	       f & COMPAT_INSERT_VTIME_ARGS ? "__scx_bpf_dsq_insert_vtime(args)" :
+					      "scx_bpf_dispatch_vtime (6.12 name)",
+	       f & COMPAT_MOVE_TO_LOCAL ? "scx_bpf_dsq_move_to_local" : "scx_bpf_consume (6.12 name)",
+	       f & COMPAT_DSQ_PEEK ? "scx_bpf_dsq_peek" : "bpf_iter_scx_dsq (no scx_bpf_dsq_peek)",
+	       f & COMPAT_DSQ_MOVE ? "scx_bpf_dsq_move" : "scx_bpf_dispatch_from_dsq (6.12 name)",
+	       f & COMPAT_EXIT_DUMP ? "yes" : "no (scx_exit_info has no dump)",
+	       fl & SCX_OPS_SWITCH_PARTIAL_ ? " mode=partial (SCHED_EXT tasks only)" : " mode=all tasks");
 }
 
 void sched_destroy(struct sched *s)
@@ -233,6 +263,26 @@ void sched_print_exit(const struct sched *s, FILE *out)
 	fprintf(out, "gthulhu-lua: exit: kind=%s(%d) code=%lld reason=\"%s\"%s%s%s\n",
 		exit_kind_name(u->kind), u->kind, (long long)u->exit_code, u->reason,
 		u->msg[0] ? " msg=\"" : "", u->msg, u->msg[0] ? "\"" : "");
+	sched_print_dump(s, out);
+}
+
+/* The kernel's exit dump (error exits only: CPU and task states, then ops.dump's lines),
+ * between two marker lines so a report can quote it whole. */
+void sched_print_dump(const struct sched *s, FILE *out)
+{
+	const char *d;
+	size_t n;
+
+	if (!s->skel || !s->skel->bss || !s->skel->bss->uei.dump[0])
+		return;
+	d = s->skel->bss->uei.dump;
+	n = strnlen(d, sizeof(s->skel->bss->uei.dump));
+	fprintf(out, "gthulhu-lua: exit dump (%zu bytes%s):\n", n,
+		n >= sizeof(s->skel->bss->uei.dump) - 1 ? ", truncated" : "");
+	fwrite(d, 1, n, out);
+	if (n && d[n - 1] != '\n')
+		fputc('\n', out);
+	fprintf(out, "gthulhu-lua: end of exit dump\n");
 }
 
 bool sched_exit_is_error(const struct sched *s)

@@ -48,8 +48,12 @@ volatile uint64_t *sched_heartbeat(struct sched *s);
 
 /* The kernel ejected or unregistered us: exit info recorded by ops.exit. */
 bool sched_exited(const struct sched *s);
-/* Print "gthulhu-lua: exit: kind=NAME(N) code=N reason=... msg=..." */
+/* Print "gthulhu-lua: exit: kind=NAME(N) code=N reason=... msg=..." and, after an error
+ * exit, the kernel's exit dump (sched_print_dump). */
 void sched_print_exit(const struct sched *s, FILE *out);
+void sched_print_dump(const struct sched *s, FILE *out);
+/* -v: the kernel interface paths taken on this kernel (after attach). */
+void sched_log_compat(const struct sched *s);
 bool sched_exit_is_error(const struct sched *s);
 bool sched_exit_wants_restart(const struct sched *s);
 

@@ -3,17 +3,28 @@
 # archive only. Idempotent: packages already present are not touched, and apt is not
 # even updated when nothing is missing, so a warm machine pays nothing.
 #
-# libbpf-dev and bpftool come from bookworm-backports (bookworm's own 1.1 / 7.1 are too old
-# for struct_ops links and kfunc prototypes). The backports suite is added with the same
-# URI and keyring that the machine's own debian.sources already uses.
+# Debian 12 (bookworm): libbpf-dev and bpftool come from bookworm-backports (bookworm's own
+# 1.1 / 7.1 are too old for struct_ops links and kfunc prototypes); the backports suite is
+# added with the same URI and keyring that the machine's own debian.sources already uses.
+# Debian 13 (trixie) and later: everything, libbpf-dev 1.5 and bpftool 7.5 included, comes
+# from the main suite; no source is added. (`make distcheck` proves it in a trixie chroot.)
 set -euo pipefail
 
 PKGS=(make gcc pkg-config clang-19 llvm-19 libelf-dev zlib1g-dev libzstd-dev
       libluajit-5.1-dev luajit libyaml-dev libmicrohttpd-dev libjansson-dev libjwt-dev
       lua-busted qemu-system-x86 busybox-static cpio zstd gzip binutils valgrind curl
-      libclang-rt-19-dev strace rt-tests stress-ng linux-perf)
+      libclang-rt-19-dev strace rt-tests stress-ng linux-perf
+      flex bison bc dwarves debootstrap)   # kernel-src.sh (6.12 test kernel), make distcheck
 BPO_PKGS=(libbpf-dev bpftool)
 NEED_LIBBPF="1.4"
+
+codename=$( . /etc/os-release 2>/dev/null; echo "${VERSION_CODENAME:-}")
+case $codename in
+bookworm) BPO=1 ;;
+trixie|forky|sid) BPO=0; PKGS+=("${BPO_PKGS[@]}") ;;
+*) echo "deps: Debian '${codename:-unknown}' is not one this script knows (bookworm, trixie): trying it like trixie" >&2
+   BPO=0; PKGS+=("${BPO_PKGS[@]}") ;;
+esac
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -33,6 +44,14 @@ libbpf_ok() {
 
 if [ ${#missing[@]} -eq 0 ] && libbpf_ok; then
 	echo "deps: all present"
+	exit 0
+fi
+
+if [ $BPO = 0 ]; then
+	$SUDO apt-get update -q
+	[ ${#missing[@]} -eq 0 ] || $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+	libbpf_ok || { echo "deps: libbpf-dev >= $NEED_LIBBPF and bpftool did not install from $codename" >&2; exit 1; }
+	echo "deps: installed ($codename)"
 	exit 0
 fi
 

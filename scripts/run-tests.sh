@@ -3,7 +3,7 @@
 # Suites: unit (build/tests/test_*, tests/cli/run.sh), spec (busted under LuaJIT), bpfunit
 # (the scheduler's BPF helpers in SEC("syscall") programs; root), transport (real BPF
 # ringbufs on this kernel; needs root), dryrun (--dry-run end to end), fuzz (fuzz targets
-# replay their corpus),
+# replay their corpus), install (make install/uninstall into a DESTDIR),
 # vm (real sched_ext kernel in QEMU), all.
 # Every suite ends with an "N passed, N failed" line (busted's summary is converted);
 # a suite that crashes or prints no such line counts as one failure.
@@ -94,7 +94,8 @@ for s in "${suites[@]}"; do
 	vm) vm ;;
 	fuzz) fuzz ;;
 	dryrun) dryrun ;;
-	all) unit; run_suite spec spec; transport; bpfunit; dryrun; fuzz; vm ;;
+	install) run_suite install bash tests/install/run.sh ;;
+	all) unit; run_suite spec spec; transport; bpfunit; dryrun; fuzz; run_suite install bash tests/install/run.sh; vm ;;
 	*) echo "run-tests: unknown suite $s" >&2; exit 2 ;;
 	esac
 done

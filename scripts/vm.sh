@@ -21,7 +21,7 @@
 #
 # Exit status of `test`: 0 the guest finished (results are in the log), 3 boot timeout,
 # 4 guest kernel crash (panic/oops), 5 the guest did not finish in time, 1 setup error.
-# Env: GTHULHU_BIN (the scheduler binary, default build/gthulhu-lua), VM_SMP (4; 2 for bench), VM_MEM (2048), VM_BOOT_TIMEOUT (90 s), SCENARIO_BUDGET (85 s per scenario;
+# Env: VM_KERNEL_DIR (kernel to boot, default: scripts/kernel.sh's), GTHULHU_BIN (the scheduler binary, default build/gthulhu-lua), GTHULHU_BIN_B (a second one, bench A/B), VM_SMP (4; 2 for bench), VM_MEM (2048), VM_BOOT_TIMEOUT (90 s), SCENARIO_BUDGET (85 s per scenario;
 #      the stress_* scenarios have their own, STRESS_BUDGET, 200 s),
 #      VM_TIMEOUT (total, default boot + the scenarios' budgets + 30, at most 900 s; bench: VMBENCH_BUDGET + boot + 60),
 #      QEMU (qemu-system-x86_64).
@@ -34,7 +34,7 @@ OUT=$ROOT/build/vm
 [ "$cmd" = bench ] && OUT=$ROOT/build/vmbench
 IMG=$OUT/root
 ALL_SCENARIOS=(attach_gthulhu attach_simple weights priority crash stall policy_failure hotplug watchdog
-	nice_pin prio_hog absurd_slices starve stress_gthulhu stress_simple)
+	partial service_caps nice_pin prio_hog absurd_slices starve stress_gthulhu stress_simple)
 SMP=${VM_SMP:-4}
 [ "$cmd" = bench ] && SMP=${VM_SMP:-2}
 STRESS_BUDGET=${STRESS_BUDGET:-200}
@@ -49,7 +49,7 @@ MEM=${VM_MEM:-2048}
 BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-90}
 BUDGET=${SCENARIO_BUDGET:-85}
 QEMU=${QEMU:-qemu-system-x86_64}
-WORKLOADS=(hog pinned sleeper pingpong storm progress scxwatch wakelat batch)
+WORKLOADS=(hog pinned sleeper pingpong storm progress scxwatch wakelat batch capdrop)
 BIN=${GTHULHU_BIN:-build/gthulhu-lua}
 # Kernel console lines that mean the guest kernel itself crashed (not a scheduler verdict).
 CRASH_RE='\[ *[0-9]+\.[0-9]+\] .*(Kernel panic|Oops|BUG: |general protection fault|invalid opcode:|kernel BUG)'
@@ -159,10 +159,15 @@ perf_bin() {
 	ls -v /usr/bin/perf_[0-9]* 2>/dev/null | tail -n 1
 }
 
+# The kernel to boot: VM_KERNEL_DIR (a directory with vmlinuz, as scripts/kernel.sh and
+# scripts/kernel-src.sh cache them; the KERNELS=all matrix sets it), else the newest
+# Debian sched_ext kernel (scripts/kernel.sh).
 kernel_dir() {
-	local k
-	k=$(bash scripts/kernel.sh) || die "no sched_ext kernel (scripts/kernel.sh failed)"
-	[ -s "$k/vmlinuz" ] || die "no vmlinuz in $k"
+	local k=${VM_KERNEL_DIR:-}
+	if [ -z "$k" ]; then
+		k=$(bash scripts/kernel.sh) || die "no sched_ext kernel (scripts/kernel.sh failed)"
+	fi
+	[ -s "$k/vmlinuz" ] || die "no vmlinuz in $k (VM_KERNEL_DIR=${VM_KERNEL_DIR:-unset})"
 	echo "$k"
 }
 

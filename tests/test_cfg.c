@@ -27,7 +27,7 @@ int g_verbose;
  * wrong offsetof there gets caught). */
 static const char *const all_keys[] = {
 	"scheduler.policy", "scheduler.slice_ns_default", "scheduler.slice_ns_min",
-	"scheduler.builtin_idle", "scheduler.early_processing", "scheduler.debug",
+	"scheduler.builtin_idle", "scheduler.early_processing", "scheduler.partial", "scheduler.debug",
 	"scheduler.batch_max", "scheduler.stall_timeout_ms", "scheduler.watchdog_timeout_ms",
 	"scheduler.lua_heap_max_mb", "scheduler.topology_root", "api.enabled", "api.listen", "api.port", "api.public_key",
 	"api.private_key", "api.token_ttl_s",
@@ -47,6 +47,7 @@ static bool get(const struct cfg *c, const char *key, char *out, size_t len)
 	U("scheduler.slice_ns_min", c->slice_ns_min)
 	B("scheduler.builtin_idle", c->builtin_idle)
 	B("scheduler.early_processing", c->early_processing)
+	B("scheduler.partial", c->partial)
 	B("scheduler.debug", c->debug)
 	U("scheduler.batch_max", c->batch_max)
 	U("scheduler.stall_timeout_ms", c->stall_timeout_ms)
@@ -282,7 +283,7 @@ static void test_defaults(void)
 	CHECK(!strcmp(c.policy, "policies/gthulhu.lua"), " ");
 	CHECK(c.slice_ns_default == 20000000, " ");
 	CHECK(c.slice_ns_min == 1000000, " ");
-	CHECK(!c.builtin_idle && !c.early_processing && !c.debug, " ");
+	CHECK(!c.builtin_idle && !c.early_processing && !c.partial && !c.debug, " ");
 	CHECK(c.batch_max == 4096, " ");
 	CHECK(c.stall_timeout_ms == 1000, " ");
 	CHECK(c.watchdog_timeout_ms == 5000, " ");

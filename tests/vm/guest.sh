@@ -475,6 +475,22 @@ sc_watchdog() {
 	grep -q 'exit: kind=error-stall' $T/host.err ||
 		fail "no 'exit: kind=error-stall' line from the host: $(grep 'exit:' $T/host.err | head -n 1)"
 	kv exit_reason "$(sed -n 's/.*reason="\([^"]*\)".*/\1/p' $T/host.err | head -n 1 | cut -c1-60 | tr ' ' '_')"
+	# The kernel's exit dump, printed whole between the host's markers, with ops.dump's
+	# own lines in it.
+	local dump
+	dump=$(sed -n '/^gthulhu-lua: exit dump (/,/^gthulhu-lua: end of exit dump/p' $T/host.err)
+	if [ -z "$dump" ]; then
+		fail "no exit dump printed after the ejection"
+	else
+		kv dump_lines "$(printf '%s\n' "$dump" | wc -l)"
+		printf '%s\n' "$dump" | grep -q 'gthulhu-lua: end of exit dump' ||
+			fail "exit dump not terminated by the end marker"
+		printf '%s\n' "$dump" | grep -q 'gthulhu_lua: host_tgid=' ||
+			fail "exit dump lacks the scheduler's ops.dump lines"
+		printf '%s\n' "$dump" | grep -qi 'cpu' ||
+			fail "exit dump lacks the kernel's CPU states"
+		printf '%s\n' "$dump" | sed -n '2,4p;/gthulhu_lua:/p' | cut -c1-160 | sed 's/^/  | dump: /'
+	fi
 	wait_state disabled 5 || fail "state $(scx_state) after the host exited"
 	wl_wait
 }
@@ -601,6 +617,102 @@ sc_selftest_panic() {
 	echo 1 > /proc/sys/kernel/sysrq
 	echo c > /proc/sysrq-trigger
 	sleep 5
+}
+
+# partial: scheduler.partial (SCX_OPS_SWITCH_PARTIAL). Only tasks switched to SCHED_EXT
+# (policy 7) go through the BPF side and the policy: an ordinary hog alone moves none of
+# the host's counters; a SCHED_EXT hog beside an ordinary one does, and gets CPU time.
+# Also checks the -v line naming the kernel interface the BPF side picked on this kernel
+# (6.12: the scx_bpf_dispatch names; later kernels: scx_bpf_dsq_insert).
+sc_partial() {
+	start_host policies/gthulhu.lua -v -c $G/tests/vm/partial.yaml || return
+	wait_attach 60 || return
+	wait_stats 2 20 || { fail "no stats lines from the host"; diag $T/host.err; return; }
+	local iface
+	iface=$(grep -m1 'kernel interface:' $T/host.err)
+	log "${iface#gthulhu-lua: }"
+	case $iface in
+	*mode=partial*) ;;
+	*) fail "-v did not report mode=partial: '${iface:-no kernel interface line}'" ;;
+	esac
+	case $(uname -r) in
+	6.12.*) case $iface in *insert=scx_bpf_dispatch*) kv iface dispatch ;;
+	        *) fail "6.12 kernel but not the scx_bpf_dispatch path: '$iface'" ;; esac ;;
+	*) case $iface in *insert=scx_bpf_dsq_insert*) kv iface dsq_insert ;;
+	   *) fail "kernel $(uname -r) but not the scx_bpf_dsq_insert path: '$iface'" ;; esac ;;
+	esac
+
+	# 1: an ordinary (SCHED_OTHER) hog alone: nothing reaches the policy.
+	local n t0 u0 k0 t1 u1 k1
+	n=$(nstats); t0=$(sget nr_tasks $n); u0=$(sget nr_user_dispatches $n); k0=$(sget nr_kernel_dispatches $n)
+	wl plain1 hog --name plain1 -d 3
+	wl_wait
+	wait_stats $((n + 4)) 15 || { fail "host stopped printing stats"; return; }
+	t1=$(sget nr_tasks); u1=$(sget nr_user_dispatches); k1=$(sget nr_kernel_dispatches)
+	kv plain_tasks $((t1 - t0)); kv plain_dispatches $((u1 - u0 + k1 - k0))
+	[ "$t1" -eq "$t0" ] || fail "the policy saw $((t1 - t0)) tasks while only SCHED_OTHER tasks ran"
+	[ "$u1" -eq "$u0" ] && [ "$k1" -eq "$k0" ] ||
+		fail "BPF dispatched $((u1 - u0)) user / $((k1 - k0)) kernel decisions while only SCHED_OTHER tasks ran"
+
+	# 2: a SCHED_EXT hog beside an ordinary one: the policy schedules the first.
+	n=$(nstats); t0=$(sget nr_tasks $n); u0=$(sget nr_user_dispatches $n)
+	wl ext1 hog --name ext1 --sched-ext -d 4
+	local ext_pid=${WL_PIDS##* }
+	wl plain2 hog --name plain2 -d 4
+	msleep 1500
+	local pol
+	pol=$(sed 's/^.*) //' /proc/$ext_pid/stat 2>/dev/null | cut -d' ' -f39)
+	kv ext_policy "${pol:-gone}"
+	[ "$pol" = 7 ] || fail "the --sched-ext hog runs with policy '${pol:-?}', not SCHED_EXT (7)"
+	wl_wait
+	wait_stats $((n + 6)) 15 || { fail "host stopped printing stats"; return; }
+	t1=$(sget nr_tasks); u1=$(sget nr_user_dispatches)
+	kv ext_tasks $((t1 - t0)); kv ext_dispatches $((u1 - u0))
+	local cpu; cpu=$(wlv ext1 cpu_us); cpu=${cpu:-0}
+	kv ext_cpu_ms $((cpu / 1000))
+	[ $((t1 - t0)) -ge 3 ] || fail "the policy saw only $((t1 - t0)) tasks while a SCHED_EXT hog ran"
+	[ $((u1 - u0)) -ge 3 ] || fail "only $((u1 - u0)) decisions applied while a SCHED_EXT hog ran"
+	[ "$cpu" -ge 1000000 ] || fail "the SCHED_EXT hog got $cpu us of CPU in 4 s (starved?)"
+	still_attached "after the partial-mode workloads" || return
+	stop_host
+}
+
+# service_caps: the scheduler with exactly the capabilities the systemd unit leaves it
+# (CapabilityBoundingSet=CAP_SYS_ADMIN CAP_BPF CAP_PERFMON, config/gthulhu-lua.service.in;
+# capdrop applies it as systemd does): it attaches, schedules a hog, detaches cleanly.
+# Then smaller sets, to record which capability the host really needs (kv only): a set
+# without what is needed must fail with an error exit, never hang.
+UNIT_CAPS=21,38,39   # CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF
+sc_service_caps() {
+	HOST_ENV="$W/capdrop --keep $UNIT_CAPS --" start_host policies/gthulhu.lua || { HOST_ENV=; return; }
+	HOST_ENV=
+	wait_attach 60 || return
+	local eff
+	eff=$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/$HOST_PID/status)
+	kv cap_eff "$eff"
+	[ "$eff" = 000000c000200000 ] || fail "host runs with CapEff=$eff, not the unit's set (000000c000200000)"
+	local u0; u0=$(sget nr_user_dispatches)
+	wl caphog hog --name caphog -d 3
+	wl_wait
+	wait_stats $(( $(nstats) + 2 )) 10
+	kv dispatches $(( $(sget nr_user_dispatches) - u0 ))
+	[ "$(sget nr_user_dispatches)" -gt "$u0" ] || fail "no decisions applied with the unit's capabilities"
+	still_attached "with the unit's capabilities" || return
+	stop_host
+	local set rc name
+	for set in 38,39 21 39; do
+		case $set in 38,39) name=bpf_perfmon ;; 21) name=sys_admin ;; 39) name=bpf_only ;; esac
+		env $W/capdrop --keep $set -- timeout -s KILL 40 $HOST policies/gthulhu.lua > $T/c.out 2> $T/c.err &
+		local pid=$! end=$(( $(now_ms) + 30000 )) att=0
+		while alive $pid && ! attached && [ "$(now_ms)" -lt $end ]; do msleep 100; done
+		attached && { att=1; kill -INT $pid; }
+		while alive $pid && [ "$(now_ms)" -lt $end ]; do msleep 100; done
+		alive $pid && { kill -9 $pid; fail "host with caps $set neither attached nor exited in 30 s"; }
+		wait $pid; rc=$?
+		if [ $att = 1 ]; then kv "caps_$name" attached
+		else kv "caps_$name" "exit$rc"; log "caps $set: $(grep -m1 -i 'error' $T/c.err | cut -c1-150)"; fi
+		wait_state disabled 5 || fail "state $(scx_state) after the caps $set run"
+	done
 }
 
 # ---------------------------------------------------------------- drivers

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * wl.h - shared bits of the VM test workloads: option parsing for the options every
- * workload has (--name, --nice, -d/--duration), clocks, and the result line printer.
+ * workload has (--name, --nice, -d/--duration, --cpus, --sched-ext), clocks, and the
+ * result line printer.
  *
  * Every workload prints exactly one result line on stdout:
  *   WL <kind> name=<comm> key=value ...
@@ -29,7 +30,10 @@ struct wl_common {
 	int has_nice;
 	double duration;    /* seconds; meaning depends on the workload */
 	const char *cpus;   /* CPU list for sched_setaffinity, NULL = leave alone */
+	int sched_ext;      /* --sched-ext: switch to SCHED_EXT (partial switch mode tests) */
 };
+
+#define WL_SCHED_EXT 7      /* the SCHED_EXT policy number (glibc has no name for it) */
 
 static inline uint64_t wl_clock_ns(clockid_t c)
 {
@@ -97,6 +101,8 @@ static inline int wl_parse_common(int argc, char **argv, struct wl_common *c)
 			c->duration = atof(argv[++i]);
 		else if (!strcmp(a, "--cpus") && i + 1 < argc)
 			c->cpus = argv[++i];
+		else if (!strcmp(a, "--sched-ext"))
+			c->sched_ext = 1;
 		else
 			argv[out++] = argv[i];
 	}
@@ -117,6 +123,13 @@ static inline void wl_apply(const struct wl_common *c)
 			wl_die("bad CPU list '%s'", c->cpus);
 		if (sched_setaffinity(0, sizeof(set), &set))
 			wl_die("sched_setaffinity(%s): %s", c->cpus, strerror(errno));
+	}
+	if (c->sched_ext) {
+		struct sched_param sp = { .sched_priority = 0 };
+
+		if (sched_setscheduler(0, WL_SCHED_EXT, &sp))
+			wl_die("sched_setscheduler(SCHED_EXT=%d): %s (kernel without sched_ext?)",
+			       WL_SCHED_EXT, strerror(errno));
 	}
 }
 
