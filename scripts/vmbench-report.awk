@@ -71,7 +71,7 @@ BEGIN { nb = 0; nrow = 0 }
 	better[A["wl"] SUBSEP A["metric"]] = A["better"]
 	if (A["censored"] == 1) cens[k]++
 	wm = A["wl"] SUBSEP A["metric"]
-	if (!(wm in wmseen)) { wmseen[wm] = 1; wmorder[++nwm] = wm }
+	if (!(wm in wmseen) && sched[b] != "warmup") { wmseen[wm] = 1; wmorder[++nwm] = wm }
 }
 /^BENCHF / {
 	delete A; kvparse($0, A)
@@ -198,6 +198,18 @@ END {
 		}
 		print line > md
 	}
+	# Attachment: which workloads ended with the scheduler detached (BENCHA checks).
+	line = "| (all) | attached through every workload | higher | - | - |"
+	for (j = 1; j <= ns; j++) {
+		b = sx[j]; c = ""
+		for (i = 1; i <= nwm; i++) {
+			split(wmorder[i], P, SUBSEP); w = P[1]
+			if (((b SUBSEP w) in att) && att[b SUBSEP w] == 0 && !((b SUBSEP w) in detl)) { detl[b SUBSEP w] = 1; c = c (c == "" ? "" : ", ") w }
+		}
+		if (!(b in bend)) c = "block did not end"
+		line = line " " (c == "" ? "yes" : "NO: " c) " |"
+	}
+	print line > md
 	print "" > md
 	print "Ratios: median / mean of the two EEVDF blocks' medians; below 1 is better for \"lower\", above 1 for \"higher\". `>=`: a run hit its time limit (the real figure is larger). DETACHED: the scheduler was not attached at the end of that workload." > md
 	print "" > md
