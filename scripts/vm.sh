@@ -22,7 +22,7 @@
 # Exit status of `test`: 0 the guest finished (results are in the log), 3 boot timeout,
 # 4 guest kernel crash (panic/oops), 5 the guest did not finish in time, 1 setup error.
 # Env: GTHULHU_BIN (the scheduler binary, default build/gthulhu-lua), VM_SMP (4; 2 for bench), VM_MEM (2048), VM_BOOT_TIMEOUT (90 s), SCENARIO_BUDGET (85 s per scenario;
-#      the stress_* scenarios have their own, STRESS_BUDGET, 200 s),
+#      the stress_* scenarios have their own, STRESS_BUDGET, 240 s),
 #      VM_TIMEOUT (total, default boot + the scenarios' budgets + 30, at most 900 s; bench: VMBENCH_BUDGET + boot + 60),
 #      QEMU (qemu-system-x86_64).
 set -euo pipefail
@@ -37,7 +37,7 @@ ALL_SCENARIOS=(attach_gthulhu attach_simple weights priority crash stall policy_
 	stress_gthulhu stress_simple)
 SMP=${VM_SMP:-4}
 [ "$cmd" = bench ] && SMP=${VM_SMP:-2}
-STRESS_BUDGET=${STRESS_BUDGET:-200}
+STRESS_BUDGET=${STRESS_BUDGET:-240}
 # scenario_budget NAME: seconds the guest gives the scenario before killing it.
 scenario_budget() {
 	case $1 in
@@ -174,9 +174,10 @@ boot() {
 	: > "$log"
 	say "booting $(cat "$k/version" 2>/dev/null || basename "$k") (-smp $SMP, TCG), mode=$mode${scen:+, scenarios=$scen}; limit ${total}s"
 	local t0=$SECONDS
-	( timeout -k 5 "$total" "$QEMU" -smp "$SMP" -m "$MEM" -nographic -no-reboot \
+	# (rc= ... || rc=$?: under set -e a failing QEMU would end the subshell before the echo)
+	( rc=0; timeout -k 5 "$total" "$QEMU" -smp "$SMP" -m "$MEM" -nographic -no-reboot \
 		-accel tcg,thread=single -kernel "$k/vmlinuz" -initrd "$OUT/initramfs.cpio" \
-		-append "$append" -pidfile "$pidf" < /dev/null 2>&1; echo "VM-HOST qemu-exit=$?" ) |
+		-append "$append" -pidfile "$pidf" < /dev/null 2>&1 || rc=$?; echo "VM-HOST qemu-exit=$rc" ) |
 		sed -u 's/\r$//; s/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1b[()][0-9A-Za-z]//g; s/\x1bc//g' >> "$log" &
 	local ppid=$! shown=0 ready=0 done_at=0 status=0 n
 	while kill -0 $ppid 2>/dev/null; do
@@ -204,6 +205,8 @@ boot() {
 	if [ $status = 0 ]; then
 		if grep -qE "$CRASH_RE" "$log"; then
 			status=4; say "GUEST KERNEL CRASH (panic/oops) - see $log"
+		elif ! grep -q 'GUEST-READY kernel=' "$log"; then
+			status=3; say "QEMU ended before the guest was up ($(grep -o 'qemu-exit=[0-9]*' "$log" | tail -n 1)) - see $log"
 		elif ! grep -q 'GUEST-DONE uptime=' "$log"; then
 			status=5; say "the guest did not finish within ${total}s (hung?) - see $log"
 		fi
