@@ -71,7 +71,14 @@ BEGIN { nb = 0; nrow = 0 }
 	better[A["wl"] SUBSEP A["metric"]] = A["better"]
 	if (A["censored"] == 1) cens[k]++
 	wm = A["wl"] SUBSEP A["metric"]
-	if (!(wm in wmseen)) { wmseen[wm] = 1; wmorder[++nwm] = wm }
+	if (!(wm in wmseen) && sched[b] != "warmup") { wmseen[wm] = 1; wmorder[++nwm] = wm }
+}
+/^BENCHS / {
+	delete A; kvparse($0, A)
+	if (!isnum(A["bogo_ops"])) next
+	k = A["block"] SUBSEP A["stressor"]
+	ssum[k] += A["bogo_ops"]; scnt[k]++
+	if (!(A["stressor"] in sseen)) { sseen[A["stressor"]] = 1; sorder[++nst] = A["stressor"] }
 }
 /^BENCHF / {
 	delete A; kvparse($0, A)
@@ -127,6 +134,32 @@ END {
 		if (m1 != "" && m2 != "" && m1 > 0) drift[wm] = m2 / m1
 	}
 
+	# stress-ng: geometric mean over stressors of (ops in the block / mean EEVDF ops);
+	# stressors with no ops in either EEVDF block, or none in the block, are left out.
+	for (i = 1; i <= nb; i++) {
+		b = border[i]
+		if (sched[b] == "warmup") continue
+		ls = 0; n = 0
+		for (j = 1; j <= nst; j++) {
+			st = sorder[j]
+			e = 0; ne = 0
+			if ((ef SUBSEP st) in scnt) { e += ssum[ef SUBSEP st] / scnt[ef SUBSEP st]; ne++ }
+			if (el != ef && (el SUBSEP st) in scnt) { e += ssum[el SUBSEP st] / scnt[el SUBSEP st]; ne++ }
+			if (!ne || e <= 0 || !((b SUBSEP st) in scnt) || ssum[b SUBSEP st] <= 0) continue
+			ls += log(ssum[b SUBSEP st] / scnt[b SUBSEP st] / (e / ne)); n++
+		}
+		if (n) { sgeo[b] = exp(ls / n); sgeon[b] = n }
+	}
+	if (ef != "" && el != ef) {
+		ls = 0; n = 0
+		for (j = 1; j <= nst; j++) {
+			st = sorder[j]
+			if (!((ef SUBSEP st) in scnt) || !((el SUBSEP st) in scnt) || ssum[ef SUBSEP st] <= 0 || ssum[el SUBSEP st] <= 0) continue
+			ls += log((ssum[el SUBSEP st] / scnt[el SUBSEP st]) / (ssum[ef SUBSEP st] / scnt[ef SUBSEP st])); n++
+		}
+		if (n) sdrift = exp(ls / n)
+	}
+
 	# ------------------------------------------------------------ JSON
 	printf "{\n  \"date\": %s,\n  \"commit\": %s,\n  \"command\": %s,\n  \"kernel\": %s,\n  \"vcpus\": %s,\n  \"status\": %s,\n  \"complete\": %s,\n  \"config\": %s,\n", \
 		jstr(date), jstr(commit), jstr(cmd), jstr(kernel), jnum(cpus), jstr(status), done ? "true" : "false", jstr(config) > json
@@ -168,7 +201,14 @@ END {
 			(sched[b] == "eevdf") ? "null" : host_json(b, w) > json
 		first = 0
 	}
-	printf "\n  ]\n}\n" > json
+	for (i = 1; i <= nb; i++) {
+		b = border[i]
+		if (!(b in sgeo)) continue
+		printf "%s    {\"sched\": %s, \"block\": %d, \"workload\": \"stressng\", \"metric\": \"bogo_ops_geomean_ratio\", \"better\": \"higher\", \"runs\": [], \"median\": null, \"min\": null, \"max\": null, \"ratio_to_eevdf\": %.3f, \"stressors\": %d, \"host\": null}", \
+			first ? "" : ",\n", jstr(sched[b]), b, sgeo[b], sgeon[b] > json
+		first = 0
+	}
+	printf "\n  ],\n  \"stressng_drift_geomean\": %s\n}\n", (sdrift != "" ? sprintf("%.3f", sdrift) : "null") > json
 
 	# ------------------------------------------------------------ Markdown
 	ns = 0
@@ -198,6 +238,23 @@ END {
 		}
 		print line > md
 	}
+	if (nst) {
+		line = "| stressng | bogo-ops per stressor, geometric mean of ratios | higher | - | " (sdrift != "" ? r2(sdrift) : "-") " |"
+		for (j = 1; j <= ns; j++) line = line " " ((sx[j] in sgeo) ? r2(sgeo[sx[j]]) " (" sgeon[sx[j]] " stressors)" : "-") " |"
+		print line > md
+	}
+	# Attachment: which workloads ended with the scheduler detached (BENCHA checks).
+	line = "| (all) | attached through every workload | higher | - | - |"
+	for (j = 1; j <= ns; j++) {
+		b = sx[j]; c = ""
+		for (i = 1; i <= nwm; i++) {
+			split(wmorder[i], P, SUBSEP); w = P[1]
+			if (((b SUBSEP w) in att) && att[b SUBSEP w] == 0 && !((b SUBSEP w) in detl)) { detl[b SUBSEP w] = 1; c = c (c == "" ? "" : ", ") w }
+		}
+		if (!(b in bend)) c = "block did not end"
+		line = line " " (c == "" ? "yes" : "NO: " c) " |"
+	}
+	print line > md
 	print "" > md
 	print "Ratios: median / mean of the two EEVDF blocks' medians; below 1 is better for \"lower\", above 1 for \"higher\". `>=`: a run hit its time limit (the real figure is larger). DETACHED: the scheduler was not attached at the end of that workload." > md
 	print "" > md

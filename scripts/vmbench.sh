@@ -53,7 +53,7 @@ elapsed=$((SECONDS - t0))
 status=ok
 case $rc in
 0) ;;
-3) status="VM did not boot (boot timeout)" ;;
+3) status="VM did not boot (boot timeout, or QEMU ended first)" ;;
 4) status="guest kernel crashed (panic/oops: a VM/emulator problem, not a scheduler result)" ;;
 5) status="the guest did not finish in time (hung or over VM_TIMEOUT)" ;;
 *) status="scripts/vm.sh bench failed (exit $rc)" ;;

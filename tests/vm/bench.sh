@@ -30,6 +30,7 @@
 #   BENCHF block=B sched=S wl=W run=R rc=N timeout=0|1 skipped=0|1 msg="..."
 #   BENCHH block=B sched=S wl=W phase=begin|end host_cpu_ms=N <the host's last stats keys>
 #   BENCHA block=B sched=S wl=W attached=0|1 state=... ops=... seq=N
+#   BENCHS block=B sched=S wl=stressng run=R stressor=NAME bogo_ops=N   (one per stressor)
 #   BENCH-BLOCK-END block=B sched=S attached=0|1 attach_ms=N host_cpu_ms=N host_rc=N
 #                   secs=N exit="the host's exit: line" <the host's last stats keys>
 # "censored=1": the run hit its time limit; the value is the limit (the real figure is
@@ -176,6 +177,9 @@ wl_stressng() {
 	[ $done = 1 ] || efail "stress-ng exit $RC (0/3/4 = completed)"
 	local ops; ops=$(awk '/bogo-ops:/{s+=$2; n++} END{if (n) printf "%d", s}' $T/stress.yaml 2>/dev/null)
 	[ -n "$ops" ] && emit bogo_ops $ops higher stressors=$(grep -c 'stressor:' $T/stress.yaml)
+	# Per stressor, for the report's geometric mean of ratios (the sum is dominated by the
+	# few stressors with cheap bogo-ops).
+	awk -v pre="BENCHS block=$B sched=$S wl=$WL run=$R" '/- stressor:/{st=$3} /bogo-ops:/{if (st != "") print pre " stressor=" st " bogo_ops=" $2; st=""}' $T/stress.yaml 2>/dev/null
 }
 
 # ---------------------------------------------------------------- host figures

@@ -601,6 +601,110 @@ sc_starve() {
 	[ "$s" -gt 0 ] || fail "nr_starved=$s: the victim was never run out of vtime order"
 	stop_host
 }
+# ---------------------------------------------------------------- stress-ng survival
+# stress_POLICY: stress-ng's scheduler, cpu and os classes, one class at a time, every
+# stressor of the class at once (--all 1), STRESS_SECS (>= 20) each, real-time stressors
+# included, with the scheduler attached. PASS = attached from start to end (scxmon samples
+# state/ops/enable_seq every 200 ms from SCHED_FIFO, so the observer does not depend on the
+# scheduler), stress-ng completed each class, no new sched_ext line in dmesg, the host
+# alive and detaching cleanly. stress_eevdf: the same without a scheduler (the reference:
+# what the classes do to this VM by themselves; not in the default list).
+STRESS_SECS=${STRESS_SECS:-20}
+# Left out on purpose, each checked under EEVDF (stress_eevdf):
+#  cpu-online (cpu, os): takes CPUs offline; the kernel unregisters every sched_ext
+#    scheduler on hotplug and asks it to restart (the hotplug scenario covers that path).
+stress_exclude() {
+	case $1 in
+	cpu|os) echo cpu-online ;;
+	esac
+}
+# stress-ng(1) EXIT STATUS: 0 success, 3 some stressors could not start (no resources or
+# no such syscall here), 4 some stressors not implemented here: all three are a completed
+# run. 1 harness error, 2 a stressor failed, 5 killed by a signal, 6 unexpected exit,
+# 7 untrustworthy metrics.
+stress_rc_ok() { case $1 in 0|3|4) return 0 ;; *) return 1 ;; esac; }
+stress_rc_name() {
+	case $1 in
+	0) echo success ;; 1) echo "harness error" ;; 2) echo "a stressor failed" ;;
+	3) echo "some stressors could not start" ;; 4) echo "some stressors not implemented" ;;
+	5) echo "a stressor was killed by a signal" ;; 6) echo "a stressor exited unexpectedly" ;;
+	7) echo "metrics untrustworthy" ;; 137) echo "killed: did not end in time" ;; *) echo "exit $1" ;;
+	esac
+}
+# sched_ext lines in dmesg (the kernel prints one when it disables a scheduler).
+scx_dmesg() { dmesg | grep -c 'sched_ext:'; }
+
+stress_common() { # POLICY ("" = EEVDF)
+	local pol=$1 c rc ex d0 n0 n1 t0 sx="" secs ops total=0 mon="" mon_t0=0
+	MON_PID=""
+	if [ -n "$pol" ]; then
+		start_host $pol || return
+		wait_attach 60 || return
+		wait_stats 1 15
+		# The OOM killer must not pick the scheduler (the os class runs memory hogs); a
+		# deployment would do the same (systemd OOMScoreAdjust=-1000).
+		echo -1000 > /proc/$HOST_PID/oom_score_adj
+		$W/scxmon --name scxmon --ops $OPS --interval-ms 200 -d $BUDGET > $T/mon.out 2>&1 &
+		MON_PID=$! mon_t0=$(now_ms)
+	fi
+	d0=$(scx_dmesg)
+	for c in scheduler cpu os; do
+		ex=$(stress_exclude $c)
+		n0=$(grep -c '^CHANGE' $T/mon.out 2>/dev/null)
+		t0=$(now_ms)
+		log "stress-ng --class $c --all 1 -t ${STRESS_SECS}s${ex:+ --exclude $ex}"
+		# Its own session, so a stuck class can be killed whole; stressors get the default
+		# OOM adjustment back (the scenario shell is not theirs to protect).
+		setsid sh -c "echo 0 > /proc/self/oom_score_adj; exec timeout -s KILL $((STRESS_SECS * 3 + 30)) \
+			stress-ng --class $c --all 1 -t ${STRESS_SECS}s --temp-path /tmp --metrics \
+			--yaml $T/stress.$c.yaml ${ex:+--exclude $ex}" > $T/stress.$c.out 2>&1 &
+		sx=$!
+		wait $sx; rc=$?
+		kill -9 -$sx 2>/dev/null   # stressors left behind by a killed run
+		secs=$(( ($(now_ms) - t0) / 1000 ))
+		ops=$(awk '/bogo-ops:/{s+=$2} END{printf "%d", s}' $T/stress.$c.yaml 2>/dev/null)
+		kv ${c}_rc $rc; kv ${c}_s $secs; kv ${c}_bogo_ops "${ops:-0}"
+		total=$((total + ${ops:-0}))
+		stress_rc_ok $rc || { fail "stress-ng --class $c: $(stress_rc_name $rc) (rc=$rc)"; diag $T/stress.$c.out; }
+		if [ -n "$pol" ]; then
+			n1=$(grep -c '^CHANGE' $T/mon.out 2>/dev/null)
+			if ! attached || ! alive $HOST_PID || [ "$n1" != "$n0" ]; then
+				# Give the host up to 10 s to notice and print its exit line.
+				local end=$(( $(now_ms) + 10000 )) exl when
+				while alive $HOST_PID && [ "$(now_ms)" -lt $end ]; do msleep 200; done
+				exl=$(grep -h '^gthulhu-lua: exit:' $T/host.err $T/host.out 2>/dev/null | tail -n 1 | cut -c 14-240)
+				[ -n "$exl" ] || exl=$(grep -h '^gthulhu-lua: error:' $T/host.err 2>/dev/null | tail -n 1 | cut -c 14-240)
+				alive $HOST_PID || { wait $HOST_PID; exl="exited rc=$? ($exl)"; HOST_PID=""; }
+				# When it left: scxmon's first change in this class, in seconds into the class.
+				when=$(grep '^CHANGE' $T/mon.out | sed -n "$((n0 + 1))p" | sed -n 's/^CHANGE t_ms=\([0-9]*\) \(.*\)/\1 \2/p')
+				[ -n "$when" ] && when="$(( (${when%% *} - (t0 - mon_t0)) / 1000 )) s into it (${when#* })" || when="seen only at its end"
+				fail "not attached through --class $c: detached $when; now state=$(scx_state); host ${exl:-alive, no exit or error line}; last stats: $(grep '^stats:' $T/host.out | tail -n 1 | tr ' ' '\n' | grep -E '^nr_(batches|tasks|host_stalls|rescued|sched_congested|pending|policy_errors|kept)=' | tr '\n' ' ')"
+				dmesg | grep 'sched_ext:' | tail -n 3 | sed 's/^/  | /'
+				break
+			fi
+		fi
+	done
+	kv bogo_ops $total
+	local dn=$(( $(scx_dmesg) - d0 ))
+	kv scx_dmesg_lines $dn
+	if [ -n "$pol" ]; then
+		[ $dn -eq 0 ] || fail "dmesg has $dn new sched_ext line(s): $(dmesg | grep 'sched_ext:' | tail -n 1 | cut -c 1-160)"
+		kill -TERM $MON_PID 2>/dev/null; wait $MON_PID
+		mon=$(grep '^WL scxmon' $T/mon.out)
+		kv samples "$(wlv_line "$mon" samples)"; kv detached_samples "$(wlv_line "$mon" detached)"
+		kv policy_errors "$(sget nr_policy_errors)"; kv host_stalls "$(sget nr_host_stalls)"; kv rescued "$(sget nr_rescued)"
+		[ "$(wlv_line "$mon" attached_all)" = 1 ] || fail "scxmon: not attached in $(wlv_line "$mon" detached) of $(wlv_line "$mon" samples) samples (first after $(wlv_line "$mon" first_detached_ms) ms)"
+		if [ -z "$HOST_PID" ]; then :
+		elif alive $HOST_PID; then stop_host
+		else wait $HOST_PID; kv host_rc $?; HOST_PID=""; fi
+	else
+		kv state "$(scx_state)"
+	fi
+}
+wlv_line() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
+sc_stress_gthulhu() { stress_common policies/gthulhu.lua; }
+sc_stress_simple() { stress_common policies/simple.lua; }
+sc_stress_eevdf() { stress_common ""; }
 
 # baseline: the mixed load on the kernel's default scheduler (no gthulhu-lua); checks the
 # harness and the workloads themselves. Not in the default list.
@@ -740,7 +844,7 @@ one() {
 # Kill whatever a scenario left behind and wait for sched_ext to be disabled again.
 cleanup() {
 	local p
-	for p in $(pidof gthulhu-lua) $(pidof hog sleeper pingpong storm pinned progress) ; do
+	for p in $(pidof gthulhu-lua) $(pidof hog sleeper pingpong storm pinned progress scxmon stress-ng) ; do
 		kill -9 $p 2>/dev/null
 	done
 	[ -d $SCX ] && ! wait_state disabled 10 && echo "  ! sched_ext state still $(scx_state) after cleanup"
