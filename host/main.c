@@ -30,6 +30,7 @@
 #include "sched_bpf.h"
 #include "strat.h"
 #include "topo.h"
+#include "watch.h"
 
 int g_verbose;
 
@@ -268,7 +269,7 @@ static void print_stats(const struct loop *lp, const struct pol *pol)
  * ringbuf's epoll fd), a signalfd (SIGINT, SIGTERM, SIGHUP: blocked in every thread and
  * read here, so no handler runs in the middle of a batch) and a timerfd ticking once a
  * second (strategies, stats, policy file check). Created once, kept across restarts. */
-enum { EV_SRC = 1, EV_SIG, EV_TICK };
+enum { EV_SRC = 1, EV_SIG, EV_TICK, EV_WATCH };
 #define RUN_WAIT_MS 100          /* longest wait: the BPF heartbeat is stamped each turn */
 #define RUN_POLL_NS 10000000ull  /* under load (no wait at all): look at signals/timer every 10 ms */
 
@@ -276,10 +277,12 @@ static struct run {
 	int epfd, sfd, tfd;
 	int src_fd;              /* the source's fd in the set, or -1 (it waits by itself) */
 	bool polled;             /* the set was polled this turn */
-	bool sig_ready, tick_ready;
+	bool sig_ready, tick_ready, watch_ready;
+	bool watching;           /* inotify on the policy and its library (else mtime per tick) */
+	struct watch w;
 	uint64_t next_poll;
 	unsigned long ticks;
-} run = { -1, -1, -1, -1 };
+} run = { -1, -1, -1, -1, .w.fd = -1 };
 
 static void run_close(void)
 {
@@ -335,6 +338,8 @@ static void run_note(const struct epoll_event *ev, int n, int *src_ready)
 			run.sig_ready = true;
 		else if (ev[i].data.u32 == EV_TICK)
 			run.tick_ready = true;
+		else if (ev[i].data.u32 == EV_WATCH)
+			run.watch_ready = true;
 	}
 	run.polled = true;
 }
@@ -363,6 +368,29 @@ static void run_attach_src(struct loop_src *src)
 		run.src_fd = fd;
 		src->wait = run_wait;
 	}
+}
+
+/* Hot reload trigger: inotify (see watch.h), or the policy's mtime once a second. */
+static void run_watch(struct pol *pol, const char *policy)
+{
+	char err[PATH_MAX + 128];
+
+	run.watching = false;
+	if (watch_open(&run.w, policy, pol_lib_dir(pol), err, sizeof(err)) == G_OK &&
+	    run_add(run.w.fd, EV_WATCH) == 0) {
+		run.watching = true;
+		return;
+	}
+	g_warn("%s; falling back to checking the policy's mtime once a second", err);
+	watch_close(&run.w);
+}
+
+static void run_unwatch(void)
+{
+	if (run.w.fd >= 0)
+		epoll_ctl(run.epfd, EPOLL_CTL_DEL, run.w.fd, NULL);
+	watch_close(&run.w);
+	run.watching = false;
 }
 
 static void run_detach_src(void)
@@ -413,6 +441,8 @@ static void on_tick(const struct opts *o, struct loop *lp, struct pol *pol, cons
 	push_strategies(pol, false);
 	if (o->stats_sec && run.ticks % (unsigned long)o->stats_sec < exp)
 		print_stats(lp, pol);
+	if (run.watching)
+		return;
 	time_t mt = mtime_of(policy);
 	if (mt != *pol_mtime) {
 		*pol_mtime = mt;
@@ -455,6 +485,12 @@ static int run_turn(const struct opts *o, struct loop *lp, struct pol *pol, cons
 		run.tick_ready = false;
 		on_tick(o, lp, pol, policy, pol_mtime);
 	}
+	if (run.watch_ready) {
+		run.watch_ready = false;
+		watch_read(&run.w, now);
+	}
+	if (run.watching && watch_due(&run.w, now))
+		reload_policy(pol, policy, "file changed");
 	if (o->dry_run ? dryrun_done(&dry) : sched_exited(&sch))
 		return 1;
 	return 0;
@@ -536,6 +572,7 @@ static int run_once(const struct opts *o, const char *policy, bool *restart)
 	xport_src(&sch.xp, &src);
 run:
 	run_attach_src(&src);
+	run_watch(pol, policy);
 	loop_init(&lp, pol, &src, (int)cfg.batch_max, o->dry_run ? NULL : sched_heartbeat(&sch));
 	pol_mtime = mtime_of(policy);
 	while (!stop_req) {
@@ -550,6 +587,7 @@ run:
 			break;
 	}
 	run_detach_src();
+	run_unwatch();
 
 	if (o->stats_sec)
 		print_stats(&lp, pol);

@@ -766,6 +766,7 @@ struct queued_task_ctx *pol_tasks(struct pol *p) { return p->live.tasks; }
 struct dispatched_task_ctx *pol_out(struct pol *p) { return p->live.out; }
 const struct pol_stats *pol_stats(const struct pol *p) { return &p->stats; }
 const char *pol_path(const struct pol *p) { return p->path; }
+const char *pol_lib_dir(const struct pol *p) { return p->lib_dir; }
 const char *pol_last_error(const struct pol *p) { return p->last_error; }
 
 void pol_set_limits(struct pol *p, unsigned soft_ms, unsigned hard_ms)

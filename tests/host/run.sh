@@ -115,5 +115,29 @@ check "SIGHUP x3: exit 0 (exit $rc)" [ "$rc" = 0 ]
 n=$(grep '^stats:' "$T/out" | tail -n 1 | grep -oE 'nr_reloads=[0-9]+' | cut -d= -f2)
 check "SIGHUP x3: 3 reloads (nr_reloads=$n)" [ "${n:-0}" = 3 ]
 
+# 5. Hot reload by inotify: saving by rename (editors), a library edit, a file briefly
+# empty (truncate, then write), a burst of writes: one reload each, none rejected.
+mkdir -p "$T/w/lib"; cp policies/simple.lua "$T/w/p.lua"; cp -r policies/lib/gthulhu "$T/w/lib/"
+cat >"$T/d9.yaml" <<Y
+dryrun:
+  duration_s: 9
+Y
+start_bg --dry-run -s -c "$T/d9.yaml" "$T/w/p.lua"
+sleep 1
+{ cat policies/simple.lua; echo "-- saved by rename"; } >"$T/w/p.lua.tmp"; mv "$T/w/p.lua.tmp" "$T/w/p.lua"
+sleep 1.5
+echo "-- a library edit" >>"$T/w/lib/gthulhu/sched.lua"
+sleep 1.5
+: >"$T/w/p.lua"; sleep 0.1; cat policies/simple.lua >"$T/w/p.lua"      # briefly empty
+sleep 1.5
+for i in 1 2 3 4 5; do echo "-- burst $i" >>"$T/w/p.lua"; sleep 0.02; done
+wait $pid; rc=$?
+stop_guard
+n=$(grep '^stats:' "$T/out" | tail -n 1 | grep -oE 'nr_reloads=[0-9]+' | cut -d= -f2)
+check "inotify: exit 0 (exit $rc)" [ "$rc" = 0 ]
+check "inotify: rename, library edit, empty-then-written, burst = 4 reloads (nr_reloads=$n)" [ "${n:-0}" = 4 ]
+check "inotify: no reload rejected" [ "$(grep -c 'rejected' "$T/err")" = 0 ]
+check "inotify: 4 'reloaded (file changed)' messages" [ "$(grep -c 'reloaded (file changed)' "$T/err")" = 4 ]
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
