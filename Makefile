@@ -44,6 +44,10 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-ini
 LDLIBS  += $(PKG_LIBS) -lelf -lz -lm -ldl -lpthread
 # LuaJIT finds FFI symbols of the host executable only if they are exported.
 LDFLAGS += -rdynamic
+# Sanitizer flags for the `make asan` tree (build/asan): empty in a normal build.
+SAN     ?=
+CFLAGS  += $(SAN)
+LDFLAGS += $(SAN)
 
 ARCH := $(shell uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(G) -Ibpf -Wno-missing-declarations \
@@ -51,15 +55,15 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(G) -Ibpf -Wno-missi
 
 # Host modules shared by the binary and the C tests; main.c and sched_bpf.c are the binary's.
 POL_SRCS  := host/pol/bridge.c host/pol/guard.c host/pol/validate.c host/pol/watchdog.c
-LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/loop.c host/xport.c host/stats.c) $(POL_SRCS)
+LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/loop.c host/xport.c host/stats.c host/log.c) $(POL_SRCS)
 LIB_OBJS  := $(LIB_SRCS:host/%.c=$(B)/obj/%.o)
-BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o $(B)/obj/dryrun.o $(B)/obj/version.o $(B)/obj/paths.o
+BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o $(B)/obj/dryrun.o $(B)/obj/version.o $(B)/obj/paths.o $(B)/obj/watch.o
 GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
 
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
 .SECONDARY:
-.PHONY: all deps run check test unit spec transport bpfunit dryrun vmtest vm-run vmbench install uninstall distcheck bpf-compat clean FORCE
+.PHONY: all deps run check test unit spec transport bpfunit dryrun vmtest vm-run vmbench install uninstall distcheck bpf-compat clean FORCE asan asan-build
 all: $(B)/gthulhu-lua
 
 deps:
@@ -153,8 +157,19 @@ check: all
 
 # Every suite; one closing "N passed, N failed" line summed over all of them.
 test: deps
-	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS) $(B)/tests/transport $(B)/tests/bpfunit
+	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS) $(B)/tests/transport $(B)/tests/bpfunit bench-bins
+	$(Q)$(MAKE) --no-print-directory asan-build
 	$(Q)bash scripts/run-tests.sh all
+
+# The host and every C test with AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer
+# at exit), in their own tree build/asan; scripts/run-tests.sh asan runs the unit tests, the
+# transport test and --check of every shipped policy there.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+asan-build:
+	$(Q)$(MAKE) --no-print-directory B=$(B)/asan SAN="$(ASAN_FLAGS)" \
+		$(B)/asan/gthulhu-lua $(TEST_BINS:$(B)/%=$(B)/asan/%) $(B)/asan/tests/transport
+asan: asan-build
+	$(Q)bash scripts/run-tests.sh asan
 
 unit: all $(TEST_BINS)
 	$(Q)bash scripts/run-tests.sh unit

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <time.h>
+#include "log.h"
 
 #define GTHULHU_VERSION "0.1.0"
 
@@ -39,10 +40,13 @@ enum {
 
 extern int g_verbose; /* -v count; 0 = warnings and errors only */
 
-#define g_err(fmt, ...)  fprintf(stderr, "gthulhu-lua: error: " fmt "\n", ##__VA_ARGS__)
-#define g_warn(fmt, ...) fprintf(stderr, "gthulhu-lua: warning: " fmt "\n", ##__VA_ARGS__)
-#define g_info(fmt, ...) do { if (g_verbose >= 1) fprintf(stderr, "gthulhu-lua: " fmt "\n", ##__VA_ARGS__); } while (0)
-#define g_dbg(fmt, ...)  do { if (g_verbose >= 2) fprintf(stderr, "gthulhu-lua: debug: " fmt "\n", ##__VA_ARGS__); } while (0)
+/* Through log.c: never blocks the scheduling thread once log_start() ran. */
+#define g_err(fmt, ...)  g_logf(2, "gthulhu-lua: error: " fmt "\n", ##__VA_ARGS__)
+#define g_warn(fmt, ...) g_logf(2, "gthulhu-lua: warning: " fmt "\n", ##__VA_ARGS__)
+#define g_info(fmt, ...) do { if (g_verbose >= 1) g_logf(2, "gthulhu-lua: " fmt "\n", ##__VA_ARGS__); } while (0)
+#define g_dbg(fmt, ...)  do { if (g_verbose >= 2) g_logf(2, "gthulhu-lua: debug: " fmt "\n", ##__VA_ARGS__); } while (0)
+/* For a message right before _exit(): straight to stderr (the queue dies with us). */
+#define g_err_now(fmt, ...) fprintf(stderr, "gthulhu-lua: error: " fmt "\n", ##__VA_ARGS__)
 
 /* Write a message into a caller's error buffer (err may be NULL or errlen 0: no-op). */
 static inline void set_err(char *err, size_t errlen, const char *fmt, ...)

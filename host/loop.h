@@ -36,6 +36,10 @@ struct loop_src {
 	void (*published)(void *ctx, int n);
 	/* Optional: the send side was full; make room (e.g. yield so BPF drains). */
 	void (*congested)(void *ctx);
+	/* Optional: an fd that polls readable when tasks may be available, so the run loop
+	 * can wait on it in one epoll set with its signal and timer fds (-1 or NULL: none;
+	 * the loop then uses wait()). */
+	int (*poll_fd)(void *ctx);
 };
 
 struct loop_stats {

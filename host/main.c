@@ -15,7 +15,10 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <bpf/libbpf.h>
@@ -29,10 +32,12 @@
 #include "strat.h"
 #include "topo.h"
 #include "version.h"
+#include "watch.h"
 
 int g_verbose;
 
-static volatile sig_atomic_t stop_req, reload_req;
+/* Set by the run loop from the signalfd (signals are blocked and read, not handled). */
+static bool stop_req, reload_req;
 
 /* Large, fixed-size state: static, so it is never on the stack and never allocated. */
 static struct cfg cfg;
@@ -166,27 +171,8 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 		return 0;
 	if (level == LIBBPF_INFO && g_verbose < 1)
 		return 0;
-	return vfprintf(stderr, fmt, ap);
-}
-
-static void on_signal(int sig)
-{
-	if (sig == SIGHUP)
-		reload_req = 1;
-	else
-		stop_req = 1;
-}
-
-static void install_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;   /* no SA_RESTART: epoll_wait returns EINTR at once */
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	g_vlogf(2, fmt, ap);
+	return 0;
 }
 
 /* Topology: sysfs, or every CPU on its own if sysfs cannot be read (a warning). */
@@ -259,13 +245,6 @@ static int run_check(const char *policy)
 	return rc;
 }
 
-static time_t mtime_of(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) ? 0 : st.st_mtime;
-}
-
 static void print_stats(const struct loop *lp, const struct pol *pol)
 {
 	const struct pol_stats *ps = pol_stats(pol);
@@ -275,13 +254,275 @@ static void print_stats(const struct loop *lp, const struct pol *pol)
 		dryrun_format_stats(&dry, line, sizeof(line));
 	else
 		sched_format_stats(&sch, line, sizeof(line));
-	printf("stats: %s nr_batches=%llu nr_tasks=%llu max_batch=%llu nr_policy_errors=%llu "
-	       "nr_policy_fallbacks=%llu nr_bad_decisions=%llu nr_slices_clamped=%llu nr_reloads=%llu\n",
+	/* Through the log queue: a full or closed stdout never holds the scheduler up. */
+	g_printf("stats: %s nr_batches=%llu nr_tasks=%llu max_batch=%llu nr_policy_errors=%llu "
+	       "nr_policy_fallbacks=%llu nr_bad_decisions=%llu nr_slices_clamped=%llu nr_reloads=%llu "
+	       "nr_lua_heap_hits=%llu lua_heap_off=%llu nr_log_dropped=%llu\n",
 	       line, (unsigned long long)lp->st.batches, (unsigned long long)lp->st.tasks,
 	       (unsigned long long)lp->st.max_batch, (unsigned long long)ps->errors,
 	       (unsigned long long)ps->fallbacks, (unsigned long long)ps->bad_decisions,
-	       (unsigned long long)ps->slices_clamped, (unsigned long long)ps->reloads);
-	fflush(stdout);
+	       (unsigned long long)ps->slices_clamped, (unsigned long long)ps->reloads, (unsigned long long)ps->lua_heap_hits,
+	       (unsigned long long)ps->lua_heap_disabled, (unsigned long long)log_dropped());
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* the run loop: one epoll set                                                        */
+
+/* What the scheduling thread waits on, all in one epoll_wait: the task source (the BPF
+ * ringbuf's epoll fd), a signalfd (SIGINT, SIGTERM, SIGHUP: blocked in every thread and
+ * read here, so no handler runs in the middle of a batch) and a timerfd ticking once a
+ * second (strategies, stats, policy file check). Created once, kept across restarts. */
+enum { EV_SRC = 1, EV_SIG, EV_TICK, EV_WATCH };
+#define RUN_WAIT_MS 100          /* longest wait: the BPF heartbeat is stamped each turn */
+#define RUN_POLL_NS 10000000ull  /* under load (no wait at all): look at signals/timer every 10 ms */
+
+static struct run {
+	int epfd, sfd, tfd;
+	int src_fd;              /* the source's fd in the set, or -1 (it waits by itself) */
+	bool polled;             /* the set was polled this turn */
+	bool sig_ready, tick_ready, watch_ready;
+	bool watching;           /* inotify on the policy and its library (else mtime per tick) */
+	struct watch w;
+	uint64_t next_poll;
+	unsigned long ticks;
+} run = { -1, -1, -1, -1, .w.fd = -1 };
+
+static void run_close(void)
+{
+	if (run.epfd >= 0)
+		close(run.epfd);
+	if (run.sfd >= 0)
+		close(run.sfd);
+	if (run.tfd >= 0)
+		close(run.tfd);
+	run.epfd = run.sfd = run.tfd = run.src_fd = -1;
+}
+
+static int run_add(int fd, uint32_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
+
+	return epoll_ctl(run.epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* Block the signals we read (before any thread exists, so every thread inherits the mask),
+ * ignore SIGPIPE, and build the set. */
+static int run_open(char *err, size_t errlen)
+{
+	struct itimerspec its = { { 1, 0 }, { 1, 0 } };
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	signal(SIGPIPE, SIG_IGN);
+	if (sigprocmask(SIG_BLOCK, &set, NULL))
+		goto fail;
+	run.epfd = epoll_create1(EPOLL_CLOEXEC);
+	run.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	run.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (run.epfd < 0 || run.sfd < 0 || run.tfd < 0 || timerfd_settime(run.tfd, 0, &its, NULL) ||
+	    run_add(run.sfd, EV_SIG) || run_add(run.tfd, EV_TICK))
+		goto fail;
+	return G_OK;
+fail:
+	set_err(err, errlen, "setting up the run loop (epoll, signalfd, timerfd): %s", strerror(errno));
+	run_close();
+	return G_ERR;
+}
+
+static void run_note(const struct epoll_event *ev, int n, int *src_ready)
+{
+	for (int i = 0; i < n; i++) {
+		if (ev[i].data.u32 == EV_SRC)
+			*src_ready = 1;
+		else if (ev[i].data.u32 == EV_SIG)
+			run.sig_ready = true;
+		else if (ev[i].data.u32 == EV_TICK)
+			run.tick_ready = true;
+		else if (ev[i].data.u32 == EV_WATCH)
+			run.watch_ready = true;
+	}
+	run.polled = true;
+}
+
+/* The source's wait, when it has an fd: the whole set at once. */
+static int run_wait(void *ctx, int timeout_ms)
+{
+	struct epoll_event ev[4];
+	int ready = 0, n;
+
+	(void)ctx;
+	n = epoll_wait(run.epfd, ev, 4, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	run_note(ev, n, &ready);
+	return ready;
+}
+
+/* Plug the source in: its fd joins the set and run_wait() replaces its wait. */
+static void run_attach_src(struct loop_src *src)
+{
+	int fd = src->poll_fd ? src->poll_fd(src->ctx) : -1;
+
+	run.src_fd = -1;
+	if (fd >= 0 && run_add(fd, EV_SRC) == 0) {
+		run.src_fd = fd;
+		src->wait = run_wait;
+	}
+}
+
+/* Hot reload trigger: inotify (see watch.h), or the policy's mtime once a second. */
+static void run_watch(struct pol *pol, const char *policy)
+{
+	char err[PATH_MAX + 128];
+
+	run.watching = false;
+	if (watch_open(&run.w, policy, pol_lib_dir(pol), err, sizeof(err)) == G_OK &&
+	    run_add(run.w.fd, EV_WATCH) == 0) {
+		run.watching = true;
+		return;
+	}
+	g_warn("%s; falling back to checking the policy's mtime once a second", err);
+	watch_close(&run.w);
+}
+
+static void run_unwatch(void)
+{
+	if (run.w.fd >= 0)
+		epoll_ctl(run.epfd, EPOLL_CTL_DEL, run.w.fd, NULL);
+	watch_close(&run.w);
+	run.watching = false;
+}
+
+static void run_detach_src(void)
+{
+	if (run.src_fd >= 0)
+		epoll_ctl(run.epfd, EPOLL_CTL_DEL, run.src_fd, NULL);
+	run.src_fd = -1;
+}
+
+static void read_signals(void)
+{
+	struct signalfd_siginfo si;
+
+	while (read(run.sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP)
+			reload_req = true;
+		else
+			stop_req = true;
+	}
+}
+
+static void reload_policy(struct pol *pol, const char *policy, const char *why)
+{
+	char err[2048];
+
+	if (pol_reload(pol, NULL, err, sizeof(err)))
+		g_err("policy reload rejected, the old policy keeps running: %s (trigger: %s)", err, why);
+	else
+		g_logf(2, "gthulhu-lua: policy %s reloaded (%s)\n", policy, why);
+}
+
+static time_t mtime_of(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) ? 0 : st.st_mtime;
+}
+
+/* Once a second: strategies, stats, the policy file. */
+static void on_tick(const struct opts *o, struct loop *lp, struct pol *pol, const char *policy,
+		    time_t *pol_mtime)
+{
+	uint64_t exp;
+
+	if (read(run.tfd, &exp, sizeof(exp)) != (ssize_t)sizeof(exp))
+		exp = 1;
+	run.ticks += exp;
+	push_strategies(pol, false);
+	if (o->stats_sec && run.ticks % (unsigned long)o->stats_sec < exp)
+		print_stats(lp, pol);
+	if (run.watching)
+		return;
+	time_t mt = mtime_of(policy);
+	if (mt != *pol_mtime) {
+		*pol_mtime = mt;
+		reload_policy(pol, policy, "file changed");
+	}
+}
+
+/* One turn of the run loop: a batch (or a wait), then whatever the set reported. Returns
+ * 0 to go on, 1 to stop (signal, source done, kernel exit), < 0 on a source error. */
+static int run_turn(const struct opts *o, struct loop *lp, struct pol *pol, const char *policy,
+		    time_t *pol_mtime)
+{
+	int r;
+
+	run.polled = false;
+	r = loop_step(lp, RUN_WAIT_MS);
+	if (r < 0 && r != -EINTR)
+		return r;
+	uint64_t now = g_now_ns();
+	if (!run.polled && now >= run.next_poll) {   /* busy, or a source without an fd */
+		struct epoll_event ev[4];
+		int ready = 0, n = epoll_wait(run.epfd, ev, 4, 0);
+		if (n > 0)
+			run_note(ev, n, &ready);
+	}
+	if (run.polled)
+		run.next_poll = now + RUN_POLL_NS;
+	if (run.sig_ready) {
+		run.sig_ready = false;
+		read_signals();
+	}
+	if (stop_req)
+		return 1;
+	if (reload_req) {
+		reload_req = false;
+		*pol_mtime = mtime_of(policy);
+		reload_policy(pol, policy, "SIGHUP");
+	}
+	if (run.tick_ready) {
+		run.tick_ready = false;
+		on_tick(o, lp, pol, policy, pol_mtime);
+	}
+	if (run.watch_ready) {
+		run.watch_ready = false;
+		watch_read(&run.w, now);
+	}
+	if (run.watching && watch_due(&run.w, now))
+		reload_policy(pol, policy, "file changed");
+	if (o->dry_run ? dryrun_done(&dry) : sched_exited(&sch))
+		return 1;
+	return 0;
+}
+
+static void dryrun_print_summary_to(FILE *f, void *d) { dryrun_print_summary(d, f); }
+static void sched_print_exit_to(FILE *f, void *s) { sched_print_exit(s, f); }
+
+/* Output of a printer that takes a FILE, through the log queue (so a full or closed
+ * stdout/stderr never blocks, even at exit), in pieces of at most one log message. */
+static void queue_output(int fd, void (*print)(FILE *, void *), void *arg)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return;
+	print(f, arg);
+	fclose(f);
+	for (size_t off = 0; off < len; ) {
+		size_t n = len - off > 1500 ? 1500 : len - off;
+		const char *nl = memchr(buf + off, '\n', n);
+		if (n == 1500 && nl)    /* cut after a newline when one is in this piece */
+			n = (size_t)((const char *)memrchr(buf + off, '\n', n) - (buf + off)) + 1;
+		g_logf(fd, "%.*s", (int)n, buf + off);
+		off += n;
+	}
+	free(buf);
 }
 
 /* One attach-run-detach cycle. Sets *restart when the kernel asks for a restart. */
@@ -292,7 +533,6 @@ static int run_once(const struct opts *o, const char *policy, bool *restart)
 	struct loop_src src;
 	struct loop lp;
 	char err[2048];
-	uint64_t now, next_tick, next_stats;
 	time_t pol_mtime;
 	int rc = 0;
 
@@ -311,8 +551,9 @@ static int run_once(const struct opts *o, const char *policy, bool *restart)
 	}
 	push_strategies(pol, true);
 	if (o->dry_run) {
-		fprintf(stderr, "gthulhu-lua: dry run (no BPF side; policy %s, %d CPUs, %d synthetic "
-			"tasks, at most %u/s)\n", policy, topo.nr_cpus, dry.nr_tasks, cfg.dryrun_rate);
+		g_logf(2, "gthulhu-lua: dry run (no BPF side; policy %s, %d CPUs, %d synthetic "
+		       "tasks, at most %u/s)\n", policy, topo.nr_cpus, dry.nr_tasks, cfg.dryrun_rate);
+		log_flush(1000);
 		dryrun_print_layout(&dry, stderr);
 		dryrun_src(&dry, &src);
 		goto run;
@@ -328,58 +569,37 @@ static int run_once(const struct opts *o, const char *policy, bool *restart)
 	/* Everything the hot path touches is allocated and faulted in by now. */
 	if (mlockall(MCL_CURRENT | MCL_FUTURE))
 		g_warn("mlockall: %s (page faults possible on the hot path)", strerror(errno));
-	fprintf(stderr, "gthulhu-lua: attached (ops gthulhu_lua, policy %s, %d CPUs)\n", policy,
-		topo.nr_cpus);
+	g_logf(2, "gthulhu-lua: attached (ops gthulhu_lua, policy %s, %d CPUs)\n", policy,
+	       topo.nr_cpus);
 
 	xport_src(&sch.xp, &src);
 run:
+	run_attach_src(&src);
+	run_watch(pol, policy);
 	loop_init(&lp, pol, &src, (int)cfg.batch_max, o->dry_run ? NULL : sched_heartbeat(&sch));
 	pol_mtime = mtime_of(policy);
-	now = g_now_ns();
-	next_tick = now + 1000000000ull;
-	next_stats = now + (uint64_t)o->stats_sec * 1000000000ull;
-
 	while (!stop_req) {
-		int r = loop_step(&lp, 100);
+		int r = run_turn(o, &lp, pol, policy, &pol_mtime);
 
-		if (r < 0 && r != -EINTR) {
+		if (r < 0) {
 			g_err("transport: %s", strerror(-r));
 			rc = EXIT_BPF;
 			break;
 		}
-		if (o->dry_run ? dryrun_done(&dry) : sched_exited(&sch))
+		if (r > 0)
 			break;
-		if (reload_req) {
-			reload_req = 0;
-			goto reload;
-		}
-		now = g_now_ns();
-		if (o->stats_sec && now >= next_stats) {
-			print_stats(&lp, pol);
-			next_stats = now + (uint64_t)o->stats_sec * 1000000000ull;
-		}
-		if (now < next_tick)
-			continue;
-		next_tick = now + 1000000000ull;
-		push_strategies(pol, false);
-		if (mtime_of(policy) == pol_mtime)
-			continue;
-reload:
-		pol_mtime = mtime_of(policy);
-		if (pol_reload(pol, NULL, err, sizeof(err)))
-			g_err("policy reload rejected, the old policy keeps running: %s", err);
-		else
-			fprintf(stderr, "gthulhu-lua: policy %s reloaded\n", policy);
 	}
+	run_detach_src();
+	run_unwatch();
 
 	if (o->stats_sec)
 		print_stats(&lp, pol);
 	if (o->dry_run)
-		dryrun_print_summary(&dry, stdout);
+		queue_output(1, dryrun_print_summary_to, &dry);
 cleanup:
 	sched_destroy(&sch);     /* detach: the kernel fills the exit info now */
 	if (sch.skel && sched_exited(&sch)) {
-		sched_print_exit(&sch, stderr);
+		queue_output(2, sched_print_exit_to, &sch);
 		if (!stop_req && sched_exit_wants_restart(&sch)) {
 			*restart = true;
 		} else if (!stop_req && sched_exit_is_error(&sch)) {
@@ -458,12 +678,21 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	libbpf_set_print(libbpf_print);
-	install_signals();
+	/* Before any thread exists: the signal mask is inherited. */
+	if (run_open(err, sizeof(err)) || log_start(err, sizeof(err))) {
+		g_err("%s", err);
+		run_close();
+		strat_free(&strat);
+		dryrun_close(&dry);
+		return EXIT_BPF;
+	}
 	do {
 		rc = run_once(&o, policy, &restart);
 		if (restart)
-			fprintf(stderr, "gthulhu-lua: the kernel asked for a restart; restarting\n");
+			g_logf(2, "gthulhu-lua: the kernel asked for a restart; restarting\n");
 	} while (restart && !stop_req);
+	log_stop(1000);
+	run_close();
 	strat_free(&strat);
 	dryrun_close(&dry);
 	return rc;

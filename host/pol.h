@@ -89,6 +89,7 @@ int pol_lua_top(const struct pol *p);
 
 const struct pol_stats *pol_stats(const struct pol *p);
 const char *pol_path(const struct pol *p);
+const char *pol_lib_dir(const struct pol *p);      /* where gthulhu/sched.lua was found */
 const char *pol_last_error(const struct pol *p);   /* last Lua error with traceback, or "" */
 
 #endif

@@ -130,6 +130,11 @@ static void xp_congested(void *ctx)
 		sched_yield();
 }
 
+static int xp_poll_fd(void *ctx)
+{
+	return ((struct xport *)ctx)->epfd;
+}
+
 void xport_src(struct xport *x, struct loop_src *src)
 {
 	memset(src, 0, sizeof(*src));
@@ -140,4 +145,5 @@ void xport_src(struct xport *x, struct loop_src *src)
 	src->holding = xp_holding;
 	src->published = xp_published;
 	src->congested = xp_congested;
+	src->poll_fd = xp_poll_fd;
 }

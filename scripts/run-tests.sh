@@ -2,8 +2,11 @@
 # run-tests.sh SUITE...: run test suites and sum their results into one closing line.
 # Suites: unit (build/tests/test_*, tests/cli/run.sh), spec (busted under LuaJIT), bpfunit
 # (the scheduler's BPF helpers in SEC("syscall") programs; root), transport (real BPF
-# ringbufs on this kernel; needs root), dryrun (--dry-run end to end), fuzz (fuzz targets
-# replay their corpus), install (make install/uninstall into a DESTDIR),
+# ringbufs on this kernel; needs root), dryrun (--dry-run end to end), host (run loop,
+# signals, output, reloads through --dry-run), asan (make asan-build: C tests, transport,
+# --check under ASan+UBSan+LSan), hygiene (the bench's no-fault/alloc/syscall-per-task
+# assertions, short run), fuzz (fuzz targets replay their corpus), install (make
+# install/uninstall into a DESTDIR),
 # vm (real sched_ext kernel in QEMU), all.
 # Every suite ends with an "N passed, N failed" line (busted's summary is converted);
 # a suite that crashes or prints no such line counts as one failure.
@@ -81,6 +84,34 @@ bpfunit() {
 vm() { run_suite vm bash tests/vm/run.sh; }
 
 dryrun() { run_suite dryrun bash tests/dryrun/run.sh; }
+host() { run_suite host bash tests/host/run.sh; }
+
+# asan: the build/asan tree (make asan-build): every unit test, the transport test (root)
+# and --check of every shipped policy, each one check: exit 0 and no sanitizer report.
+asan_run() {
+	local A=$B/asan pass=0 fail=0 t p log
+	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allow_user_segv_handler=1
+	export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+	[ -x $A/gthulhu-lua ] || { echo "asan: $A not built (make asan-build)"; echo "0 passed, 1 failed"; return 1; }
+	log=$(mktemp)
+	one() { # name cmd...
+		local name=$1; shift
+		if "$@" >"$log" 2>&1 && ! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$log"; then
+			pass=$((pass + 1)); echo "ok   asan: $name"
+		else
+			fail=$((fail + 1)); echo "FAIL asan: $name"; grep -E -A20 'Sanitizer|runtime error:|FAIL' "$log" | head -n 40
+		fi
+	}
+	for t in $A/tests/test_*; do [ -x "$t" ] && one "$(basename "$t")" "$t"; done
+	if [ "$(id -u)" = 0 ]; then one transport $A/tests/transport; else echo "asan: transport skipped (needs root)"; fi
+	for p in policies/*.lua; do one "--check $p" $A/gthulhu-lua --check "$p"; done
+	one "cli cases" env BIN=$A/gthulhu-lua bash tests/cli/run.sh
+	rm -f "$log"
+	echo "$pass passed, $fail failed"
+	[ "$fail" -eq 0 ]
+}
+asan() { run_suite asan asan_run; }
+hygiene() { run_suite hygiene bash tests/bench/hygiene.sh; }
 
 fuzz() { run_suite fuzz-regress make --no-print-directory fuzz-regress; }
 
@@ -95,7 +126,10 @@ for s in "${suites[@]}"; do
 	fuzz) fuzz ;;
 	dryrun) dryrun ;;
 	install) run_suite install bash tests/install/run.sh ;;
-	all) unit; run_suite spec spec; transport; bpfunit; dryrun; fuzz; run_suite install bash tests/install/run.sh; vm ;;
+	host) host ;;
+	asan) asan ;;
+	hygiene) hygiene ;;
+	all) unit; run_suite spec spec; transport; bpfunit; dryrun; host; asan; hygiene; fuzz; run_suite install bash tests/install/run.sh; vm ;;
 	*) echo "run-tests: unknown suite $s" >&2; exit 2 ;;
 	esac
 done

@@ -521,6 +521,29 @@ static void test_reload(void)
 	const struct pol_stats *st = pol_stats(p);
 	CHECK(st->reloads == 1 && st->reload_errors == 3 && st->errors == 0 && st->fallbacks == 0);
 
+	/* a reload self-tests the new state before the swap, on scratch arrays: a policy
+	 * whose schedule() always raises is rejected, and the decisions of the last batch (the
+	 * backlog the loop may still be sending) stay as they were, either way */
+	fill(p, 8);
+	pol_schedule(p, 8);
+	struct dispatched_task_ctx keep[8];
+	memcpy(keep, pol_out(p), sizeof(keep));
+	setenv("GTHULHU_TEST_MODE", "raise", 1);
+	CHECK(pol_reload(p, TP "bad.lua", err, sizeof(err)) != G_OK, "a raising policy was swapped in");
+	CHECK_STR_CONTAINS(err, "self-test");
+	CHECK_STR_CONTAINS(err, "schedule failed on purpose");
+	CHECK(strcmp(pol_path(p), TP "echo.lua") == 0);
+	CHECK(memcmp(keep, pol_out(p), sizeof(keep)) == 0, "backlog untouched by a rejected reload");
+	setenv("GTHULHU_TEST_MODE", "cpu_nr", 1);
+	CHECK(pol_reload(p, TP "bad.lua", err, sizeof(err)) != G_OK, "invalid decisions swapped in");
+	CHECK_STR_CONTAINS(err, "first rejected: out[");
+	CHECK(st->reloads == 1 && st->reload_errors == 5 && st->bad_decisions == 0 && st->errors == 0,
+	      "self-test batches do not count: reloads %llu errors %llu bad %llu",
+	      (unsigned long long)st->reloads, (unsigned long long)st->errors,
+	      (unsigned long long)st->bad_decisions);
+	CHECK(pol_reload(p, NULL, err, sizeof(err)) == G_OK, "%s", err);
+	CHECK(memcmp(keep, pol_out(p), sizeof(keep)) == 0, "backlog untouched by a reload");
+
 	/* reload onto another file: it has no restore, and works */
 	setenv("GTHULHU_TEST_MODE", "good", 1);
 	CHECK(pol_reload(p, TP "bad.lua", err, sizeof(err)) == G_OK, "%s", err);

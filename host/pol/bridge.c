@@ -221,37 +221,44 @@ static const char LAYOUT_LUA[] =
 	"  end\n"
 	"end\n";
 
-/* Called with (P, g, ctx, tasks, out): sets up the library and the policy, then returns
- * the per-batch closure. The arrays are cast to FFI pointers here, once. */
+/* Called with (P, g, ctx, tasks, out, scratch tasks, scratch out): sets up the library and
+ * the policy, then returns the per-batch closures. The arrays are cast to FFI pointers
+ * here, once. */
 static const char BOOT_LUA[] =
-	"local P, g, ctx, tasks_p, out_p = ...\n"
+	"local P, g, ctx, tasks_p, out_p, stasks_p, sout_p = ...\n"
 	"local ffi = require 'ffi'\n"
 	"if ctx.idle ~= nil then ctx.idle = ffi.cast('const volatile uint64_t *', ctx.idle) end\n"
 	"g.setup(ctx)\n"
 	"if P.init ~= nil then P.init(ctx) end\n"
-	"local tasks = ffi.cast('const struct queued_task_ctx *', tasks_p)\n"
-	"local out = ffi.cast('struct dispatched_task_ctx *', out_p)\n"
 	/* A quiet machine sends long runs of 1-task batches, and LuaJIT builds its traces
 	 * around that: when load comes, schedule()'s loop then runs through side traces and
 	 * partly interpreted, up to ~8x slower and allocating per task (tests/bench,
 	 * gthulhu-b1). So when big batches follow a long quiet spell, drop the traces once and
 	 * let them be rebuilt for the new shape (a few ms; after 1000 small batches in a
 	 * row, at most once every 10 s).
-	 * Not a tail call either: that form fared worse still. */
-	"local small, flushed_at, jit_flush = 0, -1e300, jit.flush\n"
-	"return function(n)\n"
-	"  if n < 16 then\n"
-	"    small = small + 1\n"
-	"  else\n"
-	"    if small >= 1000 then\n"
-	"      local t = g.now()\n"
-	"      if t - flushed_at > 10e9 then flushed_at = t; jit_flush() end\n"
+	 * Not a tail call either: that form fared worse still.
+	 * Two closures: over the live arrays (the hot path) and over the scratch arrays
+	 * (self-tests), each with the arrays in upvalues, cast once. */
+	"local jit_flush = jit.flush\n"
+	"local function make(tasks_p, out_p)\n"
+	"  local tasks = ffi.cast('const struct queued_task_ctx *', tasks_p)\n"
+	"  local out = ffi.cast('struct dispatched_task_ctx *', out_p)\n"
+	"  local small, flushed_at = 0, -1e300\n"
+	"  return function(n)\n"
+	"    if n < 16 then\n"
+	"      small = small + 1\n"
+	"    else\n"
+	"      if small >= 1000 then\n"
+	"        local t = g.now()\n"
+	"        if t - flushed_at > 10e9 then flushed_at = t; jit_flush() end\n"
+	"      end\n"
+	"      small = 0\n"
 	"    end\n"
-	"    small = 0\n"
+	"    local m = P.schedule(tasks, n, out)\n"
+	"    return m\n"
 	"  end\n"
-	"  local m = P.schedule(tasks, n, out)\n"
-	"  return m\n"
-	"end\n";
+	"end\n"
+	"return make(tasks_p, out_p), make(stasks_p, sout_p)\n";
 
 /* Called with (P, g): returns the serialized P.save() or nil if there is no save. */
 static const char SAVE_LUA[] =
@@ -577,17 +584,20 @@ static int state_build(lua_State *L)
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->P_ref);          /* stack: boot P */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->g_ref);          /* stack: boot P g */
 	push_ctx(p, L);                                       /* stack: boot P g ctx */
-	lua_pushlightuserdata(L, (void *)p->tasks_ro);        /* stack: boot P g ctx tasks */
-	lua_pushlightuserdata(L, p->out);                     /* stack: boot P g ctx tasks out */
-	if (pol_pcall(p, s, 5, 1, "init()", buf, sizeof(buf))) {
+	lua_pushlightuserdata(L, (void *)p->live.tasks_ro);   /* stack: boot P g ctx tasks */
+	lua_pushlightuserdata(L, p->live.out);                /* stack: boot P g ctx tasks out */
+	lua_pushlightuserdata(L, (void *)p->scratch.tasks_ro);/* stack: ... out stasks */
+	lua_pushlightuserdata(L, p->scratch.out);             /* stack: ... out stasks sout */
+	if (pol_pcall(p, s, 7, 2, "init()", buf, sizeof(buf))) {
 		set_err(err, errlen, "%s", buf);
 		goto fail;                                    /* stack: (empty) */
 	}
-	if (!lua_isfunction(L, -1)) {                         /* stack: closure */
-		lua_pop(L, 1);
+	if (!lua_isfunction(L, -1) || !lua_isfunction(L, -2)) { /* stack: closure test */
+		lua_pop(L, 2);
 		set_err(err, errlen, "internal: bootstrap returned no closure");
 		goto fail;
 	}
+	s->test_ref = luaL_ref(L, LUA_REGISTRYINDEX);         /* stack: closure */
 	s->sched_ref = luaL_ref(L, LUA_REGISTRYINDEX);        /* stack: (empty) */
 	assert(lua_gettop(L) == 0);
 	a->rc = G_OK;
@@ -607,7 +617,7 @@ static int state_open(struct pol *p, struct pol_state *s, const char *path, char
 	lua_State *L;
 
 	memset(s, 0, sizeof(*s));
-	s->tb_ref = s->g_ref = s->P_ref = s->sched_ref = LUA_NOREF;
+	s->tb_ref = s->g_ref = s->P_ref = s->sched_ref = s->test_ref = LUA_NOREF;
 	s->heap = calloc(1, sizeof(*s->heap));
 	L = s->heap ? luaL_newstate() : NULL;
 	if (!L) {
@@ -682,7 +692,8 @@ int pol_open(struct pol **out, const char *path, const struct pol_env *env,
 		set_err(err, errlen, "%s: out of memory", path);
 		return G_ERR_NOMEM;
 	}
-	p->guard_slot[0] = p->guard_slot[1] = -1;
+	p->live.guard_slot[0] = p->live.guard_slot[1] = -1;
+	p->scratch.guard_slot[0] = p->scratch.guard_slot[1] = -1;
 	snprintf(p->path, sizeof(p->path), "%s", path);
 	p->env = *env;
 	if (env->lib_dir) {
@@ -694,7 +705,9 @@ int pol_open(struct pol **out, const char *path, const struct pol_env *env,
 	p->hard_ms = POL_HARD_MS_DEFAULT;
 	pick_lib_dir(p, path);
 
-	rc = pol_arrays_open(p, err, errlen);
+	rc = pol_arrays_open(p, &p->live, err, errlen);
+	if (rc == G_OK)
+		rc = pol_arrays_open(p, &p->scratch, err, errlen);
 	if (rc != G_OK) {
 		pol_close(p);
 		return rc;
@@ -740,7 +753,8 @@ void pol_close(struct pol *p)
 		pthread_cond_destroy(&p->wd_cond);
 		pthread_mutex_destroy(&p->wd_lock);
 	}
-	pol_arrays_close(p);
+	pol_arrays_close(&p->live);
+	pol_arrays_close(&p->scratch);
 	free(p->slots);
 	free(p->keys);
 	free(p->decided);
@@ -748,10 +762,11 @@ void pol_close(struct pol *p)
 	free(p);
 }
 
-struct queued_task_ctx *pol_tasks(struct pol *p) { return p->tasks; }
-struct dispatched_task_ctx *pol_out(struct pol *p) { return p->out; }
+struct queued_task_ctx *pol_tasks(struct pol *p) { return p->live.tasks; }
+struct dispatched_task_ctx *pol_out(struct pol *p) { return p->live.out; }
 const struct pol_stats *pol_stats(const struct pol *p) { return &p->stats; }
 const char *pol_path(const struct pol *p) { return p->path; }
+const char *pol_lib_dir(const struct pol *p) { return p->lib_dir; }
 const char *pol_last_error(const struct pol *p) { return p->last_error; }
 
 void pol_set_limits(struct pol *p, unsigned soft_ms, unsigned hard_ms)
@@ -766,33 +781,35 @@ int pol_lua_top(const struct pol *p)
 }
 
 
-int pol_schedule(struct pol *p, int n)
+/* One batch of n tasks in arrays a through closure `ref` of state s; counts into *st and,
+ * when `live`, logs errors and checks the heap (the running policy); a self-test keeps its
+ * messages in errbuf. Leaves one valid decision per task in a->out (none for tasks BPF
+ * placed itself) and returns their count. */
+static int schedule_on(struct pol *p, struct pol_state *s, int ref, struct pol_arrays *a, int n,
+			struct pol_stats *st, bool live, char *errbuf, size_t errlen)
 {
-	lua_State *L = p->st.L;
+	lua_State *L = s->L;
 	int m = 0;
 
-	if (n <= 0)
-		return 0;
-	if (n > p->env.batch_max)
-		n = p->env.batch_max;
-	p->stats.batches++;
-	p->stats.tasks += (uint64_t)n;
-	pol_batch_begin(p, n);   /* before the policy runs: what validation trusts */
+	st->batches++;
+	st->tasks += (uint64_t)n;
+	pol_batch_begin(p, a->tasks, n);   /* before the policy runs: what validation trusts */
 
-	if (p->st.heap->disabled)     /* over the Lua heap cap: C decisions only */
-		return pol_validate(p, n, 0);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, p->st.sched_ref);  /* stack: closure */
+	if (s->heap->disabled)     /* over the Lua heap cap: C decisions only */
+		return pol_validate(p, a->out, n, 0, st);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);              /* stack: closure */
 	lua_pushinteger(L, n);                               /* stack: closure n */
-	if (pol_pcall(p, &p->st, 1, 1, call_schedule, p->last_error, sizeof(p->last_error))) {
-		p->stats.errors++;                           /* stack: (empty) */
-		note_error(p, p->last_error);
+	if (pol_pcall(p, s, 1, 1, call_schedule, errbuf, errlen)) {
+		st->errors++;                                /* stack: (empty) */
+		if (live)
+			note_error(p, errbuf);
 	} else if (lua_type(L, -1) != LUA_TNUMBER) {          /* stack: m */
-		char msg[PATH_MAX + 128];
-		snprintf(msg, sizeof(msg), "%s: schedule() returned a %s, not the number of "
+		snprintf(errbuf, errlen, "%.3000s: schedule() returned a %s, not the number of "
 			 "decisions", p->path, luaL_typename(L, -1));
 		lua_pop(L, 1);                               /* stack: (empty) */
-		p->stats.errors++;
-		note_error(p, msg);
+		st->errors++;
+		if (live)
+			note_error(p, errbuf);
 	} else {
 		lua_Number d = lua_tonumber(L, -1);
 		lua_pop(L, 1);                               /* stack: (empty) */
@@ -800,7 +817,7 @@ int pol_schedule(struct pol *p, int n)
 			m = 0;
 		else if (d > n) {
 			double cap = d > p->env.batch_max ? p->env.batch_max : d;
-			p->stats.bad_decisions += (uint64_t)cap - (uint64_t)n;
+			st->bad_decisions += (uint64_t)cap - (uint64_t)n;
 			snprintf(p->last_bad, sizeof(p->last_bad), "schedule() returned %.0f for %d "
 				 "tasks: the decisions past %d were dropped", cap, n, n);
 			p->last_bad_gen = p->gen;  /* pol_validate() below keeps this one first */
@@ -809,8 +826,19 @@ int pol_schedule(struct pol *p, int n)
 			m = (int)d;
 	}
 	assert(lua_gettop(L) == 0);
-	heap_check(p);
-	return pol_validate(p, n, m);
+	if (live)
+		heap_check(p);
+	return pol_validate(p, a->out, n, m, st);
+}
+
+int pol_schedule(struct pol *p, int n)
+{
+	if (n <= 0)
+		return 0;
+	if (n > p->env.batch_max)
+		n = p->env.batch_max;
+	return schedule_on(p, &p->st, p->st.sched_ref, &p->live, n, &p->stats, true,
+			   p->last_error, sizeof(p->last_error));
 }
 
 /* Push a Lua list of the strategies (stack: ... list). */
@@ -910,6 +938,37 @@ int pol_set_strategies(struct pol *p, const struct strat_entry *e, int n)
 	return G_OK;
 }
 
+static int selftest_state(struct pol *p, struct pol_state *s, const char *path, char *err,
+			  size_t errlen);
+
+struct restore_args {
+	struct pol *p;
+	struct pol_state *s;
+	const char *saved;
+	size_t len;
+	char *err;
+	size_t errlen;
+	int rc;
+};
+
+/* Under lua_cpcall on the new state: P.restore(g.deserialize(saved)). */
+static int restore_cp(lua_State *L)
+{
+	struct restore_args *a = lua_touserdata(L, 1);
+
+	lua_pop(L, 1);                                        /* stack: (empty) */
+	a->rc = G_ERR;
+	if (push_chunk(L, RESTORE_LUA, sizeof(RESTORE_LUA) - 1, "=gthulhu/restore", a->err,
+		       a->errlen))
+		return 0;                                     /* stack: restore */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, a->s->P_ref);       /* stack: restore P */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, a->s->g_ref);       /* stack: restore P g */
+	lua_pushlstring(L, a->saved, a->len);                 /* stack: restore P g s */
+	if (pol_pcall(a->p, a->s, 3, 0, "restore()", a->err, a->errlen) == G_OK)
+		a->rc = G_OK;                                 /* stack: (empty) */
+	return 0;
+}
+
 int pol_reload(struct pol *p, const char *path, char *err, size_t errlen)
 {
 	struct pol_state ns;
@@ -923,6 +982,11 @@ int pol_reload(struct pol *p, const char *path, char *err, size_t errlen)
 	rc = state_open(p, &ns, newpath, err, errlen);
 	if (rc != G_OK)
 		goto fail;
+	/* A state that cannot schedule is never swapped in (scratch arrays: the live ones
+	 * may hold decisions the loop is still sending). Before restore(), so the synthetic
+	 * tasks are not what the new state remembers last. */
+	if (selftest_state(p, &ns, newpath, err, errlen) != G_OK)
+		goto fail_close;
 
 	/* old P.save() -> string -> new P.restore() */
 	lua_State *OL = p->st.L, *NL = ns.L;
@@ -935,20 +999,18 @@ int pol_reload(struct pol *p, const char *path, char *err, size_t errlen)
 		goto fail_close;                              /* old stack: (empty) */
 	}                                                     /* old stack: s|nil */
 	if (lua_type(OL, -1) == LUA_TSTRING) {
-		size_t len;
-		const char *s = lua_tolstring(OL, -1, &len);
-		if (push_chunk(NL, RESTORE_LUA, sizeof(RESTORE_LUA) - 1, "=gthulhu/restore",
-			       err, errlen)) {
-			lua_pop(OL, 1);
-			goto fail_close;
-		}                                             /* new stack: restore */
-		lua_rawgeti(NL, LUA_REGISTRYINDEX, ns.P_ref); /* new stack: restore P */
-		lua_rawgeti(NL, LUA_REGISTRYINDEX, ns.g_ref); /* new stack: restore P g */
-		lua_pushlstring(NL, s, len);                  /* new stack: restore P g s */
+		struct restore_args ra = { p, &ns, NULL, 0, buf, sizeof(buf), G_ERR };
+		ra.saved = lua_tolstring(OL, -1, &ra.len);
+		int cr = lua_cpcall(NL, restore_cp, &ra);     /* new stack: (empty) | err */
 		lua_pop(OL, 1);                               /* old stack: (empty) */
-		if (pol_pcall(p, &ns, 3, 0, "restore()", buf, sizeof(buf))) {
+		if (cr != 0) {
+			set_err(err, errlen, "%s: restore(): %s", newpath, lua_tostring(NL, -1));
+			lua_settop(NL, 0);
+			goto fail_close;
+		}
+		if (ra.rc != G_OK) {
 			set_err(err, errlen, "%s: restore() failed: %s", newpath, buf);
-			goto fail_close;                      /* new stack: (empty) */
+			goto fail_close;
 		}
 	} else {
 		lua_pop(OL, 1);                               /* old stack: (empty) */
@@ -975,17 +1037,22 @@ fail:
 	return rc != G_OK ? rc : G_ERR;
 }
 
-int pol_selftest(struct pol *p, char *err, size_t errlen)
+/* Two batches of synthetic tasks through state s on the scratch arrays: G_OK if every
+ * decision was valid and every task decided, else G_ERR naming what went wrong. Counts
+ * nothing in p->stats and leaves the live arrays alone. */
+static int selftest_state(struct pol *p, struct pol_state *s, const char *path, char *err,
+			  size_t errlen)
 {
 	static const char *const comms[] = { "bash", "kworker/0:1", "firefox", "Web Content",
 					     "gcc", "cc1", "stress-ng", "Xorg" };
 	int n = p->env.batch_max < 64 ? p->env.batch_max : 64;
-	struct pol_stats before = p->stats;
+	struct pol_stats st = { 0 };
+	char first_err[POL_ERR_MAX] = "", msg[POL_ERR_MAX];
 	uint64_t now = g_now_ns();
 
 	for (int round = 0; round < 2; round++) {
 		for (int i = 0; i < n; i++) {
-			struct queued_task_ctx *t = &p->tasks[i];
+			struct queued_task_ctx *t = &p->scratch.tasks[i];
 			static const uint64_t weights[] = { 1, 3, 15, 36, 100, 100, 100, 335,
 							    1024, 2501, 7000, 10000 };
 			memset(t, 0, sizeof(*t));
@@ -1002,26 +1069,28 @@ int pol_selftest(struct pol *p, char *err, size_t errlen)
 			t->enq_cnt = (uint64_t)(round * 1000 + i + 1);
 			snprintf(t->comm, sizeof(t->comm), "%s", comms[i % 8]);
 		}
-		if (pol_schedule(p, n) != n) {
-			set_err(err, errlen, "%s: self-test: schedule did not return %d decisions", p->path, n);
-			return G_ERR;
-		}
+		uint64_t errs = st.errors;
+		msg[0] = '\0';
+		schedule_on(p, s, s->test_ref, &p->scratch, n, &st, false, msg, sizeof(msg));
+		if (st.errors > errs && !first_err[0])
+			snprintf(first_err, sizeof(first_err), "%s", msg);
 	}
-	uint64_t errs = p->stats.errors - before.errors;
-	uint64_t bad = p->stats.bad_decisions - before.bad_decisions;
-	uint64_t fb = p->stats.fallbacks - before.fallbacks;
-	if (errs) {
-		set_err(err, errlen, "%s: self-test: schedule() raised %llu error(s): %s", p->path,
-			(unsigned long long)errs, p->last_error);
+	if (st.errors) {
+		set_err(err, errlen, "%s: self-test: schedule() raised %llu error(s): %s", path,
+			(unsigned long long)st.errors, first_err);
 		return G_ERR;
 	}
-	if (bad || fb) {
+	if (st.bad_decisions || st.fallbacks) {
 		set_err(err, errlen, "%s: self-test: over 2 batches of %d tasks the policy made %llu "
-			"invalid decision(s) and left %llu task(s) undecided%s%s", p->path, n,
-			(unsigned long long)bad, (unsigned long long)fb,
-			bad ? "; first rejected: " : "", bad ? p->last_bad : "");
+			"invalid decision(s) and left %llu task(s) undecided%s%s", path, n,
+			(unsigned long long)st.bad_decisions, (unsigned long long)st.fallbacks,
+			st.bad_decisions ? "; first rejected: " : "", st.bad_decisions ? p->last_bad : "");
 		return G_ERR;
 	}
 	return G_OK;
 }
 
+int pol_selftest(struct pol *p, char *err, size_t errlen)
+{
+	return selftest_state(p, &p->st, p->path, err, errlen);
+}

@@ -138,7 +138,7 @@ static char *reserve(size_t len)
 	return m == MAP_FAILED ? NULL : m;
 }
 
-int pol_arrays_open(struct pol *p, char *err, size_t errlen)
+int pol_arrays_open(struct pol *p, struct pol_arrays *a, char *err, size_t errlen)
 {
 	size_t pg = page_size();
 	size_t tb = sizeof(struct queued_task_ctx) * (size_t)p->env.batch_max;
@@ -147,73 +147,73 @@ int pol_arrays_open(struct pol *p, char *err, size_t errlen)
 	struct guard_region r;
 	int fd = -1;
 
-	p->guard_slot[0] = p->guard_slot[1] = -1;
-	p->tasks_bytes = tr;
-	p->out_bytes = orr;
+	a->guard_slot[0] = a->guard_slot[1] = -1;
+	a->tasks_bytes = tr;
+	a->out_bytes = orr;
 	install_handler();
 
 	/* tasks: memfd, RW view for the host, RO view (between guards) for Lua */
 	fd = memfd_create("gthulhu-tasks", MFD_CLOEXEC);
 	if (fd < 0 || ftruncate(fd, (off_t)tr))
 		goto fail;
-	p->tasks_rw_map = mmap(NULL, tr, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p->tasks_rw_map == MAP_FAILED) {
-		p->tasks_rw_map = NULL;
+	a->tasks_rw_map = mmap(NULL, tr, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (a->tasks_rw_map == MAP_FAILED) {
+		a->tasks_rw_map = NULL;
 		goto fail;
 	}
-	p->tasks_ro_map = reserve(tr);
-	if (!p->tasks_ro_map)
+	a->tasks_ro_map = reserve(tr);
+	if (!a->tasks_ro_map)
 		goto fail;
-	if (mmap(p->tasks_ro_map + pg, tr, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED)
+	if (mmap(a->tasks_ro_map + pg, tr, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED)
 		goto fail;
 	close(fd);
 	fd = -1;
-	p->tasks = (struct queued_task_ctx *)(p->tasks_rw_map + (tr - tb));
-	p->tasks_ro = (const struct queued_task_ctx *)(p->tasks_ro_map + pg + (tr - tb));
+	a->tasks = (struct queued_task_ctx *)(a->tasks_rw_map + (tr - tb));
+	a->tasks_ro = (const struct queued_task_ctx *)(a->tasks_ro_map + pg + (tr - tb));
 
 	/* out: RW between guards */
-	p->out_map = reserve(orr);
-	if (!p->out_map || mprotect(p->out_map + pg, orr, PROT_READ | PROT_WRITE))
+	a->out_map = reserve(orr);
+	if (!a->out_map || mprotect(a->out_map + pg, orr, PROT_READ | PROT_WRITE))
 		goto fail;
-	p->out = (struct dispatched_task_ctx *)(p->out_map + pg + (orr - ob));
+	a->out = (struct dispatched_task_ctx *)(a->out_map + pg + (orr - ob));
 
 	/* pre-fault both views: no page faults on the hot path */
-	memset(p->tasks_rw_map, 0, tr);
-	memset(p->out_map + pg, 0, orr);
+	memset(a->tasks_rw_map, 0, tr);
+	memset(a->out_map + pg, 0, orr);
 	for (size_t off = 0; off < tr; off += pg)
-		(void)*(volatile const char *)(p->tasks_ro_map + pg + off);
+		(void)*(volatile const char *)(a->tasks_ro_map + pg + off);
 
-	r = (struct guard_region){ p->tasks_ro_map, p->tasks_ro_map + tr + 2 * pg,
-				   (char *)p->tasks_ro, (char *)p->tasks_ro + tb, "tasks[]", true,
+	r = (struct guard_region){ a->tasks_ro_map, a->tasks_ro_map + tr + 2 * pg,
+				   (char *)a->tasks_ro, (char *)a->tasks_ro + tb, "tasks[]", true,
 				   p->path };
-	p->guard_slot[0] = region_add(&r);
-	r = (struct guard_region){ p->out_map, p->out_map + orr + 2 * pg, (char *)p->out,
-				   (char *)p->out + ob, "out[]", false, p->path };
-	p->guard_slot[1] = region_add(&r);
+	a->guard_slot[0] = region_add(&r);
+	r = (struct guard_region){ a->out_map, a->out_map + orr + 2 * pg, (char *)a->out,
+				   (char *)a->out + ob, "out[]", false, p->path };
+	a->guard_slot[1] = region_add(&r);
 	/* A full table only costs the message: the fault still ends the process. */
 	return G_OK;
 fail:
 	set_err(err, errlen, "%s: mapping the batch arrays: %s", p->path, strerror(errno));
 	if (fd >= 0)
 		close(fd);
-	pol_arrays_close(p);
+	pol_arrays_close(a);
 	return G_ERR_NOMEM;
 }
 
-void pol_arrays_close(struct pol *p)
+void pol_arrays_close(struct pol_arrays *a)
 {
 	size_t pg = page_size();
 
-	region_del(&p->guard_slot[0]);
-	region_del(&p->guard_slot[1]);
-	if (p->tasks_rw_map)
-		munmap(p->tasks_rw_map, p->tasks_bytes);
-	if (p->tasks_ro_map)
-		munmap(p->tasks_ro_map, p->tasks_bytes + 2 * pg);
-	if (p->out_map)
-		munmap(p->out_map, p->out_bytes + 2 * pg);
-	p->tasks_rw_map = p->tasks_ro_map = p->out_map = NULL;
-	p->tasks = NULL;
-	p->tasks_ro = NULL;
-	p->out = NULL;
+	region_del(&a->guard_slot[0]);
+	region_del(&a->guard_slot[1]);
+	if (a->tasks_rw_map)
+		munmap(a->tasks_rw_map, a->tasks_bytes);
+	if (a->tasks_ro_map)
+		munmap(a->tasks_ro_map, a->tasks_bytes + 2 * pg);
+	if (a->out_map)
+		munmap(a->out_map, a->out_bytes + 2 * pg);
+	a->tasks_rw_map = a->tasks_ro_map = a->out_map = NULL;
+	a->tasks = NULL;
+	a->tasks_ro = NULL;
+	a->out = NULL;
 }

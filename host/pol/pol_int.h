@@ -46,6 +46,19 @@ struct pol_state {
 	int g_ref;       /* the gthulhu.sched module table */
 	int P_ref;       /* the policy table */
 	int sched_ref;   /* closure: function(n) return P.schedule(tasks, n, out) end */
+	int test_ref;    /* the same over the scratch arrays (self-tests) */
+};
+
+/* One set of batch arrays (guard.c). tasks is the host's writable view, tasks_ro the same
+ * pages read-only (what Lua gets); out is shared. Each Lua-visible array sits between
+ * PROT_NONE guards. */
+struct pol_arrays {
+	struct queued_task_ctx *tasks;
+	const struct queued_task_ctx *tasks_ro;
+	struct dispatched_task_ctx *out;
+	char *tasks_rw_map, *tasks_ro_map, *out_map;
+	size_t tasks_bytes, out_bytes;   /* the array pages (guards not included) */
+	int guard_slot[2];
 };
 
 /* What validation trusts about task i: copied from tasks[i] before the policy runs. */
@@ -69,14 +82,10 @@ struct pol {
 	bool lib_dir_given;
 	struct pol_env env;
 
-	/* guard.c: tasks is the host's writable view, tasks_ro the same pages read-only (what
-	 * Lua gets); out is shared. Each Lua-visible array sits between PROT_NONE guards. */
-	struct queued_task_ctx *tasks;
-	const struct queued_task_ctx *tasks_ro;
-	struct dispatched_task_ctx *out;
-	char *tasks_rw_map, *tasks_ro_map, *out_map;
-	size_t tasks_bytes, out_bytes;   /* the array pages (guards not included) */
-	int guard_slot[2];
+	/* guard.c: two sets of batch arrays. live: what the loop receives into and sends
+	 * from; scratch: self-test batches (a reload's new state is tested there, so the live
+	 * decisions the loop may still be sending are never touched). */
+	struct pol_arrays live, scratch;
 
 	struct pol_state st;
 
@@ -116,17 +125,19 @@ struct pol {
 	bool call_hot;               /* the call under watch is schedule() (the hot path) */
 };
 
-/* guard.c: map / unmap the batch arrays (see guard.c). */
-int pol_arrays_open(struct pol *p, char *err, size_t errlen);
-void pol_arrays_close(struct pol *p);
+/* guard.c: map / unmap one set of batch arrays (see guard.c). */
+int pol_arrays_open(struct pol *p, struct pol_arrays *a, char *err, size_t errlen);
+void pol_arrays_close(struct pol_arrays *a);
 
 /* validate.c: before the policy runs, copy what validation trusts (pid, enq_cnt, vtime)
  * out of tasks[0..n) and index the pids, so nothing the policy does to the task array
  * changes which tasks it may decide. */
-void pol_batch_begin(struct pol *p, int n);
+void pol_batch_begin(struct pol *p, const struct queued_task_ctx *t, int n);
 /* validate.c: after it ran, check out[0..m) against that copy, compact the valid
  * decisions to the front, add the built-in C decision for every task left undecided: out[0..n) valid. */
-int pol_validate(struct pol *p, int n, int m);
+/* Returns the number of decisions to send (tasks flagged RL_ENQ_PLACED get none). */
+int pol_validate(struct pol *p, struct dispatched_task_ctx *out, int n, int m,
+		 struct pol_stats *st);
 
 /* watchdog.c */
 int pol_wd_start(struct pol *p);

@@ -24,9 +24,8 @@ static inline uint32_t pid_hash(int32_t pid)
 	return (uint32_t)pid * 0x9e3779b1u;
 }
 
-void pol_batch_begin(struct pol *p, int n)
+void pol_batch_begin(struct pol *p, const struct queued_task_ctx *t, int n)
 {
-	const struct queued_task_ctx *t = p->tasks;
 	struct pol_key *key = p->keys;
 	uint32_t gen, mask = p->slot_mask;
 
@@ -54,10 +53,10 @@ void pol_batch_begin(struct pol *p, int n)
 	}
 }
 
-int pol_validate(struct pol *p, int n, int m)
+int pol_validate(struct pol *p, struct dispatched_task_ctx *o, int n, int m,
+		 struct pol_stats *st)
 {
 	const struct pol_key *key = p->keys;
-	struct dispatched_task_ctx *o = p->out;
 	const int nr_cpus = p->env.nr_cpus;
 	const uint64_t slice_max = p->env.slice_ns_max;
 	const uint32_t gen = p->gen, mask = p->slot_mask;
@@ -97,14 +96,14 @@ int pol_validate(struct pol *p, int n, int m)
 		o[j].enq_cnt = key[idx].enq_cnt;
 		if (slice_max && o[j].slice_ns > slice_max) {
 			o[j].slice_ns = slice_max;
-			p->stats.slices_clamped++;
+			st->slices_clamped++;
 		}
 		if (k != j)
 			o[k] = o[j];
 		k++;
 		continue;
 bad:
-		p->stats.bad_decisions++;
+		st->bad_decisions++;
 		if (p->last_bad_gen != gen) {   /* the first rejection of a batch, for messages */
 			p->last_bad_gen = gen;
 			snprintf(p->last_bad, sizeof(p->last_bad), "out[%d] pid=%d cpu=%d: %s", j,
@@ -122,7 +121,7 @@ bad:
 		d->slice_ns = 0;
 		d->vtime = key[i].vtime ? key[i].vtime : 1;
 		d->enq_cnt = key[i].enq_cnt;
-		p->stats.fallbacks++;
+		st->fallbacks++;
 	}
 	assert(k <= n);
 	return k;

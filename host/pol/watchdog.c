@@ -129,7 +129,7 @@ static void *watchdog_main(void *arg)
 		}
 		if (ran >= (uint64_t)hard * 1000000ull) {
 			const char *what = __atomic_load_n(&p->call_what, __ATOMIC_RELAXED);
-			g_err("policy %s: %s has run for %u ms and does not stop (stuck in compiled "
+			g_err_now("policy %s: %s has run for %u ms and does not stop (stuck in compiled "
 			      "code, which cannot be interrupted); exiting so the kernel's scheduler "
 			      "takes over", p->path, what ? what : "a call",
 			      (unsigned)(ran / 1000000ull));

@@ -25,24 +25,24 @@ FUZZ_HINT := echo "fuzz: cannot build with $(FUZZ_CC) -fsanitize=fuzzer: install
 $(FZ):
 	$(Q)mkdir -p $@
 
-$(FZ)/fuzz_cfg: tests/fuzz/fuzz_cfg.c host/cfg.c $(FUZZ_HDRS) | $(FZ)
+$(FZ)/fuzz_cfg: tests/fuzz/fuzz_cfg.c host/cfg.c host/log.c $(FUZZ_HDRS) | $(FZ)
 	$(call msg,FUZZ,$@)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags yaml-0.1) tests/fuzz/fuzz_cfg.c \
-		host/cfg.c -o $@ $(shell pkg-config --libs yaml-0.1) || { $(FUZZ_HINT); }
+		host/cfg.c host/log.c -o $@ $(shell pkg-config --libs yaml-0.1) || { $(FUZZ_HINT); }
 
-$(FZ)/fuzz_cpulist: tests/fuzz/fuzz_cpulist.c host/topo.c $(FUZZ_HDRS) | $(FZ)
+$(FZ)/fuzz_cpulist: tests/fuzz/fuzz_cpulist.c host/topo.c host/log.c $(FUZZ_HDRS) | $(FZ)
 	$(call msg,FUZZ,$@)
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) tests/fuzz/fuzz_cpulist.c host/topo.c -o $@ || { $(FUZZ_HINT); }
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) tests/fuzz/fuzz_cpulist.c host/topo.c host/log.c -o $@ || { $(FUZZ_HINT); }
 
-$(FZ)/fuzz_strat: tests/fuzz/fuzz_strat.c host/strat.c $(FUZZ_HDRS) | $(FZ)
+$(FZ)/fuzz_strat: tests/fuzz/fuzz_strat.c host/strat.c host/log.c $(FUZZ_HDRS) | $(FZ)
 	$(call msg,FUZZ,$@)
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) tests/fuzz/fuzz_strat.c host/strat.c -o $@ || { $(FUZZ_HINT); }
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) tests/fuzz/fuzz_strat.c host/strat.c host/log.c -o $@ || { $(FUZZ_HINT); }
 
 # -rdynamic: garbage.lua reads the fuzzer's plan through ffi.C, which needs the symbol exported.
 $(FZ)/fuzz_pol: tests/fuzz/fuzz_pol.c $(POL_SRCS) $(FUZZ_HDRS) $(G)/cdef_lua.h | $(FZ)
 	$(call msg,FUZZ,$@)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags luajit) tests/fuzz/fuzz_pol.c \
-		$(POL_SRCS) -Ihost/pol -o $@ -rdynamic $(shell pkg-config --libs luajit) -lm -ldl -lpthread \
+		$(POL_SRCS) host/log.c -Ihost/pol -o $@ -rdynamic $(shell pkg-config --libs luajit) -lm -ldl -lpthread \
 		|| { $(FUZZ_HINT); }
 
 fuzz-build: $(addprefix $(FZ)/,$(FUZZ_TARGETS))
