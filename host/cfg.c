@@ -102,6 +102,12 @@ static const struct opt sopts[] = {
 	  "process id: matches the process and all its threads (pid or tgid); 0 = not set" },
 	{ "command_regex", OT_STR, S_OFF(command_regex), S_SZ(command_regex), 0, 0, OF_REGEX, "",
 	  "POSIX extended regex matched against the process name (/proc/PID/comm); \"\" = not set" },
+	{ "cgroup", OT_STR, S_OFF(cgroup), S_SZ(cgroup), 0, 0, 0, "",
+	  "cgroup path prefix (as in /proc/PID/cgroup, e.g. /system.slice/nginx.service); \"\" = not set" },
+	{ "pod_uid", OT_STR, S_OFF(pod_uid), S_SZ(pod_uid), 0, 0, 0, "",
+	  "Kubernetes pod UID, matched in kubepods cgroup paths (its pause process excluded); \"\" = not set" },
+	{ "container_id", OT_STR, S_OFF(container_id), S_SZ(container_id), 0, 0, 0, "",
+	  "container id or a prefix of >= 12 hex digits, matched in kubepods cgroup paths; \"\" = not set" },
 	{ "priority", OT_BOOL, S_OFF(priority), 0, 0, 1, 0, "false",
 	  "matching tasks run before all others (vtime 0)" },
 	{ "execution_time", OT_U64, S_OFF(execution_time), 0, 10000, 10000000000ull, OF_ZERO_OK, "0",
@@ -525,13 +531,15 @@ static int parse_strategy(struct pctx *x, int idx, int item_line)
 		 * "priority" would silently give a strategy other effects than intended. */
 		if (!o)
 			return fail(x, G_ERR_PARSE, line, "%s: unknown strategy key (expected pid, "
-				    "command_regex, priority or execution_time)", key);
+				    "command_regex, cgroup, pod_uid, container_id, priority or "
+				    "execution_time)", key);
 		if ((rc = parse_value(x, o, key, line, s)))
 			return rc;
 	}
-	if (s->pid <= 0 && !s->command_regex[0])
-		return fail(x, G_ERR_PARSE, item_line,
-			    "strategies[%d]: a strategy needs a pid or a command_regex", idx);
+	if (s->pid <= 0 && !s->command_regex[0] && !s->cgroup[0] && !s->pod_uid[0] &&
+	    !s->container_id[0])
+		return fail(x, G_ERR_PARSE, item_line, "strategies[%d]: a strategy needs a pid, "
+			    "a command_regex, a cgroup, a pod_uid or a container_id", idx);
 	return G_OK;
 }
 
@@ -877,7 +885,7 @@ void cfg_dump(const struct cfg *c, FILE *out)
 			/* pid 0 and "" mean "not set": leave them out (pid 0 is not valid input). */
 			if (sopts[i].off == S_OFF(pid) && st->pid <= 0)
 				continue;
-			if (sopts[i].off == S_OFF(command_regex) && !st->command_regex[0])
+			if (sopts[i].type == OT_STR && !((const char *)st + sopts[i].off)[0])
 				continue;
 			fprintf(out, "  %s %s: ", first ? "-" : " ", sopts[i].key);
 			put_value(out, &sopts[i], st);

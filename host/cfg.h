@@ -18,12 +18,17 @@
 #define CFG_STR_MAX      256
 #define CFG_MAX_STRATEGIES 256
 
-/* One scheduling strategy: which tasks (pid, or processes whose comm matches a POSIX
- * extended regex), and what they get. A strategy matches every thread of a process:
- * pid is compared with both the task's pid and its tgid. */
+/* One scheduling strategy: which tasks (pid, and/or selectors: processes whose comm
+ * matches a POSIX extended regex, whose cgroup path starts with `cgroup`, that belong to a
+ * Kubernetes pod or container), and what they get. A strategy matches every thread of a
+ * process: pid is compared with both the task's pid and its tgid. Every selector that is
+ * set must match. */
 struct cfg_strategy {
 	int32_t  pid;                      /* 0 = not set */
 	char     command_regex[CFG_STR_MAX]; /* "" = not set */
+	char     cgroup[CFG_STR_MAX];      /* cgroup path prefix (/proc/PID/cgroup); "" = not set */
+	char     pod_uid[40];              /* Kubernetes pod UID from a kubepods cgroup path; "" = not set */
+	char     container_id[72];         /* container id (prefix, >= 12 hex) from the cgroup path */
 	bool     priority;                 /* vtime 0: runs before everything else */
 	uint64_t execution_time;           /* time slice in ns; 0 = the policy's own */
 	int      line;                     /* line in the config file it came from, 0 = API */
