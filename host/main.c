@@ -21,6 +21,7 @@
 #include <bpf/libbpf.h>
 #include "common.h"
 #include "cfg.h"
+#include "api/api.h"
 #include "dryrun.h"
 #include "loop.h"
 #include "pol.h"
@@ -38,6 +39,8 @@ static struct topo topo;
 static struct strat strat;
 static struct sched sch;
 static struct dryrun dry;   /* --dry-run: synthetic tasks in place of the BPF side */
+static struct api *api;     /* HTTP API / decision-maker client, NULL when off */
+static struct cfg_strategy merged[CFG_MAX_STRATEGIES];  /* API + config rules */
 
 struct opts {
 	const char *cfg_file;
@@ -204,11 +207,60 @@ static void pol_env_fill(struct pol_env *env, volatile uint64_t *idle)
 static void push_strategies(struct pol *pol, bool force)
 {
 	if (strat_refresh(&strat) || force) {
+		api_publish_resolved(api, &strat);
 		if (pol_set_strategies(pol, strat.resolved, strat.nr_resolved))
 			g_warn("policy on_strategies() failed: %s", pol_last_error(pol));
 		else
 			g_info("strategies: %d resolved entries", strat.nr_resolved);
 	}
+}
+
+/* The rules changed (API, SIGHUP): merge API and config rules (api.h), hand them over. */
+static void apply_rules(struct pol *pol)
+{
+	char err[1024];
+	int n = api_merge_rules(api, cfg.strategies, cfg.nr_strategies, merged,
+				CFG_MAX_STRATEGIES, err, sizeof(err));
+
+	if (n < 0 || strat_set(&strat, merged, n, err, sizeof(err))) {
+		g_err("strategies not changed: %s", err);
+		return;
+	}
+	push_strategies(pol, true);
+}
+
+/* SIGHUP: read the config file again. Live keys and strategies are applied; keys that
+ * need a restart are named and keep their running value. */
+static void reload_config(struct pol *pol)
+{
+	static struct cfg next;
+	char err[4096], a[CFG_PATH_MAX], b[CFG_PATH_MAX], why[256];
+
+	if (!cfg.file[0])
+		return;
+	cfg_defaults(&next);
+	if (cfg_load_file(&next, cfg.file, stderr, err, sizeof(err))) {
+		g_err("config reload rejected, the running config stays: %s", err);
+		return;
+	}
+	for (int i = 0; i < cfg_nr_keys(); i++) {
+		cfg_get_text(&cfg, i, a, sizeof(a));
+		cfg_get_text(&next, i, b, sizeof(b));
+		if (!strcmp(a, b))
+			continue;
+		if (cfg_key_live(i))
+			cfg_set_text(&cfg, i, b, why, sizeof(why));
+		else
+			g_warn("%s: %s changed; it needs a restart (still %s)", cfg.file, cfg_key(i), a);
+	}
+	memcpy(cfg.strategies, next.strategies, sizeof(cfg.strategies));
+	cfg.nr_strategies = next.nr_strategies;
+	api_config_reloaded(api, &cfg);
+	if (dry.tasks)
+		dry.rate = cfg.dryrun_rate;
+	apply_rules(pol);
+	fprintf(stderr, "gthulhu-lua: config %s reloaded (%d strategies)\n", cfg.file,
+		cfg.nr_strategies);
 }
 
 static int run_check(const char *policy)
@@ -243,7 +295,8 @@ static time_t mtime_of(const char *path)
 	return stat(path, &st) ? 0 : st.st_mtime;
 }
 
-static void print_stats(const struct loop *lp, const struct pol *pol)
+/* The counters of the stats: line (without "stats: "): one format for --stats and API. */
+static void format_stats(const struct loop *lp, const struct pol *pol, char *out, size_t len)
 {
 	const struct pol_stats *ps = pol_stats(pol);
 	char line[1024];
@@ -252,13 +305,34 @@ static void print_stats(const struct loop *lp, const struct pol *pol)
 		dryrun_format_stats(&dry, line, sizeof(line));
 	else
 		sched_format_stats(&sch, line, sizeof(line));
-	printf("stats: %s nr_batches=%llu nr_tasks=%llu max_batch=%llu nr_policy_errors=%llu "
-	       "nr_policy_fallbacks=%llu nr_bad_decisions=%llu nr_reloads=%llu\n",
-	       line, (unsigned long long)lp->st.batches, (unsigned long long)lp->st.tasks,
-	       (unsigned long long)lp->st.max_batch, (unsigned long long)ps->errors,
-	       (unsigned long long)ps->fallbacks, (unsigned long long)ps->bad_decisions,
-	       (unsigned long long)ps->reloads);
+	snprintf(out, len, "%s nr_batches=%llu nr_tasks=%llu max_batch=%llu nr_policy_errors=%llu "
+		 "nr_policy_fallbacks=%llu nr_bad_decisions=%llu nr_reloads=%llu",
+		 line, (unsigned long long)lp->st.batches, (unsigned long long)lp->st.tasks,
+		 (unsigned long long)lp->st.max_batch, (unsigned long long)ps->errors,
+		 (unsigned long long)ps->fallbacks, (unsigned long long)ps->bad_decisions,
+		 (unsigned long long)ps->reloads);
+}
+
+static void print_stats(const struct loop *lp, const struct pol *pol)
+{
+	char line[2048];
+
+	format_stats(lp, pol, line, sizeof(line));
+	printf("stats: %s\n", line);
 	fflush(stdout);
+}
+
+struct api_fill_ctx {
+	const struct loop *lp;
+	const struct pol *pol;
+};
+
+static void api_fill(struct api_counters *out, void *ctx)
+{
+	const struct api_fill_ctx *f = ctx;
+
+	format_stats(f->lp, f->pol, out->stats_line, sizeof(out->stats_line));
+	out->loop = &f->lp->st;
 }
 
 /* One attach-run-detach cycle. Sets *restart when the kernel asks for a restart. */
@@ -270,6 +344,7 @@ static int run_once(const struct opts *o, const char *policy, bool *restart)
 	struct loop lp;
 	char err[2048];
 	uint64_t now, next_tick, next_stats;
+	struct api_fill_ctx fill;
 	time_t pol_mtime;
 	int rc = 0;
 
@@ -286,7 +361,7 @@ static int run_once(const struct opts *o, const char *policy, bool *restart)
 		rc = EXIT_POLICY;
 		goto cleanup;
 	}
-	push_strategies(pol, true);
+	apply_rules(pol);
 	if (o->dry_run) {
 		fprintf(stderr, "gthulhu-lua: dry run (no BPF side; policy %s, %d CPUs, %d synthetic "
 			"tasks, at most %u/s)\n", policy, topo.nr_cpus, dry.nr_tasks, cfg.dryrun_rate);
@@ -311,7 +386,10 @@ static int run_once(const struct opts *o, const char *policy, bool *restart)
 	xport_src(&sch.xp, &src);
 run:
 	loop_init(&lp, pol, &src, (int)cfg.batch_max, o->dry_run ? NULL : sched_heartbeat(&sch));
-	pol_mtime = mtime_of(policy);
+	pol_mtime = mtime_of(pol_path(pol));
+	fill.lp = &lp;
+	fill.pol = pol;
+	api_set_attached(api, true);
 	now = g_now_ns();
 	next_tick = now + 1000000000ull;
 	next_stats = now + (uint64_t)o->stats_sec * 1000000000ull;
@@ -326,8 +404,17 @@ run:
 		}
 		if (o->dry_run ? dryrun_done(&dry) : sched_exited(&sch))
 			break;
+		/* API: policy requests, rules, live keys; at this batch boundary only. */
+		unsigned ev = api_poll(api, pol, &cfg, api_fill, &fill);
+		if (ev & API_RULES_CHANGED)
+			apply_rules(pol);
+		if ((ev & API_CFG_CHANGED) && o->dry_run)
+			dry.rate = cfg.dryrun_rate;
+		if (ev & API_POLICY_SWITCHED)
+			pol_mtime = mtime_of(pol_path(pol));
 		if (reload_req) {
 			reload_req = 0;
+			reload_config(pol);
 			goto reload;
 		}
 		now = g_now_ns();
@@ -339,14 +426,14 @@ run:
 			continue;
 		next_tick = now + 1000000000ull;
 		push_strategies(pol, false);
-		if (mtime_of(policy) == pol_mtime)
+		if (mtime_of(pol_path(pol)) == pol_mtime)
 			continue;
 reload:
-		pol_mtime = mtime_of(policy);
+		pol_mtime = mtime_of(pol_path(pol));
 		if (pol_reload(pol, NULL, err, sizeof(err)))
 			g_err("policy reload rejected, the old policy keeps running: %s", err);
 		else
-			fprintf(stderr, "gthulhu-lua: policy %s reloaded\n", policy);
+			fprintf(stderr, "gthulhu-lua: policy %s reloaded\n", pol_path(pol));
 	}
 
 	if (o->stats_sec)
@@ -354,6 +441,7 @@ reload:
 	if (o->dry_run)
 		dryrun_print_summary(&dry, stdout);
 cleanup:
+	api_set_attached(api, false);
 	sched_destroy(&sch);     /* detach: the kernel fills the exit info now */
 	if (sch.skel && sched_exited(&sch)) {
 		sched_print_exit(&sch, stderr);
@@ -388,9 +476,6 @@ int main(int argc, char **argv)
 	}
 	if (g_verbose >= 1)
 		cfg_dump(&cfg, stderr);
-	if (cfg.api_enabled)
-		g_warn("%s: api.enabled: this version serves no HTTP API yet; the api.* keys are "
-		       "checked but nothing listens", cfg.file[0] ? cfg.file : "config");
 	policy = o.policy ? o.policy : cfg.policy;
 	if (!policy[0]) {
 		g_err("no policy given (argument or scheduler.policy); try --help");
@@ -425,6 +510,12 @@ int main(int argc, char **argv)
 		strat_free(&strat);
 		return rc;
 	}
+	if (api_start(&api, &cfg, strat.proc_root, err, sizeof(err))) {
+		fprintf(stderr, "gthulhu-lua: config error: %s\n", err);
+		strat_free(&strat);
+		dryrun_close(&dry);
+		return EXIT_CONFIG;
+	}
 	libbpf_set_print(libbpf_print);
 	install_signals();
 	do {
@@ -432,6 +523,7 @@ int main(int argc, char **argv)
 		if (restart)
 			fprintf(stderr, "gthulhu-lua: the kernel asked for a restart; restarting\n");
 	} while (restart && !stop_req);
+	api_stop(api);
 	strat_free(&strat);
 	dryrun_close(&dry);
 	return rc;
