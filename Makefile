@@ -34,7 +34,7 @@ Q := @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-PKGS    := libbpf luajit yaml-0.1 libmicrohttpd jansson libjwt
+PKGS    := libbpf luajit yaml-0.1 libmicrohttpd jansson libjwt libcurl libcrypto
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  ?= -O2 -g
@@ -57,7 +57,11 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(G) -Ibpf -Wno-missi
 POL_SRCS  := host/pol/bridge.c host/pol/guard.c host/pol/validate.c host/pol/watchdog.c
 LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/loop.c host/xport.c host/stats.c host/log.c) $(POL_SRCS)
 LIB_OBJS  := $(LIB_SRCS:host/%.c=$(B)/obj/%.o)
-BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o $(B)/obj/dryrun.o $(B)/obj/version.o $(B)/obj/paths.o $(B)/obj/watch.o
+# host/api/: the HTTP API and the decision-maker client (binary only).
+API_SRCS  := $(wildcard host/api/*.c)
+API_OBJS  := $(API_SRCS:host/api/%.c=$(B)/obj/api/%.o)
+BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o $(B)/obj/dryrun.o $(B)/obj/version.o $(B)/obj/paths.o \
+	     $(B)/obj/watch.o $(API_OBJS)
 GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
 
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
@@ -120,6 +124,10 @@ $(B)/obj/%.o: host/%.c $(wildcard host/*.h host/*/*.h) bpf/intf.h $(GEN_HDRS) $(
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
+$(B)/obj/api/%.o: host/api/%.c $(wildcard host/api/*.h) $(wildcard host/*.h) bpf/intf.h $(GEN_HDRS) | $(B)/obj/api
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
 $(B)/gthulhu-lua: $(BIN_OBJS) $(LIB_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
@@ -146,7 +154,7 @@ $(B)/tests/bpfunit: tests/bpfunit/bpfunit.c tests/bpfunit/bpfunit.h $(G)/bpfunit
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests -Itests/bpfunit $< $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS)
 
-$(G) $(B)/obj $(B)/tests:
+$(G) $(B)/obj $(B)/obj/api $(B)/tests:
 	$(Q)mkdir -p $@
 
 run: deps all

@@ -28,6 +28,7 @@ enum opt_type { OT_BOOL, OT_U32, OT_U64, OT_I32, OT_STR, OT_PATH };
 
 #define OF_ZERO_OK 0x1 /* 0 is accepted besides [min, max] */
 #define OF_REGEX   0x2 /* string must compile as a POSIX extended regex */
+#define OF_LIVE    0x4 /* may change while the scheduler runs (API, SIGHUP) */
 
 struct opt {
 	const char   *key;   /* dotted key; for strategies just the field name */
@@ -77,17 +78,35 @@ static const struct opt opts[] = {
 	{ "api.enabled", OT_BOOL, C_OFF(api_enabled), 0, 0, 1, 0, "false",
 	  "serve the HTTP API" },
 	{ "api.listen", OT_STR, C_OFF(api_listen), C_SZ(api_listen), 0, 0, 0, "127.0.0.1",
-	  "address the API binds to" },
+	  "IPv4 or IPv6 address the API binds to (loopback by default)" },
 	{ "api.port", OT_U32, C_OFF(api_port), 0, 1, 65535, 0, "8080",
 	  "TCP port the API listens on" },
 	{ "api.public_key", OT_PATH, C_OFF(api_public_key), C_SZ(api_public_key), 0, 0, 0, "",
-	  "PEM file with the key that verifies JWT tokens (\"\" = none)" },
+	  "RSA public key PEM (PKIX): verifies tokens (default: derived from private_key); client mode sends it for a token" },
 	{ "api.private_key", OT_PATH, C_OFF(api_private_key), C_SZ(api_private_key), 0, 0, 0, "",
-	  "PEM file with the key that signs JWT tokens (\"\" = none)" },
-	{ "api.token_ttl_s", OT_U32, C_OFF(api_token_ttl_s), 0, 1, 86400, 0, "3600",
+	  "RSA private key PEM that signs the tokens the API issues (needed when api.auth is on)" },
+	{ "api.token_ttl_s", OT_U32, C_OFF(api_token_ttl_s), 0, 1, 86400, OF_LIVE, "3600",
 	  "lifetime in seconds of the tokens the API issues" },
+	{ "api.auth", OT_BOOL, C_OFF(api_auth), 0, 0, 1, 0, "true",
+	  "/api/v1 routes (all but auth/token) need an RS256 Bearer token" },
+	{ "api.max_body_bytes", OT_U32, C_OFF(api_max_body_bytes), 0, 1024, 67108864, 0, "1048576",
+	  "largest request body accepted (larger: 413)" },
+	{ "api.max_connections", OT_U32, C_OFF(api_max_connections), 0, 1, 1024, 0, "64",
+	  "most concurrent API connections (one thread each)" },
+	{ "api.tls_cert", OT_PATH, C_OFF(api_tls_cert), C_SZ(api_tls_cert), 0, 0, 0, "",
+	  "PEM certificate: serve HTTPS (with api.tls_key); \"\" = plain HTTP" },
+	{ "api.tls_key", OT_PATH, C_OFF(api_tls_key), C_SZ(api_tls_key), 0, 0, 0, "",
+	  "PEM private key of api.tls_cert" },
+	{ "api.policy_dir", OT_PATH, C_OFF(api_policy_dir), C_SZ(api_policy_dir), 0, 0, 0, "",
+	  "PUT /api/v1/policy may switch only to .lua files inside this directory; \"\" = switching off" },
+	{ "api.allow_policy_upload", OT_BOOL, C_OFF(api_allow_policy_upload), 0, 0, 1, 0, "false",
+	  "PUT /api/v1/policy may upload policy source into api.policy_dir (policies run as root)" },
+	{ "api.url", OT_STR, C_OFF(api_url), C_SZ(api_url), 0, 0, 0, "",
+	  "client mode: base URL of a Gthulhu decision maker to fetch strategies from and report metrics to; \"\" = off" },
+	{ "api.interval", OT_U32, C_OFF(api_interval), 0, 1, 3600, OF_LIVE, "10",
+	  "client mode: seconds between strategy fetches / metric reports" },
 
-	{ "dryrun.rate", OT_U32, C_OFF(dryrun_rate), 0, 1, 10000000, 0, "20000",
+	{ "dryrun.rate", OT_U32, C_OFF(dryrun_rate), 0, 1, 10000000, OF_LIVE, "20000",
 	  "--dry-run: most synthetic task records handed to the policy per second" },
 	{ "dryrun.tasks", OT_U32, C_OFF(dryrun_tasks), 0, 1, MAX_BATCH, 0, "32",
 	  "--dry-run: number of synthetic threads, split over the classes of dryrun.mix" },
@@ -106,6 +125,12 @@ static const struct opt sopts[] = {
 	  "process id: matches the process and all its threads (pid or tgid); 0 = not set" },
 	{ "command_regex", OT_STR, S_OFF(command_regex), S_SZ(command_regex), 0, 0, OF_REGEX, "",
 	  "POSIX extended regex matched against the process name (/proc/PID/comm); \"\" = not set" },
+	{ "cgroup", OT_STR, S_OFF(cgroup), S_SZ(cgroup), 0, 0, 0, "",
+	  "cgroup path prefix (as in /proc/PID/cgroup, e.g. /system.slice/nginx.service); \"\" = not set" },
+	{ "pod_uid", OT_STR, S_OFF(pod_uid), S_SZ(pod_uid), 0, 0, 0, "",
+	  "Kubernetes pod UID, matched in kubepods cgroup paths (its pause process excluded); \"\" = not set" },
+	{ "container_id", OT_STR, S_OFF(container_id), S_SZ(container_id), 0, 0, 0, "",
+	  "container id or a prefix of >= 12 hex digits, matched in kubepods cgroup paths; \"\" = not set" },
 	{ "priority", OT_BOOL, S_OFF(priority), 0, 0, 1, 0, "false",
 	  "matching tasks run before all others (vtime 0)" },
 	{ "execution_time", OT_U64, S_OFF(execution_time), 0, 10000, 3750000000ull, OF_ZERO_OK, "0",
@@ -529,13 +554,15 @@ static int parse_strategy(struct pctx *x, int idx, int item_line)
 		 * "priority" would silently give a strategy other effects than intended. */
 		if (!o)
 			return fail(x, G_ERR_PARSE, line, "%s: unknown strategy key (expected pid, "
-				    "command_regex, priority or execution_time)", key);
+				    "command_regex, cgroup, pod_uid, container_id, priority or "
+				    "execution_time)", key);
 		if ((rc = parse_value(x, o, key, line, s)))
 			return rc;
 	}
-	if (s->pid <= 0 && !s->command_regex[0])
-		return fail(x, G_ERR_PARSE, item_line,
-			    "strategies[%d]: a strategy needs a pid or a command_regex", idx);
+	if (s->pid <= 0 && !s->command_regex[0] && !s->cgroup[0] && !s->pod_uid[0] &&
+	    !s->container_id[0])
+		return fail(x, G_ERR_PARSE, item_line, "strategies[%d]: a strategy needs a pid, "
+			    "a command_regex, a cgroup, a pod_uid or a container_id", idx);
 	return G_OK;
 }
 
@@ -814,6 +841,108 @@ int cfg_load_file(struct cfg *c, const char *path, FILE *warn, char *err, size_t
 }
 
 /* ------------------------------------------------------------------------------------ */
+/* The table, for the API */
+
+int cfg_nr_keys(void) { return NR_OPTS; }
+const char *cfg_key(int i) { return i >= 0 && i < NR_OPTS ? opts[i].key : NULL; }
+bool cfg_key_live(int i) { return i >= 0 && i < NR_OPTS && (opts[i].flags & OF_LIVE); }
+
+enum cfg_kind cfg_key_kind(int i)
+{
+	switch (opts[i].type) {
+	case OT_BOOL: return CFG_BOOL;
+	case OT_U32: case OT_U64: case OT_I32: return CFG_INT;
+	default: return CFG_STRING;
+	}
+}
+
+int cfg_find_key(const char *key)
+{
+	const struct opt *o = find_opt(opts, NR_OPTS, key);
+	return o ? (int)(o - opts) : -1;
+}
+
+static void value_text(const struct opt *o, const void *base, char *buf, size_t len)
+{
+	const char *p = (const char *)base + o->off;
+
+	switch (o->type) {
+	case OT_BOOL: snprintf(buf, len, "%s", *(const bool *)p ? "true" : "false"); break;
+	case OT_U32:  snprintf(buf, len, "%" PRIu32, *(const uint32_t *)p); break;
+	case OT_U64:  snprintf(buf, len, "%" PRIu64, *(const uint64_t *)p); break;
+	case OT_I32:  snprintf(buf, len, "%" PRId32, *(const int32_t *)p); break;
+	case OT_STR: case OT_PATH: snprintf(buf, len, "%s", p); break;
+	}
+}
+
+void cfg_get_text(const struct cfg *c, int i, char *buf, size_t len)
+{
+	value_text(&opts[i], c, buf, len);
+}
+
+static int set_checked(const struct opt *o, void *base, size_t size, const char *text,
+		       char *why, size_t whylen)
+{
+	char exp[128], w[512];
+	char *scratch = malloc(size);
+	int rc;
+
+	if (!scratch) {
+		snprintf(why, whylen, "out of memory");
+		return G_ERR_NOMEM;
+	}
+	memcpy(scratch, base, size);
+	rc = set_value(o, scratch, text, false, w, sizeof(w));
+	if (rc) {
+		expect_text(o, exp, sizeof(exp));
+		snprintf(why, whylen, "%s (%s)", w, exp);
+	} else {
+		memcpy(base, scratch, size);
+	}
+	free(scratch);
+	return rc;
+}
+
+int cfg_set_text(struct cfg *c, int i, const char *text, char *why, size_t whylen)
+{
+	if (i < 0 || i >= NR_OPTS) {
+		snprintf(why, whylen, "unknown key");
+		return G_ERR_PARSE;
+	}
+	struct cfg *t = malloc(sizeof(*t));
+	int rc;
+
+	if (!t) {
+		snprintf(why, whylen, "out of memory");
+		return G_ERR_NOMEM;
+	}
+	memcpy(t, c, sizeof(*t));
+	rc = set_checked(&opts[i], t, sizeof(*t), text, why, whylen);
+	if (!rc && t->slice_ns_min > t->slice_ns_default) {
+		snprintf(why, whylen, "scheduler.slice_ns_min (%" PRIu64 ") must be <= "
+			 "scheduler.slice_ns_default (%" PRIu64 ")", t->slice_ns_min,
+			 t->slice_ns_default);
+		rc = G_ERR_RANGE;
+	}
+	if (!rc)
+		memcpy(c, t, sizeof(*c));
+	free(t);
+	return rc;
+}
+
+int cfg_strategy_set_text(struct cfg_strategy *s, const char *field, const char *text,
+			  char *why, size_t whylen)
+{
+	const struct opt *o = find_opt(sopts, NR_SOPTS, field);
+
+	if (!o) {
+		snprintf(why, whylen, "unknown strategy field");
+		return G_ERR_PARSE;
+	}
+	return set_checked(o, s, sizeof(*s), text, why, whylen);
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* Help and dump */
 
 static void bounds_text(const struct opt *o, char *buf, size_t len)
@@ -838,8 +967,8 @@ static void help_line(FILE *out, const char *key, const struct opt *o)
 	char b[96];
 
 	bounds_text(o, b, sizeof(b));
-	fprintf(out, "  %-30s %-6s default %s%s%s  %s\n      %s\n", key, type_name(o->type),
-		q, o->def, q, b, o->desc);
+	fprintf(out, "  %-30s %-6s default %s%s%s  %s%s\n      %s\n", key, type_name(o->type),
+		q, o->def, q, b, (o->flags & OF_LIVE) ? "  (live)" : "", o->desc);
 }
 
 void cfg_print_help(FILE *out)
@@ -928,7 +1057,7 @@ void cfg_dump(const struct cfg *c, FILE *out)
 			/* pid 0 and "" mean "not set": leave them out (pid 0 is not valid input). */
 			if (sopts[i].off == S_OFF(pid) && st->pid <= 0)
 				continue;
-			if (sopts[i].off == S_OFF(command_regex) && !st->command_regex[0])
+			if (sopts[i].type == OT_STR && !((const char *)st + sopts[i].off)[0])
 				continue;
 			fprintf(out, "  %s %s: ", first ? "-" : " ", sopts[i].key);
 			put_value(out, &sopts[i], st);

@@ -18,12 +18,17 @@
 #define CFG_STR_MAX      256
 #define CFG_MAX_STRATEGIES 256
 
-/* One scheduling strategy: which tasks (pid, or processes whose comm matches a POSIX
- * extended regex), and what they get. A strategy matches every thread of a process:
- * pid is compared with both the task's pid and its tgid. */
+/* One scheduling strategy: which tasks (pid, and/or selectors: processes whose comm
+ * matches a POSIX extended regex, whose cgroup path starts with `cgroup`, that belong to a
+ * Kubernetes pod or container), and what they get. A strategy matches every thread of a
+ * process: pid is compared with both the task's pid and its tgid. Every selector that is
+ * set must match. */
 struct cfg_strategy {
 	int32_t  pid;                      /* 0 = not set */
 	char     command_regex[CFG_STR_MAX]; /* "" = not set */
+	char     cgroup[CFG_STR_MAX];      /* cgroup path prefix (/proc/PID/cgroup); "" = not set */
+	char     pod_uid[40];              /* Kubernetes pod UID from a kubepods cgroup path; "" = not set */
+	char     container_id[72];         /* container id (prefix, >= 12 hex) from the cgroup path */
 	bool     priority;                 /* vtime 0: runs before everything else */
 	uint64_t execution_time;           /* time slice in ns; 0 = the policy's own */
 	int      line;                     /* line in the config file it came from, 0 = API */
@@ -46,13 +51,22 @@ struct cfg {
 	uint32_t lua_heap_max_mb;          /* Lua heap cap of the policy (0 = none) */
 	char     topology_root[CFG_PATH_MAX]; /* normally /sys/devices/system/cpu */
 
-	/* api.* (served by the API module) */
+	/* api.* (host/api/: the HTTP API server and the decision-maker client) */
 	bool     api_enabled;
 	char     api_listen[CFG_STR_MAX];  /* address to bind, e.g. 127.0.0.1 */
 	uint32_t api_port;
-	char     api_public_key[CFG_PATH_MAX]; /* PEM file for JWT verification ("" = none) */
-	char     api_private_key[CFG_PATH_MAX];/* PEM file for issuing tokens ("" = none) */
+	char     api_public_key[CFG_PATH_MAX]; /* PEM: verifies tokens; client mode sends it */
+	char     api_private_key[CFG_PATH_MAX];/* PEM: signs the tokens the server issues */
 	uint32_t api_token_ttl_s;
+	bool     api_auth;                 /* /api/v1 routes need a Bearer token */
+	uint32_t api_max_body_bytes;
+	uint32_t api_max_connections;
+	char     api_tls_cert[CFG_PATH_MAX];   /* PEM: serve HTTPS ("" = plain HTTP) */
+	char     api_tls_key[CFG_PATH_MAX];
+	char     api_policy_dir[CFG_PATH_MAX]; /* PUT /api/v1/policy may switch to files in it */
+	bool     api_allow_policy_upload;
+	char     api_url[CFG_STR_MAX];     /* client mode: a Gthulhu decision maker ("" = off) */
+	uint32_t api_interval;             /* client mode: seconds between fetches */
 
 	/* dryrun.* (--dry-run: the synthetic task source, host/dryrun.c) */
 	uint32_t dryrun_rate;              /* most task records per second */
@@ -90,6 +104,25 @@ int cfg_load_file(struct cfg *c, const char *path, FILE *warn, char *err, size_t
 /* Same, from a buffer; `name` is used in messages in place of a file name. */
 int cfg_load_buffer(struct cfg *c, const char *name, const char *buf, size_t len,
 		    FILE *warn, char *err, size_t errlen);
+
+/* The option table, for the API's GET/PUT /api/v1/config and SIGHUP's comparison.
+ * Index i in [0, cfg_nr_keys()). A live key may change while the scheduler runs; the
+ * others need a restart. */
+enum cfg_kind { CFG_BOOL, CFG_INT, CFG_STRING };
+int cfg_nr_keys(void);
+const char *cfg_key(int i);
+enum cfg_kind cfg_key_kind(int i);
+bool cfg_key_live(int i);
+int cfg_find_key(const char *key);                 /* index, or -1 */
+/* The value as text (what a YAML file would hold, unquoted). */
+void cfg_get_text(const struct cfg *c, int i, char *buf, size_t len);
+/* Set from text with the table's checks; on error *c is untouched and why says what is
+ * wrong, "(expected ...)" included. */
+int cfg_set_text(struct cfg *c, int i, const char *text, char *why, size_t whylen);
+/* Same for one field of a strategy (pid, command_regex, cgroup, pod_uid, container_id,
+ * priority, execution_time). G_ERR_PARSE for an unknown field. */
+int cfg_strategy_set_text(struct cfg_strategy *s, const char *field, const char *text,
+			  char *why, size_t whylen);
 
 /* Print every option (dotted key, type, default, bounds, description) for --help. */
 void cfg_print_help(FILE *out);

@@ -39,6 +39,15 @@ static int flush(struct loop *l)
 	return l->backlog_n;
 }
 
+static inline int hist_bucket(uint64_t v, uint64_t base)
+{
+	int k = 0;
+
+	while (k < LOOP_HIST_BUCKETS - 1 && v >= base << k)
+		k++;
+	return k;
+}
+
 int loop_step(struct loop *l, int timeout_ms)
 {
 	struct queued_task_ctx *tasks = pol_tasks(l->pol);
@@ -73,7 +82,12 @@ int loop_step(struct loop *l, int timeout_ms)
 
 	if (l->src.holding)
 		l->src.holding(l->src.ctx, n);
+	uint64_t t0 = g_now_ns();
 	m = pol_schedule(l->pol, n);   /* always n valid decisions in pol_out() */
+	uint64_t dt = g_now_ns() - t0;
+	l->st.pol_ns += dt;
+	l->st.hist_batch[hist_bucket(dt, LOOP_HIST_BATCH_BASE_NS)]++;
+	l->st.hist_task[hist_bucket(dt / (uint64_t)n, LOOP_HIST_TASK_BASE_NS)] += (uint64_t)n;
 	l->st.batches++;
 	l->st.tasks += n;
 	if ((uint64_t)n > l->st.max_batch)

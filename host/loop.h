@@ -42,8 +42,19 @@ struct loop_src {
 	int (*poll_fd)(void *ctx);
 };
 
+/* Policy call time histograms (for /metrics): log2 buckets, bucket k counts calls that
+ * took < LOOP_HIST_BATCH_BASE_NS << k (per batch) or whose time per task was
+ * < LOOP_HIST_TASK_BASE_NS << k (per task, weighted by the batch's task count); the
+ * last bucket takes the rest. Two clock reads per batch (vDSO, no syscall). */
+#define LOOP_HIST_BUCKETS 16
+#define LOOP_HIST_BATCH_BASE_NS 256ull
+#define LOOP_HIST_TASK_BASE_NS 16ull
+
 struct loop_stats {
 	uint64_t turns;
+	uint64_t pol_ns;        /* total time in pol_schedule() */
+	uint64_t hist_batch[LOOP_HIST_BUCKETS];
+	uint64_t hist_task[LOOP_HIST_BUCKETS];
 	uint64_t batches;
 	uint64_t tasks;
 	uint64_t max_batch;

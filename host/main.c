@@ -24,6 +24,7 @@
 #include <bpf/libbpf.h>
 #include "common.h"
 #include "cfg.h"
+#include "api/api.h"
 #include "dryrun.h"
 #include "loop.h"
 #include "paths.h"
@@ -45,6 +46,8 @@ static struct topo topo;
 static struct strat strat;
 static struct sched sch;
 static struct dryrun dry;   /* --dry-run: synthetic tasks in place of the BPF side */
+static struct api *api;     /* HTTP API / decision-maker client, NULL when off */
+static struct cfg_strategy merged[CFG_MAX_STRATEGIES];  /* API + config rules */
 
 struct opts {
 	const char *cfg_file;
@@ -213,11 +216,60 @@ static void pol_env_fill(struct pol_env *env, volatile uint64_t *idle)
 static void push_strategies(struct pol *pol, bool force)
 {
 	if (strat_refresh(&strat) || force) {
+		api_publish_resolved(api, &strat);
 		if (pol_set_strategies(pol, strat.resolved, strat.nr_resolved))
 			g_warn("policy on_strategies() failed: %s", pol_last_error(pol));
 		else
 			g_info("strategies: %d resolved entries", strat.nr_resolved);
 	}
+}
+
+/* The rules changed (API, SIGHUP): merge API and config rules (api.h), hand them over. */
+static void apply_rules(struct pol *pol)
+{
+	char err[1024];
+	int n = api_merge_rules(api, cfg.strategies, cfg.nr_strategies, merged,
+				CFG_MAX_STRATEGIES, err, sizeof(err));
+
+	if (n < 0 || strat_set(&strat, merged, n, err, sizeof(err))) {
+		g_err("strategies not changed: %s", err);
+		return;
+	}
+	push_strategies(pol, true);
+}
+
+/* SIGHUP: read the config file again. Live keys and strategies are applied; keys that
+ * need a restart are named and keep their running value. */
+static void reload_config(struct pol *pol)
+{
+	static struct cfg next;
+	char err[4096], a[CFG_PATH_MAX], b[CFG_PATH_MAX], why[256];
+
+	if (!cfg.file[0])
+		return;
+	cfg_defaults(&next);
+	if (cfg_load_file(&next, cfg.file, stderr, err, sizeof(err))) {
+		g_err("config reload rejected, the running config stays: %s", err);
+		return;
+	}
+	for (int i = 0; i < cfg_nr_keys(); i++) {
+		cfg_get_text(&cfg, i, a, sizeof(a));
+		cfg_get_text(&next, i, b, sizeof(b));
+		if (!strcmp(a, b))
+			continue;
+		if (cfg_key_live(i))
+			cfg_set_text(&cfg, i, b, why, sizeof(why));
+		else
+			g_warn("%s: %s changed; it needs a restart (still %s)", cfg.file, cfg_key(i), a);
+	}
+	memcpy(cfg.strategies, next.strategies, sizeof(cfg.strategies));
+	cfg.nr_strategies = next.nr_strategies;
+	api_config_reloaded(api, &cfg);
+	if (dry.tasks)
+		dry.rate = cfg.dryrun_rate;
+	apply_rules(pol);
+	fprintf(stderr, "gthulhu-lua: config %s reloaded (%d strategies)\n", cfg.file,
+		cfg.nr_strategies);
 }
 
 static int run_check(const char *policy)
@@ -245,7 +297,8 @@ static int run_check(const char *policy)
 	return rc;
 }
 
-static void print_stats(const struct loop *lp, const struct pol *pol)
+/* The counters of the stats: line (without "stats: "): one format for --stats and API. */
+static void format_stats(const struct loop *lp, const struct pol *pol, char *out, size_t len)
 {
 	const struct pol_stats *ps = pol_stats(pol);
 	char line[1024];
@@ -254,15 +307,24 @@ static void print_stats(const struct loop *lp, const struct pol *pol)
 		dryrun_format_stats(&dry, line, sizeof(line));
 	else
 		sched_format_stats(&sch, line, sizeof(line));
+	snprintf(out, len, "%s nr_batches=%llu nr_tasks=%llu max_batch=%llu nr_policy_errors=%llu "
+		 "nr_policy_fallbacks=%llu nr_bad_decisions=%llu nr_slices_clamped=%llu nr_reloads=%llu "
+		 "nr_lua_heap_hits=%llu lua_heap_off=%llu nr_log_dropped=%llu",
+		 line, (unsigned long long)lp->st.batches, (unsigned long long)lp->st.tasks,
+		 (unsigned long long)lp->st.max_batch, (unsigned long long)ps->errors,
+		 (unsigned long long)ps->fallbacks, (unsigned long long)ps->bad_decisions,
+		 (unsigned long long)ps->slices_clamped, (unsigned long long)ps->reloads,
+		 (unsigned long long)ps->lua_heap_hits, (unsigned long long)ps->lua_heap_disabled,
+		 (unsigned long long)log_dropped());
+}
+
+static void print_stats(const struct loop *lp, const struct pol *pol)
+{
+	char line[2048];
+
+	format_stats(lp, pol, line, sizeof(line));
 	/* Through the log queue: a full or closed stdout never holds the scheduler up. */
-	g_printf("stats: %s nr_batches=%llu nr_tasks=%llu max_batch=%llu nr_policy_errors=%llu "
-	       "nr_policy_fallbacks=%llu nr_bad_decisions=%llu nr_slices_clamped=%llu nr_reloads=%llu "
-	       "nr_lua_heap_hits=%llu lua_heap_off=%llu nr_log_dropped=%llu\n",
-	       line, (unsigned long long)lp->st.batches, (unsigned long long)lp->st.tasks,
-	       (unsigned long long)lp->st.max_batch, (unsigned long long)ps->errors,
-	       (unsigned long long)ps->fallbacks, (unsigned long long)ps->bad_decisions,
-	       (unsigned long long)ps->slices_clamped, (unsigned long long)ps->reloads, (unsigned long long)ps->lua_heap_hits,
-	       (unsigned long long)ps->lua_heap_disabled, (unsigned long long)log_dropped());
+	g_printf("stats: %s\n", line);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -460,6 +522,8 @@ static int run_turn(const struct opts *o, struct loop *lp, struct pol *pol, cons
 {
 	int r;
 
+	policy = pol_path(pol);   /* the file now running (the API may have switched it) */
+
 	run.polled = false;
 	r = loop_step(lp, RUN_WAIT_MS);
 	if (r < 0 && r != -EINTR)
@@ -481,6 +545,7 @@ static int run_turn(const struct opts *o, struct loop *lp, struct pol *pol, cons
 		return 1;
 	if (reload_req) {
 		reload_req = false;
+		reload_config(pol);          /* SIGHUP: the config file too (strategies, live keys) */
 		*pol_mtime = mtime_of(policy);
 		reload_policy(pol, policy, "SIGHUP");
 	}
@@ -525,6 +590,19 @@ static void queue_output(int fd, void (*print)(FILE *, void *), void *arg)
 	free(buf);
 }
 
+struct api_fill_ctx {
+	const struct loop *lp;
+	const struct pol *pol;
+};
+
+static void api_fill(struct api_counters *out, void *ctx)
+{
+	const struct api_fill_ctx *f = ctx;
+
+	format_stats(f->lp, f->pol, out->stats_line, sizeof(out->stats_line));
+	out->loop = &f->lp->st;
+}
+
 /* One attach-run-detach cycle. Sets *restart when the kernel asks for a restart. */
 static int run_once(const struct opts *o, const char *policy, bool *restart)
 {
@@ -533,6 +611,7 @@ static int run_once(const struct opts *o, const char *policy, bool *restart)
 	struct loop_src src;
 	struct loop lp;
 	char err[2048];
+	struct api_fill_ctx fill;
 	time_t pol_mtime;
 	int rc = 0;
 
@@ -549,7 +628,7 @@ static int run_once(const struct opts *o, const char *policy, bool *restart)
 		rc = EXIT_POLICY;
 		goto cleanup;
 	}
-	push_strategies(pol, true);
+	apply_rules(pol);
 	if (o->dry_run) {
 		g_logf(2, "gthulhu-lua: dry run (no BPF side; policy %s, %d CPUs, %d synthetic "
 		       "tasks, at most %u/s)\n", policy, topo.nr_cpus, dry.nr_tasks, cfg.dryrun_rate);
@@ -577,7 +656,10 @@ run:
 	run_attach_src(&src);
 	run_watch(pol, policy);
 	loop_init(&lp, pol, &src, (int)cfg.batch_max, o->dry_run ? NULL : sched_heartbeat(&sch));
-	pol_mtime = mtime_of(policy);
+	pol_mtime = mtime_of(pol_path(pol));
+	fill.lp = &lp;
+	fill.pol = pol;
+	api_set_attached(api, true);
 	while (!stop_req) {
 		int r = run_turn(o, &lp, pol, policy, &pol_mtime);
 
@@ -588,6 +670,18 @@ run:
 		}
 		if (r > 0)
 			break;
+		/* API: policy requests, rules, live keys; at this batch boundary only. */
+		unsigned ev = api_poll(api, pol, &cfg, api_fill, &fill);
+		if (ev & API_RULES_CHANGED)
+			apply_rules(pol);
+		if ((ev & API_CFG_CHANGED) && o->dry_run)
+			dry.rate = cfg.dryrun_rate;
+		if (ev & API_POLICY_SWITCHED) {
+			/* Another file now: watch that one. */
+			pol_mtime = mtime_of(pol_path(pol));
+			run_unwatch();
+			run_watch(pol, pol_path(pol));
+		}
 	}
 	run_detach_src();
 	run_unwatch();
@@ -597,6 +691,7 @@ run:
 	if (o->dry_run)
 		queue_output(1, dryrun_print_summary_to, &dry);
 cleanup:
+	api_set_attached(api, false);
 	sched_destroy(&sch);     /* detach: the kernel fills the exit info now */
 	if (sch.skel && sched_exited(&sch)) {
 		queue_output(2, sched_print_exit_to, &sch);
@@ -631,9 +726,6 @@ int main(int argc, char **argv)
 	}
 	if (g_verbose >= 1)
 		cfg_dump(&cfg, stderr);
-	if (cfg.api_enabled)
-		g_warn("%s: api.enabled: this version serves no HTTP API yet; the api.* keys are "
-		       "checked but nothing listens", cfg.file[0] ? cfg.file : "config");
 	policy = o.policy ? o.policy : cfg.policy;
 	if (!policy[0]) {
 		g_err("no policy given (argument or scheduler.policy); try --help");
@@ -677,6 +769,12 @@ int main(int argc, char **argv)
 		strat_free(&strat);
 		return rc;
 	}
+	if (api_start(&api, &cfg, strat.proc_root, err, sizeof(err))) {
+		fprintf(stderr, "gthulhu-lua: config error: %s\n", err);
+		strat_free(&strat);
+		dryrun_close(&dry);
+		return EXIT_CONFIG;
+	}
 	libbpf_set_print(libbpf_print);
 	/* Before any thread exists: the signal mask is inherited. */
 	if (run_open(err, sizeof(err)) || log_start(err, sizeof(err))) {
@@ -691,6 +789,7 @@ int main(int argc, char **argv)
 		if (restart)
 			g_logf(2, "gthulhu-lua: the kernel asked for a restart; restarting\n");
 	} while (restart && !stop_req);
+	api_stop(api);
 	log_stop(1000);
 	run_close();
 	strat_free(&strat);

@@ -30,7 +30,9 @@ static const char *const all_keys[] = {
 	"scheduler.builtin_idle", "scheduler.early_processing", "scheduler.partial", "scheduler.debug",
 	"scheduler.batch_max", "scheduler.stall_timeout_ms", "scheduler.watchdog_timeout_ms",
 	"scheduler.lua_heap_max_mb", "scheduler.topology_root", "api.enabled", "api.listen", "api.port", "api.public_key",
-	"api.private_key", "api.token_ttl_s",
+	"api.private_key", "api.token_ttl_s", "api.auth", "api.max_body_bytes",
+	"api.max_connections", "api.tls_cert", "api.tls_key", "api.policy_dir",
+	"api.allow_policy_upload", "api.url", "api.interval",
 	"dryrun.rate", "dryrun.tasks", "dryrun.mix", "dryrun.duration_s", "dryrun.pid_base",
 };
 #define NR_KEYS ((int)(sizeof(all_keys) / sizeof(all_keys[0])))
@@ -60,6 +62,15 @@ static bool get(const struct cfg *c, const char *key, char *out, size_t len)
 	S("api.public_key", c->api_public_key)
 	S("api.private_key", c->api_private_key)
 	U("api.token_ttl_s", c->api_token_ttl_s)
+	B("api.auth", c->api_auth)
+	U("api.max_body_bytes", c->api_max_body_bytes)
+	U("api.max_connections", c->api_max_connections)
+	S("api.tls_cert", c->api_tls_cert)
+	S("api.tls_key", c->api_tls_key)
+	S("api.policy_dir", c->api_policy_dir)
+	B("api.allow_policy_upload", c->api_allow_policy_upload)
+	S("api.url", c->api_url)
+	U("api.interval", c->api_interval)
 	U("dryrun.rate", c->dryrun_rate)
 	U("dryrun.tasks", c->dryrun_tasks)
 	S("dryrun.mix", c->dryrun_mix)
@@ -73,6 +84,9 @@ static bool get(const struct cfg *c, const char *key, char *out, size_t len)
 		const struct cfg_strategy *s = &c->strategies[i];
 		if (!strcmp(field, "pid")) { snprintf(out, len, "%d", s->pid); return true; }
 		if (!strcmp(field, "command_regex")) { snprintf(out, len, "%s", s->command_regex); return true; }
+		if (!strcmp(field, "cgroup")) { snprintf(out, len, "%s", s->cgroup); return true; }
+		if (!strcmp(field, "pod_uid")) { snprintf(out, len, "%s", s->pod_uid); return true; }
+		if (!strcmp(field, "container_id")) { snprintf(out, len, "%s", s->container_id); return true; }
 		if (!strcmp(field, "priority")) { snprintf(out, len, "%s", s->priority ? "true" : "false"); return true; }
 		if (!strcmp(field, "execution_time")) { snprintf(out, len, "%" PRIu64, s->execution_time); return true; }
 		if (!strcmp(field, "line")) { snprintf(out, len, "%d", s->line); return true; }

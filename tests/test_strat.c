@@ -237,7 +237,7 @@ static void test_errors(void)
 	rules[1] = R(0, NULL, true, 0, 9);
 	rc = strat_init(&S, rules, 2, proc, err, sizeof(err));
 	CHECK(rc == G_ERR_PARSE, "rc %d", rc);
-	CHECK(!strcmp(err, "strategy 2 (config line 9): needs a pid or a command_regex"), "%s", err);
+	CHECK(!strcmp(err, "strategy 2 (config line 9): needs a pid, a command_regex, a cgroup, a pod_uid or a container_id"), "%s", err);
 	strat_free(&S);
 
 	rc = strat_init(&S, rules, CFG_MAX_STRATEGIES + 1, proc, err, sizeof(err));
@@ -298,6 +298,94 @@ static void test_real_proc(void)
 	strat_free(&S);
 }
 
+static void cg_write(int pid, const char *text)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%d/cgroup", proc, pid);
+	FILE *f = fopen(path, "w");
+	CHECK(f != NULL, "%s: %s", path, strerror(errno));
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+/* cgroup path prefix, pod UID (systemd and cgroupfs layouts), container id; the pod's
+ * pause process is never matched; selectors combine (all must match). */
+static void test_cgroup_selectors(void)
+{
+	char err[512], uid[40], cid[72];
+	struct cfg_strategy rules[5];
+	const char *sysd = "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-"
+		"pod20da609e_6973_4463_a1f9_2db9bcc5becc.slice/cri-containerd-"
+		"10ec3c89629f71226b227e6510b2d465168b24005bbdcc5d7940517080830635.scope\n";
+
+	CHECK(strat_parse_kubepods(sysd + 3, uid, sizeof(uid), cid, sizeof(cid)), "systemd layout");
+	CHECK(!strcmp(uid, "20da609e-6973-4463-a1f9-2db9bcc5becc"), "%s", uid);
+	CHECK(!strcmp(cid, "10ec3c89629f71226b227e6510b2d465168b24005bbdcc5d7940517080830635"), "%s", cid);
+	CHECK(strat_parse_kubepods("/kubepods/burstable/pod31E4E721-a5a0-421a-ae1d-b7971ae30d6e/"
+				   "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+				   uid, sizeof(uid), cid, sizeof(cid)), "cgroupfs layout");
+	CHECK(!strcmp(uid, "31e4e721-a5a0-421a-ae1d-b7971ae30d6e"), "%s", uid);
+	CHECK(!strcmp(cid, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"), "%s", cid);
+	CHECK(!strat_parse_kubepods("/system.slice/pod20da609e_6973_4463_a1f9_2db9bcc5becc", uid,
+				    sizeof(uid), cid, sizeof(cid)), "no kubepods: no pod");
+
+	proc_add(700, "nginx");
+	cg_write(700, "0::/system.slice/nginx.service\n");
+	proc_add(701, "nginx");
+	cg_write(701, "0::/system.slice/nginx.service.d\n");    /* not below the prefix */
+	proc_add(702, "app");
+	cg_write(702, sysd);
+	proc_add(703, "pause");
+	cg_write(703, sysd);
+	proc_add(704, "sidecar");
+	cg_write(704, "12:cpu:/kubepods/burstable/pod31e4e721-a5a0-421a-ae1d-b7971ae30d6e/"
+		 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n");
+
+	rules[0] = R(0, NULL, true, 0, 0);
+	strcpy(rules[0].cgroup, "/system.slice/nginx.service");
+	rules[1] = R(0, NULL, false, 2000000, 0);
+	strcpy(rules[1].pod_uid, "20DA609E-6973-4463-A1F9-2DB9BCC5BECC");
+	rules[2] = R(0, NULL, false, 3000000, 0);
+	strcpy(rules[2].container_id, "0123456789ab");
+	rules[3] = R(0, "^side", false, 4000000, 0);             /* never reached for 704 */
+	strcpy(rules[3].pod_uid, "31e4e721-a5a0-421a-ae1d-b7971ae30d6e");
+	CHECK(strat_init(&S, rules, 4, proc, err, sizeof(err)) == G_OK, "%s", err);
+	strat_refresh(&S);
+	CHECK_RESOLVED(&S, "700:1/0,702:0/2000000,704:0/3000000");
+	CHECK(S.resolved[1].rule == 1 && S.resolved[2].rule == 2, "rule index kept");
+
+	/* both selectors must match: pod + regex */
+	rules[0] = R(0, "^app$", true, 0, 0);
+	strcpy(rules[0].pod_uid, "20da609e_6973_4463_a1f9_2db9bcc5becc");
+	CHECK(strat_set(&S, rules, 1, err, sizeof(err)) == G_OK, "%s", err);
+	strat_refresh(&S);
+	CHECK_RESOLVED(&S, "702:1/0");
+
+	/* bad selectors are refused, naming the rule and the field */
+	rules[0] = R(0, NULL, true, 0, 0);
+	strcpy(rules[0].pod_uid, "not-a-uid");
+	CHECK(strat_set(&S, rules, 1, err, sizeof(err)) == G_ERR_PARSE, "bad pod_uid");
+	CHECK(strstr(err, "pod_uid 'not-a-uid'") != NULL, "%s", err);
+	rules[0] = R(0, NULL, true, 0, 0);
+	strcpy(rules[0].container_id, "abc");
+	CHECK(strat_set(&S, rules, 1, err, sizeof(err)) == G_ERR_PARSE, "bad container_id");
+	CHECK(strstr(err, "container_id 'abc'") != NULL, "%s", err);
+	rules[0] = R(0, NULL, true, 0, 0);
+	strcpy(rules[0].cgroup, "system.slice");
+	CHECK(strat_set(&S, rules, 1, err, sizeof(err)) == G_ERR_PARSE, "relative cgroup");
+	CHECK(strstr(err, "cgroup 'system.slice' must be an absolute") != NULL, "%s", err);
+	CHECK_RESOLVED(&S, "702:1/0");                         /* old rules kept */
+	strat_free(&S);
+	for (int p = 700; p <= 704; p++) {
+		char path[512];
+		snprintf(path, sizeof(path), "%s/%d/cgroup", proc, p);
+		unlink(path);
+		proc_del(p);
+	}
+}
+
 int main(void)
 {
 	setup_proc();
@@ -307,6 +395,7 @@ int main(void)
 	test_errors();
 	test_many();
 	test_real_proc();
+	test_cgroup_selectors();
 	char cmd[512];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", proc);
 	CHECK(system(cmd) == 0, "%s", cmd);

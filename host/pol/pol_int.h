@@ -116,6 +116,7 @@ struct pol {
 	uint64_t wd_seen_start;      /* watchdog: the call it is timing (its call_start) */
 	uint64_t wd_seen_wall;       /* ... when it first saw it, wall and the thread's CPU */
 	uint64_t wd_seen_cpu;
+	uint64_t wd_last_cpu;        /* ... and its CPU clock at its previous tick */
 	uint64_t wd_fired_start;     /* the call the watchdog judged over the soft limit */
 	const char *call_what;
 	int hooked;

@@ -14,8 +14,8 @@
  * Limits are CPU time of the thread running the call, not wall time: a host starved of CPU
  * (real-time tasks above SCHED_EXT, a stressed or emulated machine) is not the policy's
  * fault, and stopping its call would only turn good decisions into fallbacks. The call
- * costs nothing extra: the watchdog samples the thread's CPU clock when it first sees a
- * call (counting the time before that as if the call ran all along) and at each tick.
+ * costs nothing extra: the watchdog samples the thread's CPU clock at each of its ticks and
+ * times a call from the last sample before it saw it (at most one tick too much).
  */
 #include <errno.h>
 #include <signal.h>
@@ -109,16 +109,20 @@ static void *watchdog_main(void *arg)
 			break;
 
 		uint64_t start = __atomic_load_n(&p->call_start, __ATOMIC_ACQUIRE);
+		uint64_t now = g_now_ns();
+		uint64_t cpu = p->call_cpuclock ? thread_cpu_ns(p->call_cpuclock) : 0;
+		uint64_t prev_cpu = p->wd_last_cpu;
+		p->wd_last_cpu = cpu;
 		if (start == 0)
 			continue;
-		uint64_t now = g_now_ns(), cpu = thread_cpu_ns(p->call_cpuclock);
-		if (start != p->wd_seen_start) {   /* a new call: start timing it */
+		if (start != p->wd_seen_start) {   /* a new call: time it from our last sample */
 			p->wd_seen_start = start;
 			p->wd_seen_wall = now;
-			p->wd_seen_cpu = cpu;
+			p->wd_seen_cpu = prev_cpu && prev_cpu <= cpu ? prev_cpu : cpu;
 		}
-		/* CPU time the call used: before we first saw it, at most the wall time. */
-		uint64_t ran = (p->wd_seen_wall - start) + (cpu - p->wd_seen_cpu);
+		/* CPU time since the sample before we saw the call: at most one tick more than
+		 * the call used (a late watchdog thread on a loaded machine adds nothing). */
+		uint64_t ran = cpu - p->wd_seen_cpu;
 		if (cpu == 0 || cpu < p->wd_seen_cpu)   /* no CPU clock: wall time */
 			ran = now - start;
 		/* Loading, init, save/restore run once, off the hot path, maybe on a slow
