@@ -38,6 +38,8 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(G) -Ibpf -Wno-missi
 
 # Host modules shared by the binary and the C tests; main.c and sched_bpf.c are the binary's.
 LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/pol.c host/loop.c host/xport.c host/stats.c)
+# The simulator and record/replay (host/sim/, host/rec/).
+LIB_SRCS  += $(wildcard host/sim/*.c host/rec/*.c)
 LIB_OBJS  := $(LIB_SRCS:host/%.c=$(B)/obj/%.o)
 BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o
 GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
@@ -86,6 +88,14 @@ $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua: bpf/intf.h scripts/gen-cdef.sh | $(G)
 $(B)/obj/%.o: host/%.c $(wildcard host/*.h) bpf/intf.h $(GEN_HDRS) | $(B)/obj
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+SIM_HDRS := $(wildcard host/*.h host/sim/*.h host/rec/*.h) bpf/intf.h $(GEN_HDRS)
+$(B)/obj/sim/%.o: host/sim/%.c $(SIM_HDRS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) -c $< -o $@
+$(B)/obj/rec/%.o: host/rec/%.c $(SIM_HDRS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) -c $< -o $@
 
 $(B)/gthulhu-lua: $(BIN_OBJS) $(LIB_OBJS)
 	$(call msg,LINK,$@)

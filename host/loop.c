@@ -74,6 +74,8 @@ int loop_step(struct loop *l, int timeout_ms)
 	if (l->src.holding)
 		l->src.holding(l->src.ctx, n);
 	m = pol_schedule(l->pol, n);   /* always n valid decisions in pol_out() */
+	if (l->rec.batch)
+		l->rec.batch(l->rec.ctx, tasks, pol_out(l->pol), m);
 	l->st.batches++;
 	l->st.tasks += n;
 	if ((uint64_t)n > l->st.max_batch)

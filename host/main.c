@@ -26,6 +26,8 @@
 #include "sched_bpf.h"
 #include "strat.h"
 #include "topo.h"
+#include "sim/sim.h"
+#include "rec/rec.h"
 
 int g_verbose;
 
@@ -355,6 +357,11 @@ int main(int argc, char **argv)
 	int rc;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* The simulator and replay (host/sim, host/rec): no BPF, no root, their own options. */
+	if (argc > 1 && !strcmp(argv[1], "simulate"))
+		return sim_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "replay"))
+		return rec_replay_main(argc - 1, argv + 1);
 	rc = parse_args(argc, argv, &o);
 	if (rc)
 		return rc;

@@ -33,6 +33,9 @@ struct pol_env {
 	const struct topo *topo;          /* NULL: every CPU its own L2/L3 */
 	const volatile uint64_t *idle;    /* idle-CPU bitmap, MAX_CPUS/64 words; NULL: none */
 	const char *lib_dir;              /* directory holding gthulhu/sched.lua (policies/lib) */
+	/* Virtual clock for g.now() (ns), read through this pointer at every call: the
+	 * simulator and replay pass their own time. NULL: CLOCK_MONOTONIC. */
+	const volatile uint64_t *clock;
 };
 
 struct pol_stats {
