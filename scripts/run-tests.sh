@@ -2,7 +2,7 @@
 # run-tests.sh SUITE...: run test suites and sum their results into one closing line.
 # Suites: unit (build/tests/test_*), spec (busted under LuaJIT), transport (real BPF
 # ringbufs on this kernel; needs root), fuzz (fuzz targets replay their corpus),
-# vm (real sched_ext kernel in QEMU), all.
+# sim (the simulator, record and replay: tests/sim), vm (real sched_ext kernel in QEMU), all.
 # Every suite ends with an "N passed, N failed" line (busted's summary is converted);
 # a suite that crashes or prints no such line counts as one failure.
 set -uo pipefail
@@ -72,6 +72,8 @@ vm() { run_suite vm bash tests/vm/run.sh; }
 
 fuzz() { run_suite fuzz-regress make --no-print-directory fuzz-regress; }
 
+sim() { run_suite sim bash tests/sim/run.sh; }
+
 suites=("$@"); [ ${#suites[@]} -gt 0 ] || suites=(all)
 for s in "${suites[@]}"; do
 	case $s in
@@ -80,7 +82,8 @@ for s in "${suites[@]}"; do
 	transport) transport ;;
 	vm) vm ;;
 	fuzz) fuzz ;;
-	all) unit; run_suite spec spec; transport; fuzz; vm ;;
+	sim) sim ;;
+	all) unit; run_suite spec spec; transport; sim; fuzz; vm ;;
 	*) echo "run-tests: unknown suite $s" >&2; exit 2 ;;
 	esac
 done

@@ -63,7 +63,7 @@ struct task {
 	char comm[16];
 	uint8_t state;
 	uint8_t kthread;
-	bool fresh, decided, pending, waking, ran;
+	bool fresh, decided, pending, waking, ran, waiting;
 	uint64_t weight;
 	const uint64_t *aff;
 	int nr_allowed;
@@ -478,6 +478,7 @@ static void enqueue(struct sim *s, int id, uint64_t flags)
 	struct task *t = &s->tasks[id];
 
 	t->runnable_since = s->now;
+	t->waiting = true;
 	if (t->kthread == SIM_KT_PERCPU) {
 		t->slice = s->w->slice_ns_default;
 		local_push(s, t->cpu, id, false);
@@ -546,6 +547,7 @@ static void wake(struct sim *s, int id, uint64_t wake_ts)
 		if (s->w->early_processing && !t->kthread) {
 			t->slice = s->w->slice_ns_default;
 			t->runnable_since = s->now;
+			t->waiting = true;
 			local_push(s, cpu, id, false);
 			s->c.nr_kernel_dispatches++;
 			resched(s, cpu, false);
@@ -734,7 +736,7 @@ static void start_running(struct sim *s, int cpu, int id)
 		sim_hist_add(t->hist, lat);
 		t->waking = false;
 	}
-	t->runnable_since = 0;
+	t->waiting = false;
 	arm(s, cpu, t->slice);
 	c->bgen++;
 	c->seg_start = s->now;
@@ -1018,7 +1020,7 @@ static void heartbeat(struct sim *s)
 			s->c.nr_kernel_dispatches++;
 			kick_for(s, t, -1, false);
 		}
-		if (t->runnable_since && t->state != T_RUN &&
+		if (t->waiting && t->state != T_RUN &&
 		    s->now - t->runnable_since > s->w->watchdog_timeout_ns && !s->stalled) {
 			s->stalled = true;
 			snprintf(s->stall_msg, sizeof(s->stall_msg), "simulated stall at %.3f s: "
