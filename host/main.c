@@ -38,18 +38,22 @@ static struct cfg cfg;
 static struct topo topo;
 static struct strat strat;
 static struct sched sch;
+static struct rec_writer *recw;   /* --record FILE (host/rec), or NULL */
 
 struct opts {
 	const char *cfg_file;
 	const char *policy;
 	bool check;
 	int stats_sec;      /* 0 = no stats */
+	const char *record; /* --record FILE */
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: gthulhu-lua [-c FILE] [--check] [--stats[=SEC]] [-v] [--version] [--help] POLICY.lua\n"
+		"Usage: gthulhu-lua [-c FILE] [--check] [--stats[=SEC]] [--record FILE] [-v] [--version] [--help] POLICY.lua\n"
+		"       gthulhu-lua simulate [OPTIONS] WORKLOAD POLICY.lua [POLICY2.lua ...]   (see simulate --help)\n"
+		"       gthulhu-lua replay [OPTIONS] FILE POLICY.lua                           (see replay --help)\n"
 		"\n"
 		"A sched_ext CPU scheduler whose policy is a LuaJIT script.\n"
 		"\n"
@@ -57,6 +61,7 @@ static void usage(FILE *out)
 		"      --check         validate config and policy (load, init, self-test batch);\n"
 		"                      no BPF, no root needed\n"
 		"  -s, --stats[=SEC]   print the counters on one line every SEC seconds (default 1)\n"
+		"      --record FILE   record every batch and its decisions (replay FILE POLICY.lua)\n"
 		"  -v, --verbose       more output (repeat for debug)\n"
 		"      --version       print the version\n"
 		"  -h, --help          this text\n"
@@ -73,11 +78,12 @@ static void usage(FILE *out)
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { OPT_CHECK = 1000, OPT_VERSION };
+	enum { OPT_CHECK = 1000, OPT_VERSION, OPT_RECORD };
 	static const struct option lo[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, OPT_CHECK },
 		{ "stats", optional_argument, NULL, 's' },
+		{ "record", required_argument, NULL, OPT_RECORD },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, 'h' },
@@ -93,6 +99,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_CHECK:
 			o->check = true;
+			break;
+		case OPT_RECORD:
+			o->record = optarg;
 			break;
 		case 's': {
 			char *end;
@@ -293,6 +302,11 @@ static int run_once(const struct opts *o, const char *policy, bool *restart)
 
 	xport_src(&sch.xp, &src);
 	loop_init(&lp, pol, &src, (int)cfg.batch_max, sched_heartbeat(&sch));
+	if (recw) {
+		rec_writer_set_idle(recw, sched_idle_mask(&sch));
+		lp.rec.batch = rec_writer_batch;
+		lp.rec.ctx = recw;
+	}
 	pol_mtime = mtime_of(policy);
 	now = g_now_ns();
 	next_tick = now + 1000000000ull;
@@ -405,11 +419,39 @@ int main(int argc, char **argv)
 	}
 	libbpf_set_print(libbpf_print);
 	install_signals();
+	if (o.record) {
+		struct rec_info ri;
+
+		memset(&ri, 0, sizeof(ri));
+		ri.nr_cpus = (uint32_t)topo.nr_cpus;
+		ri.batch_max = cfg.batch_max;
+		ri.slice_ns_default = cfg.slice_ns_default;
+		ri.slice_ns_min = cfg.slice_ns_min;
+		snprintf(ri.source, sizeof(ri.source), "live");
+		snprintf(ri.policy, sizeof(ri.policy), "%.184s", policy);
+		recw = rec_writer_open(o.record, &ri, NULL, NULL, err, sizeof(err));
+		if (!recw) {
+			g_err("--record: %s", err);
+			strat_free(&strat);
+			return EXIT_USAGE;
+		}
+	}
 	do {
 		rc = run_once(&o, policy, &restart);
 		if (restart)
 			fprintf(stderr, "gthulhu-lua: the kernel asked for a restart; restarting\n");
 	} while (restart && !stop_req);
+	if (recw) {
+		uint64_t nb = rec_writer_batches(recw);
+
+		if (rec_writer_close(recw, err, sizeof(err))) {
+			g_err("--record: %s", err);
+			rc = rc ? rc : EXIT_FAILURE;
+		} else {
+			fprintf(stderr, "gthulhu-lua: recorded %llu batches in %s\n",
+				(unsigned long long)nb, o.record);
+		}
+	}
 	strat_free(&strat);
 	return rc;
 }

@@ -55,6 +55,8 @@ void rec_writer_batch(void *ctx, const struct queued_task_ctx *t,
 /* Writes the end frame and closes. G_ERR with a message on any write error. */
 int rec_writer_close(struct rec_writer *w, char *err, size_t errlen);
 uint64_t rec_writer_batches(const struct rec_writer *w);
+/* Point the writer at another idle bitmap (a live run re-attaches after a restart). */
+void rec_writer_set_idle(struct rec_writer *w, const volatile uint64_t *idle);
 
 struct rec_reader;
 /* Reads and checks the header. path for messages; f is owned by the reader from here. */

@@ -148,7 +148,7 @@ int sim_main(int argc, char **argv)
 			ri.slice_ns_default = w.slice_ns_default;
 			ri.slice_ns_min = w.slice_ns_min;
 			snprintf(ri.source, sizeof(ri.source), "sim");
-			snprintf(ri.policy, sizeof(ri.policy), "%s", policy);
+			snprintf(ri.policy, sizeof(ri.policy), "%.184s", policy);
 			rw = rec_writer_open(record, &ri, sim_clock(s), env.idle, err, sizeof(err));
 			if (!rw) {
 				g_err("simulate: --record: %s", err);

@@ -112,6 +112,7 @@ struct sim {
 	struct topo *topo;
 	volatile uint64_t idle_mask[MAX_CPUS / 64];   /* what the policy sees (update_idle) */
 	uint64_t claim[MAX_CPUS / 64];                /* the kernel's idle mask (claims) */
+	int nclaim;                                   /* bits set in claim */
 	int pick_cursor;
 	struct cpu *cpus;
 	struct dsq shared;
@@ -364,11 +365,27 @@ static void resched(struct sim *s, int cpu, bool preempt)
 	ev_push(s, s->now, EV_RESCHED, cpu, 0);
 }
 
+static void claim_set(struct sim *s, int cpu)
+{
+	if (!bit_test(s->claim, cpu)) {
+		bit_set(s->claim, cpu);
+		s->nclaim++;
+	}
+}
+
+static void claim_clr(struct sim *s, int cpu)
+{
+	if (bit_test(s->claim, cpu)) {
+		bit_clr(s->claim, cpu);
+		s->nclaim--;
+	}
+}
+
 static bool test_and_clear_idle(struct sim *s, int cpu)
 {
 	if (!bit_test(s->claim, cpu))
 		return false;
-	bit_clr(s->claim, cpu);
+	claim_clr(s, cpu);
 	return true;
 }
 
@@ -378,6 +395,8 @@ static int pick_idle_any(struct sim *s, const struct task *t)
 {
 	int n = s->nr_cpus, smt = s->w->smt;
 
+	if (!s->nclaim)
+		return -1;   /* the usual case under load: no scan */
 	for (int pass = smt > 1 ? 0 : 1; pass < 2; pass++) {
 		for (int k = 1; k <= n; k++) {
 			int cpu = (s->pick_cursor + k) % n;
@@ -391,7 +410,7 @@ static int pick_idle_any(struct sim *s, const struct task *t)
 				if (!whole)
 					continue;
 			}
-			bit_clr(s->claim, cpu);
+			claim_clr(s, cpu);
 			s->pick_cursor = cpu;
 			return cpu;
 		}
@@ -717,7 +736,7 @@ static void start_running(struct sim *s, int cpu, int id)
 
 	if (c->cur == NO_TASK) {
 		bit_clr(s->idle_mask, cpu);     /* update_idle(cpu, false) */
-		bit_clr(s->claim, cpu);
+		claim_clr(s, cpu);
 	}
 	c->cur = id;
 	t->state = T_RUN;
@@ -772,7 +791,7 @@ static void stop_running(struct sim *s, int cpu, bool involuntary)
 static void go_idle(struct sim *s, int cpu)
 {
 	bit_set(s->idle_mask, cpu);    /* update_idle(cpu, true) */
-	bit_set(s->claim, cpu);
+	claim_set(s, cpu);
 }
 
 /* keep_prev() of main.bpf.c */

@@ -12,7 +12,7 @@
 FUZZ_CC      ?= $(CLANG)
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   ?=
-FUZZ_TARGETS ?= fuzz_cfg fuzz_cpulist fuzz_strat fuzz_pol
+FUZZ_TARGETS ?= fuzz_cfg fuzz_cpulist fuzz_strat fuzz_pol fuzz_rec
 FZ := $(B)/fuzz
 FUZZ_CFLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g -O1 \
 	-std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
@@ -44,6 +44,11 @@ $(FZ)/fuzz_pol: tests/fuzz/fuzz_pol.c host/pol.c $(FUZZ_HDRS) $(G)/cdef_lua.h | 
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags luajit) tests/fuzz/fuzz_pol.c \
 		host/pol.c -o $@ -rdynamic $(shell pkg-config --libs luajit) -lm -ldl -lpthread \
 		|| { $(FUZZ_HINT); }
+
+# The record file reader (host/rec, the simulator's record/replay).
+$(FZ)/fuzz_rec: tests/fuzz/fuzz_rec.c host/rec/rec.c host/rec/rec.h $(FUZZ_HDRS) | $(FZ)
+	$(call msg,FUZZ,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) tests/fuzz/fuzz_rec.c host/rec/rec.c -o $@ -lpthread || { $(FUZZ_HINT); }
 
 fuzz-build: $(addprefix $(FZ)/,$(FUZZ_TARGETS))
 
