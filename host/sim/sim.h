@@ -36,7 +36,6 @@ enum {
 
 /* Enqueue flags in queued_task_ctx.flags (the kernel's values). */
 #define SIM_ENQ_WAKEUP  0x1ULL
-#define SIM_ENQ_PREEMPT (1ULL << 32)
 
 /* ---- workload ---------------------------------------------------------------------- */
 enum sim_op_kind {

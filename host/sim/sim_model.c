@@ -886,7 +886,7 @@ static void expire(struct sim *s, int cpu, bool preempted)
 	if (preempted)
 		s->c.nr_preempt++;
 	stop_running(s, cpu, true);
-	enqueue(s, pid, preempted ? SIM_ENQ_PREEMPT : 0);
+	enqueue(s, pid, 0);   /* put_prev_task_scx(): a runnable prev re-enqueues with 0 */
 	/* run `next` (taken already) and go on as fill_cpu does */
 	start_running(s, cpu, next);
 	struct task *t = &s->tasks[next];
