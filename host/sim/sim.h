@@ -104,6 +104,7 @@ struct sim_wl {
 	struct sim_strat *strat;
 	int nstrat;
 	char (*chan_names)[64];  /* nchans names, for messages */
+	int *chan_size;          /* per id: the size of the block starting there (0 inside) */
 };
 
 /* Load a workload (.yaml/.yml, or rt-app .json). Errors: "FILE:LINE: FIELD: what". */
@@ -116,8 +117,9 @@ uint64_t sim_nice_weight(int nice);
 int sim_parse_duration(const char *s, uint64_t *ns);
 /* Add an op (grows the array). Returns its index or -1. */
 int sim_wl_add_op(struct sim_wl *w, const struct sim_op *op);
-/* Channel id for a name (created if new), size n. */
-int sim_wl_chan(struct sim_wl *w, const char *name, int n);
+/* Channel id for a name: a block of n ids when new; *size gets the block's size (an
+ * existing name keeps the size it was created with). -1 when out of memory. */
+int sim_wl_chan(struct sim_wl *w, const char *name, int n, int *size);
 /* Fill defaults. */
 void sim_wl_defaults(struct sim_wl *w);
 /* Checks shared by both loaders (after parsing). */

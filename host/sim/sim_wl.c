@@ -96,6 +96,8 @@ void sim_wl_free(struct sim_wl *w)
 	free(w->ops);
 	free(w->strat);
 	free(w->chan_names);
+	free(w->chan_size);
+	w->chan_size = NULL;
 	w->groups = NULL;
 	w->ops = NULL;
 	w->strat = NULL;
@@ -117,20 +119,29 @@ int sim_wl_add_op(struct sim_wl *w, const struct sim_op *op)
 	return w->nops++;
 }
 
-int sim_wl_chan(struct sim_wl *w, const char *name, int n)
+int sim_wl_chan(struct sim_wl *w, const char *name, int n, int *size)
 {
 	for (int i = 0; i < w->nchans; i++)
-		if (!strcmp(w->chan_names[i], name))
+		if (w->chan_size[i] && !strcmp(w->chan_names[i], name)) {
+			*size = w->chan_size[i];
 			return i;
+		}
 	/* a channel with n instances takes n ids: id, id+1, ... (names "x{i}" + "#k") */
 	char (*nn)[64] = realloc(w->chan_names, (size_t)(w->nchans + n) * sizeof(*nn));
 	if (!nn)
 		return -1;
 	w->chan_names = nn;
+	int *ns = realloc(w->chan_size, (size_t)(w->nchans + n) * sizeof(*ns));
+	if (!ns)
+		return -1;
+	w->chan_size = ns;
 	int id = w->nchans;
-	for (int k = 0; k < n; k++)
+	for (int k = 0; k < n; k++) {
 		snprintf(nn[id + k], sizeof(nn[0]), k ? "%.50s#%d" : "%.60s", name, k);
+		ns[id + k] = k ? 0 : n;
+	}
 	w->nchans += n;
+	*size = n;
 	return id;
 }
 
@@ -275,15 +286,16 @@ static int parse_cpus(struct yctx *y, yaml_node_t *n, const char *field, struct 
 
 static int parse_program(struct yctx *y, yaml_node_t *seq, const char *path, int depth);
 
-/* A channel name; "{i}" anywhere makes it per instance of the group. */
+/* A channel name; "{i}" anywhere makes it per instance of the group: one channel per
+ * task of the first group that names it; other groups' task i uses channel i % that. */
 static int chan_of(struct yctx *y, yaml_node_t *n, const char *field, int count, struct sim_op *op)
 {
 	const char *s = scalar(n);
 
 	if (!s || !s[0] || strlen(s) > 48)
 		return yerr(y, n, field, "expected a channel name (1..48 characters)");
-	op->chan_n = strstr(s, "{i}") ? (count > 0 ? count : 1) : 1;
-	op->chan = sim_wl_chan(y->w, s, op->chan_n);
+	op->chan = sim_wl_chan(y->w, s, strstr(s, "{i}") ? (count > 0 ? count : 1) : 1,
+			       &op->chan_n);
 	if (op->chan < 0)
 		return yerr(y, n, field, "out of memory");
 	return G_OK;
@@ -364,7 +376,10 @@ static int parse_op(struct yctx *y, yaml_node_t *n, const char *path, int depth)
 		if (!g)
 			return yerr(y, v, f, "expected a group name");
 		/* resolved in sim_wl_finish(): groups may be defined later in the file */
-		op.chan = sim_wl_chan(y->w, g, 1);   /* reuse the name table */
+		char fk[80];
+		int sz;
+		snprintf(fk, sizeof(fk), "fork:%.60s", g);   /* the name table, not a channel */
+		op.chan = sim_wl_chan(y->w, fk, 1, &sz);
 		op.chan_n = -1;
 	} else if (!strcmp(k, "loop")) {
 		yaml_node_t *body = v;
@@ -688,7 +703,7 @@ int sim_wl_finish(struct sim_wl *w, char *err, size_t errlen)
 		struct sim_op *op = &w->ops[i];
 		if (op->kind != OP_FORK || op->chan_n != -1)
 			continue;
-		const char *name = w->chan_names[op->chan];
+		const char *name = w->chan_names[op->chan] + 5;   /* after "fork:" */
 		op->arg = -1;
 		for (int g = 0; g < w->ngroups; g++)
 			if (!strcmp(w->groups[g].name, name))
