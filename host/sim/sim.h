@@ -43,7 +43,7 @@ enum sim_op_kind {
 	OP_SLEEP,     /* lo..hi ns */
 	OP_PERIOD,    /* wait for the next multiple of lo since the task started */
 	OP_WAIT,      /* take a token from channel chan (block until there is one) */
-	OP_SIGNAL,    /* put lo tokens on channel chan, waking waiters */
+	OP_SIGNAL,    /* put lo tokens on channel chan, waking waiters (blocks while it is full) */
 	OP_FORK,      /* start a task running group arg's program */
 	OP_LOOP,      /* lo iterations (0 = forever) of ops up to arg (its OP_END) */
 	OP_END,       /* end of the loop starting at arg */
@@ -105,6 +105,7 @@ struct sim_wl {
 	int nstrat;
 	char (*chan_names)[64];  /* nchans names, for messages */
 	int *chan_size;          /* per id: the size of the block starting there (0 inside) */
+	uint64_t *chan_cap;      /* per id: tokens it holds before signal blocks; 0 = no limit */
 };
 
 /* Load a workload (.yaml/.yml, or rt-app .json). Errors: "FILE:LINE: FIELD: what". */

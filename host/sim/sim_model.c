@@ -73,6 +73,7 @@ struct task {
 	uint64_t remaining;      /* ns of the current run step left (UINT64_MAX forever) */
 	uint64_t pnext;          /* next period boundary */
 	int32_t wnext;           /* channel waiter list */
+	uint64_t sig_left;       /* tokens of the current signal step still to post */
 	/* BPF task_ctx and sched_ext fields */
 	uint64_t enq_cnt, start_ts, stop_ts, exec_runtime, run_start, slice_dec;
 	uint64_t dsq_vtime, slice, dsq_seq;
@@ -98,8 +99,9 @@ struct cpu {
 };
 
 struct chan {
-	uint64_t tokens;
-	int32_t whead, wtail;
+	uint64_t tokens, cap;       /* cap 0: unbounded */
+	int32_t whead, wtail;       /* tasks waiting for a token */
+	int32_t shead, stail;       /* tasks waiting for room (the channel was full) */
 };
 
 struct sim {
@@ -583,23 +585,24 @@ enum { A_RUN, A_BLOCK, A_EXIT };
 
 static int new_task(struct sim *s, int group, int inst, int parent, uint64_t start);
 
-static void chan_wait_push(struct sim *s, struct chan *ch, int id)
+/* FIFO lists of tasks threaded through task.wnext (a task waits on one list at most). */
+static void list_push(struct sim *s, int32_t *head, int32_t *tail, int id)
 {
 	s->tasks[id].wnext = -1;
-	if (ch->wtail >= 0)
-		s->tasks[ch->wtail].wnext = id;
+	if (*tail >= 0)
+		s->tasks[*tail].wnext = id;
 	else
-		ch->whead = id;
-	ch->wtail = id;
+		*head = id;
+	*tail = id;
 }
 
-static int chan_wait_pop(struct sim *s, struct chan *ch)
+static int list_pop(struct sim *s, int32_t *head, int32_t *tail)
 {
-	int id = ch->whead;
+	int id = *head;
 	if (id >= 0) {
-		ch->whead = s->tasks[id].wnext;
-		if (ch->whead < 0)
-			ch->wtail = -1;
+		*head = s->tasks[id].wnext;
+		if (*head < 0)
+			*tail = -1;
 	}
 	return id;
 }
@@ -655,21 +658,34 @@ static int advance(struct sim *s, int id)
 			struct chan *ch = &s->chans[op->chan + t->inst % op->chan_n];
 			if (ch->tokens) {
 				ch->tokens--;
+				/* room again: a writer blocked on the full channel retries */
+				int sid = list_pop(s, &ch->shead, &ch->stail);
+				if (sid >= 0)
+					wake(s, sid, s->now);
 				continue;
 			}
 			t->state = T_WAITCH;
-			chan_wait_push(s, ch, id);
+			list_push(s, &ch->whead, &ch->wtail, id);
 			return A_BLOCK;
 		}
 		case OP_SIGNAL: {
 			struct chan *ch = &s->chans[op->chan + t->inst % op->chan_n];
-			for (uint64_t k = 0; k < op->lo; k++) {
-				int wid = chan_wait_pop(s, ch);
-				if (wid < 0) {
-					ch->tokens += op->lo - k;
-					break;
+			if (!t->sig_left)
+				t->sig_left = op->lo;
+			while (t->sig_left) {
+				int wid = list_pop(s, &ch->whead, &ch->wtail);
+				if (wid >= 0) {
+					wake(s, wid, s->now);    /* straight to a reader */
+				} else if (!ch->cap || ch->tokens < ch->cap) {
+					ch->tokens++;
+				} else {
+					/* full: block, and run this step again when there is room */
+					t->pc--;
+					t->state = T_WAITCH;
+					list_push(s, &ch->shead, &ch->stail, id);
+					return A_BLOCK;
 				}
-				wake(s, wid, s->now);
+				t->sig_left--;
 			}
 			continue;
 		}
@@ -1132,8 +1148,10 @@ int sim_open(struct sim **out, const struct sim_wl *w, uint64_t seed, char *err,
 	s->inflight = calloc((size_t)w->batch_max, sizeof(*s->inflight));
 	if (!s->topo || !s->cpus || !s->chans || !s->ring || !s->inflight)
 		goto oom;
-	for (int i = 0; i < w->nchans; i++)
-		s->chans[i].whead = s->chans[i].wtail = -1;
+	for (int i = 0; i < w->nchans; i++) {
+		s->chans[i].whead = s->chans[i].wtail = s->chans[i].shead = s->chans[i].stail = -1;
+		s->chans[i].cap = w->chan_cap ? w->chan_cap[i] : 0;
+	}
 	build_topo(s);
 	for (int c = 0; c < s->nr_cpus; c++) {
 		s->cpus[c].cur = NO_TASK;

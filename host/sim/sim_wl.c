@@ -97,7 +97,9 @@ void sim_wl_free(struct sim_wl *w)
 	free(w->strat);
 	free(w->chan_names);
 	free(w->chan_size);
+	free(w->chan_cap);
 	w->chan_size = NULL;
+	w->chan_cap = NULL;
 	w->groups = NULL;
 	w->ops = NULL;
 	w->strat = NULL;
@@ -135,6 +137,12 @@ int sim_wl_chan(struct sim_wl *w, const char *name, int n, int *size)
 	if (!ns)
 		return -1;
 	w->chan_size = ns;
+	uint64_t *nc = realloc(w->chan_cap, (size_t)(w->nchans + n) * sizeof(*nc));
+	if (!nc)
+		return -1;
+	w->chan_cap = nc;
+	for (int k = 0; k < n; k++)
+		nc[w->nchans + k] = 0;
 	int id = w->nchans;
 	for (int k = 0; k < n; k++) {
 		snprintf(nn[id + k], sizeof(nn[0]), k ? "%.50s#%d" : "%.60s", name, k);
@@ -628,6 +636,42 @@ static int parse_section(struct yctx *y, yaml_node_t *n, const char *sec)
 	return G_OK;
 }
 
+/* channels: {NAME: {capacity: N}}: a pipe that holds N tokens; a signal blocks while it
+ * is full (hackbench's writers). Parsed after the groups, so NAME must be used there. */
+static int parse_channels(struct yctx *y, yaml_node_t *n)
+{
+	char f[160];
+
+	if (n->type != YAML_MAPPING_NODE)
+		return yerr(y, n, "channels", "expected a mapping of channel names");
+	FOR_PAIRS(n, p) {
+		const char *name = scalar(node(y, p->key));
+		yaml_node_t *v = node(y, p->value);
+		int id = -1;
+		uint64_t cap = 0;
+		snprintf(f, sizeof(f), "channels.%.60s", name ? name : "?");
+		for (int i = 0; name && i < y->w->nchans; i++)
+			if (y->w->chan_size[i] && !strcmp(y->w->chan_names[i], name))
+				id = i;
+		if (id < 0 || !strncmp(name, "fork:", 5))
+			return yerr(y, node(y, p->key), f, "no wait or signal step uses this channel");
+		if (v->type != YAML_MAPPING_NODE)
+			return yerr(y, v, f, "expected {capacity: N}");
+		FOR_PAIRS(v, q) {
+			const char *k = scalar(node(y, q->key));
+			char ff[200];
+			snprintf(ff, sizeof(ff), "%s.%s", f, k ? k : "?");
+			if (!k || strcmp(k, "capacity"))
+				return yerr(y, node(y, q->key), ff, "unknown key (capacity)");
+			if (get_u64(y, node(y, q->value), ff, 1, 1000000000, &cap))
+				return G_ERR_PARSE;
+		}
+		for (int k = 0; k < y->w->chan_size[id]; k++)
+			y->w->chan_cap[id + k] = cap;
+	}
+	return G_OK;
+}
+
 static int parse_strategies(struct yctx *y, yaml_node_t *n, yaml_node_t **names)
 {
 	struct sim_wl *w = y->w;
@@ -723,7 +767,7 @@ int sim_wl_load(struct sim_wl *w, const char *path, char *err, size_t errlen)
 	struct yctx y;
 	yaml_parser_t parser;
 	yaml_node_t *root;
-	yaml_node_t *groups = NULL, *strats = NULL;
+	yaml_node_t *groups = NULL, *strats = NULL, *chans = NULL;
 	yaml_node_t *snames[4096];
 	FILE *f;
 	int rc = G_ERR_PARSE;
@@ -805,9 +849,11 @@ int sim_wl_load(struct sim_wl *w, const char *path, char *err, size_t errlen)
 			groups = v;
 		} else if (!strcmp(k, "strategies")) {
 			strats = v;
+		} else if (!strcmp(k, "channels")) {
+			chans = v;
 		} else {
 			yerr(&y, node(&y, p->key), k, "unknown key (name, seed, duration, cpus, "
-			     "topology, hz, scheduler, host, groups, strategies)");
+			     "topology, hz, scheduler, host, groups, channels, strategies)");
 			goto out;
 		}
 	}
@@ -830,6 +876,8 @@ int sim_wl_load(struct sim_wl *w, const char *path, char *err, size_t errlen)
 		if (parse_group(&y, node(&y, *it), w->ngroups - 1))
 			goto out;
 	}
+	if (chans && parse_channels(&y, chans))
+		goto out;
 	if (strats) {
 		if (strats->type == YAML_SEQUENCE_NODE &&
 		    strats->data.sequence.items.top - strats->data.sequence.items.start > 4096) {
