@@ -142,6 +142,7 @@ uint64_t sim_hist_pct(const struct sim_hist *h, double q);   /* q in [0,1] */
 struct sim_task_stats {
 	uint64_t cpu_ns, work_ns, bursts, wakeups, csw, migrations, missed, periods;
 	uint64_t preempted;   /* involuntary switches */
+	uint64_t exit_ns;     /* when the task exited (virtual), 0 = still alive at the end */
 };
 
 /* ---- the model ---------------------------------------------------------------------- */

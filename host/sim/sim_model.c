@@ -870,7 +870,7 @@ static void fill_cpu(struct sim *s, int cpu)
 		}
 		stop_running(s, cpu, false);
 		if (a == A_EXIT)
-			t->state = T_EXIT;
+			{ t->state = T_EXIT; t->st.exit_ns = s->now ? s->now : 1; }
 	}
 }
 
@@ -918,7 +918,7 @@ static void expire(struct sim *s, int cpu, bool preempted)
 	}
 	stop_running(s, cpu, false);
 	if (a == A_EXIT)
-		t->state = T_EXIT;
+		{ t->state = T_EXIT; t->st.exit_ns = s->now ? s->now : 1; }
 	fill_cpu(s, cpu);
 }
 
@@ -1280,7 +1280,7 @@ int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
 			}
 			stop_running(s, e.id, false);
 			if (a == A_EXIT)
-				t->state = T_EXIT;
+				{ t->state = T_EXIT; t->st.exit_ns = s->now ? s->now : 1; }
 			fill_cpu(s, e.id);
 			break;
 		}

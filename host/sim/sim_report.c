@@ -180,6 +180,13 @@ struct sim_result *sim_result_new(const struct sim *s, const struct sim_wl *w, c
 		g->st.migrations += t->st.migrations;
 		g->st.missed += t->st.missed;
 		g->st.periods += t->st.periods;
+		/* the group's end: when its last task exited; 0 while any is alive */
+		if (g->ntasks == 1)
+			g->st.exit_ns = t->st.exit_ns;
+		else if (!t->st.exit_ns || !g->st.exit_ns)
+			g->st.exit_ns = 0;
+		else if (t->st.exit_ns > g->st.exit_ns)
+			g->st.exit_ns = t->st.exit_ns;
 		sim_hist_merge(&g->h, h);
 		sim_hist_merge(&r->all, h);
 		x[i] = (double)t->st.cpu_ns / (double)t->weight;
@@ -218,7 +225,7 @@ static void row(FILE *f, const char *name, int ntasks, const struct sim_task_sta
 		const struct sim_hist *h, uint64_t p50, uint64_t p99, uint64_t p999, uint64_t max,
 		double share, double wshare, double jn, bool periodic)
 {
-	char a[24], b[24], c[24], d[24], miss[32];
+	char a[24], b[24], c[24], d[24], miss[32], end[24];
 	fmt_us(a, sizeof(a), p50);
 	fmt_us(b, sizeof(b), p99);
 	fmt_us(c, sizeof(c), p999);
@@ -228,17 +235,21 @@ static void row(FILE *f, const char *name, int ntasks, const struct sim_task_sta
 			 (unsigned long long)st->periods);
 	else
 		snprintf(miss, sizeof(miss), "-");
-	fprintf(f, "%-16.16s %5d %8llu %9s %9s %9s %9s %9.1f %6.2f %6.2f %5.3f %9.1f %7llu %6llu %9s\n",
+	if (st->exit_ns)
+		snprintf(end, sizeof(end), "%.3f", st->exit_ns / 1e6);
+	else
+		snprintf(end, sizeof(end), "-");
+	fprintf(f, "%-16.16s %5d %8llu %9s %9s %9s %9s %9.1f %6.2f %6.2f %5.3f %9.1f %7llu %6llu %9s %9s\n",
 		name, ntasks, (unsigned long long)h->n, a, b, c, d, st->cpu_ns / 1e6, share * 100,
 		wshare * 100, jn, st->work_ns / 1e6, (unsigned long long)st->csw,
-		(unsigned long long)st->migrations, miss);
+		(unsigned long long)st->migrations, miss, end);
 }
 
 static void hdr(FILE *f, const char *first)
 {
-	fprintf(f, "%-16s %5s %8s %9s %9s %9s %9s %9s %6s %6s %5s %9s %7s %6s %9s\n", first, "tasks",
+	fprintf(f, "%-16s %5s %8s %9s %9s %9s %9s %9s %6s %6s %5s %9s %7s %6s %9s %9s\n", first, "tasks",
 		"wakeups", "p50_us", "p99_us", "p999_us", "max_us", "cpu_ms", "cpu%", "wt%", "jain",
-		"work_ms", "csw", "migr", "missed");
+		"work_ms", "csw", "migr", "missed", "end_ms");
 }
 
 void sim_report_table(FILE *f, const struct sim_wl *w, struct sim_result **rs, int n, bool measured)
@@ -338,13 +349,13 @@ static void jstats(FILE *f, const struct sim_task_stats *st, const struct sim_hi
 	fprintf(f, "\"wakeups\": %llu, \"lat_p50_ns\": %llu, \"lat_p99_ns\": %llu, "
 		"\"lat_p999_ns\": %llu, \"lat_max_ns\": %llu, \"cpu_ns\": %llu, \"work_ns\": %llu, "
 		"\"bursts\": %llu, \"csw\": %llu, \"preempted\": %llu, \"migrations\": %llu, "
-		"\"periods\": %llu, \"missed_periods\": %llu",
+		"\"periods\": %llu, \"missed_periods\": %llu, \"exit_ns\": %llu",
 		(unsigned long long)h->n, (unsigned long long)p50, (unsigned long long)p99,
 		(unsigned long long)p999, (unsigned long long)max, (unsigned long long)st->cpu_ns,
 		(unsigned long long)st->work_ns, (unsigned long long)st->bursts,
 		(unsigned long long)st->csw, (unsigned long long)st->preempted,
 		(unsigned long long)st->migrations, (unsigned long long)st->periods,
-		(unsigned long long)st->missed);
+		(unsigned long long)st->missed, (unsigned long long)st->exit_ns);
 }
 
 void sim_report_json(FILE *f, const struct sim_wl *w, struct sim_result **rs, int n, bool measured)
