@@ -469,7 +469,8 @@ int sim_report_svg(const char *path, const struct sim_wl *w, struct sim_result *
 			if (rs[k]->g[g].wshare > maxshare)
 				maxshare = rs[k]->g[g].wshare;
 		}
-	maxshare = maxshare <= 0 ? 1 : ceil(maxshare * 10) / 10;
+	/* headroom above the tallest bar for its label */
+	maxshare = maxshare <= 0 ? 1 : ceil(maxshare * 1.12 * 10) / 10;
 
 	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
 		"viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n",
