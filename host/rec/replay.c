@@ -264,6 +264,7 @@ int rec_replay_main(int argc, char **argv)
 		rc = EXIT_POLICY;
 		goto out;
 	}
+	pol_set_limits(pol, 5000, 20000);   /* as simulate: wall-clock limits, kept wide */
 	printf("replay %s (%s, recorded with %s, %u CPUs) against %s\n", argv[optind],
 	       ri->source, ri->policy, ri->nr_cpus, argv[optind + 1]);
 	memset(&src, 0, sizeof(src));

@@ -15,6 +15,8 @@
 #include "../rec/rec.h"
 
 #define SIM_MAX_POLICIES 16
+#define SIM_POL_SOFT_MS 5000u    /* a schedule() call interrupted after this (interpreted) */
+#define SIM_POL_HARD_MS 20000u   /* stuck in compiled code this long: the process ends */
 
 static void sim_usage(FILE *out)
 {
@@ -137,6 +139,9 @@ int sim_main(int argc, char **argv)
 			rc = EXIT_POLICY;
 			goto out;
 		}
+		/* Wider call limits than a live run's 200 ms / 3 s: they are wall time, and a
+		 * loaded machine must not cut a call and change a deterministic result. */
+		pol_set_limits(pol, SIM_POL_SOFT_MS, SIM_POL_HARD_MS);
 		int ns = sim_strategies(s, se, (int)(sizeof(se) / sizeof(se[0])));
 		if (ns && pol_set_strategies(pol, se, ns))
 			g_warn("policy %s: on_strategies() failed: %s", policy, pol_last_error(pol));
