@@ -56,6 +56,8 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(G) -Ibpf -Wno-missi
 # Host modules shared by the binary and the C tests; main.c and sched_bpf.c are the binary's.
 POL_SRCS  := host/pol/bridge.c host/pol/guard.c host/pol/validate.c host/pol/watchdog.c
 LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/loop.c host/xport.c host/stats.c host/log.c) $(POL_SRCS)
+# The simulator and record/replay (host/sim/, host/rec/).
+LIB_SRCS  += $(wildcard host/sim/*.c host/rec/*.c)
 LIB_OBJS  := $(LIB_SRCS:host/%.c=$(B)/obj/%.o)
 # host/api/: the HTTP API and the decision-maker client (binary only).
 API_SRCS  := $(wildcard host/api/*.c)
@@ -127,6 +129,14 @@ $(B)/obj/%.o: host/%.c $(wildcard host/*.h host/*/*.h) bpf/intf.h $(GEN_HDRS) $(
 $(B)/obj/api/%.o: host/api/%.c $(wildcard host/api/*.h) $(wildcard host/*.h) bpf/intf.h $(GEN_HDRS) | $(B)/obj/api
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+SIM_HDRS := $(wildcard host/*.h host/sim/*.h host/rec/*.h) bpf/intf.h $(GEN_HDRS)
+$(B)/obj/sim/%.o: host/sim/%.c $(SIM_HDRS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) -c $< -o $@
+$(B)/obj/rec/%.o: host/rec/%.c $(SIM_HDRS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) -c $< -o $@
 
 $(B)/gthulhu-lua: $(BIN_OBJS) $(LIB_OBJS)
 	$(call msg,LINK,$@)

@@ -88,6 +88,8 @@ int loop_step(struct loop *l, int timeout_ms)
 	l->st.pol_ns += dt;
 	l->st.hist_batch[hist_bucket(dt, LOOP_HIST_BATCH_BASE_NS)]++;
 	l->st.hist_task[hist_bucket(dt / (uint64_t)n, LOOP_HIST_TASK_BASE_NS)] += (uint64_t)n;
+	if (l->rec.batch)
+		l->rec.batch(l->rec.ctx, tasks, pol_out(l->pol), m);
 	l->st.batches++;
 	l->st.tasks += n;
 	if ((uint64_t)n > l->st.max_batch)

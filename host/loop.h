@@ -62,6 +62,14 @@ struct loop_stats {
 	uint64_t send_full;     /* times the send side took fewer than offered */
 };
 
+/* Optional record hook (host/rec): sees every batch and its decisions after the policy ran,
+ * before they are sent. Off (batch == NULL) by default: one branch per batch. */
+struct loop_rec {
+	void *ctx;
+	void (*batch)(void *ctx, const struct queued_task_ctx *t,
+		      const struct dispatched_task_ctx *d, int n);
+};
+
 struct loop {
 	struct pol *pol;
 	struct loop_src src;
@@ -69,6 +77,7 @@ struct loop {
 	int backlog_off;        /* decisions pol_out()[off .. off+n) not yet sent */
 	int backlog_n;
 	volatile uint64_t *heartbeat; /* stamped every turn (BPF host_hb_ns), or NULL */
+	struct loop_rec rec;          /* set by the caller after loop_init(); zero = off */
 	struct loop_stats st;
 };
 

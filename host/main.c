@@ -34,6 +34,8 @@
 #include "topo.h"
 #include "version.h"
 #include "watch.h"
+#include "sim/sim.h"
+#include "rec/rec.h"
 
 int g_verbose;
 
@@ -48,6 +50,7 @@ static struct sched sch;
 static struct dryrun dry;   /* --dry-run: synthetic tasks in place of the BPF side */
 static struct api *api;     /* HTTP API / decision-maker client, NULL when off */
 static struct cfg_strategy merged[CFG_MAX_STRATEGIES];  /* API + config rules */
+static struct rec_writer *recw;   /* --record FILE (host/rec), or NULL */
 
 struct opts {
 	const char *cfg_file;
@@ -55,12 +58,15 @@ struct opts {
 	bool check;
 	bool dry_run;
 	int stats_sec;      /* 0 = no stats */
+	const char *record; /* --record FILE */
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: gthulhu-lua [-c FILE] [--check] [--dry-run] [--stats[=SEC]] [-v] [--version] [--help] POLICY.lua\n"
+		"Usage: gthulhu-lua [-c FILE] [--check] [--dry-run] [--stats[=SEC]] [--record FILE] [-v] [--version] [--help] POLICY.lua\n"
+		"       gthulhu-lua simulate [OPTIONS] WORKLOAD POLICY.lua [POLICY2.lua ...]   (see simulate --help)\n"
+		"       gthulhu-lua replay [OPTIONS] FILE POLICY.lua                           (see replay --help)\n"
 		"\n"
 		"A sched_ext CPU scheduler whose policy is a LuaJIT script.\n"
 		"\n"
@@ -70,6 +76,7 @@ static void usage(FILE *out)
 		"      --dry-run       run everything but the BPF side on synthetic tasks\n"
 		"                      (dryrun.* keys); no sched_ext, no root needed\n"
 		"  -s, --stats[=SEC]   print the counters on one line every SEC seconds (default 1)\n"
+		"      --record FILE   record every batch and its decisions (replay FILE POLICY.lua)\n"
 		"  -v, --verbose       more output (repeat for debug)\n"
 		"      --version       print the versions (libbpf, LuaJIT, kernel) and sched_ext state\n"
 		"  -h, --help          this text\n"
@@ -86,12 +93,13 @@ static void usage(FILE *out)
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { OPT_CHECK = 1000, OPT_VERSION, OPT_DRY_RUN, OPT_TEST_FAULT };
+	enum { OPT_CHECK = 1000, OPT_VERSION, OPT_DRY_RUN, OPT_TEST_FAULT, OPT_RECORD };
 	static const struct option lo[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, OPT_CHECK },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "stats", optional_argument, NULL, 's' },
+		{ "record", required_argument, NULL, OPT_RECORD },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, 'h' },
@@ -113,6 +121,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_DRY_RUN:
 			o->dry_run = true;
+			break;
+		case OPT_RECORD:
+			o->record = optarg;
 			break;
 		case 's': {
 			/* SEC attached (-s4, --stats=4) or, as most tools accept, the next word
@@ -656,6 +667,11 @@ run:
 	run_attach_src(&src);
 	run_watch(pol, policy);
 	loop_init(&lp, pol, &src, (int)cfg.batch_max, o->dry_run ? NULL : sched_heartbeat(&sch));
+	if (recw) {
+		rec_writer_set_idle(recw, o->dry_run ? dryrun_idle_mask(&dry) : sched_idle_mask(&sch));
+		lp.rec.batch = rec_writer_batch;
+		lp.rec.ctx = recw;
+	}
 	pol_mtime = mtime_of(pol_path(pol));
 	fill.lp = &lp;
 	fill.pol = pol;
@@ -715,6 +731,11 @@ int main(int argc, char **argv)
 	int rc;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* The simulator and replay (host/sim, host/rec): no BPF, no root, their own options. */
+	if (argc > 1 && !strcmp(argv[1], "simulate"))
+		return sim_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "replay"))
+		return rec_replay_main(argc - 1, argv + 1);
 	rc = parse_args(argc, argv, &o);
 	if (rc)
 		return rc;
@@ -784,12 +805,43 @@ int main(int argc, char **argv)
 		dryrun_close(&dry);
 		return EXIT_BPF;
 	}
+	if (o.record) {
+		struct rec_info ri;
+
+		memset(&ri, 0, sizeof(ri));
+		ri.nr_cpus = (uint32_t)topo.nr_cpus;
+		ri.batch_max = cfg.batch_max;
+		ri.slice_ns_default = cfg.slice_ns_default;
+		ri.slice_ns_min = cfg.slice_ns_min;
+		snprintf(ri.source, sizeof(ri.source), o.dry_run ? "dry-run" : "live");
+		snprintf(ri.policy, sizeof(ri.policy), "%.184s", policy);
+		recw = rec_writer_open(o.record, &ri, NULL, NULL, err, sizeof(err));
+		if (!recw) {
+			g_err("--record: %s", err);
+			log_stop(1000);
+			run_close();
+			strat_free(&strat);
+			dryrun_close(&dry);
+			return EXIT_USAGE;
+		}
+	}
 	do {
 		rc = run_once(&o, policy, &restart);
 		if (restart)
 			g_logf(2, "gthulhu-lua: the kernel asked for a restart; restarting\n");
 	} while (restart && !stop_req);
 	api_stop(api);
+	if (recw) {
+		uint64_t nb = rec_writer_batches(recw);
+
+		if (rec_writer_close(recw, err, sizeof(err))) {
+			g_err("--record: %s", err);
+			rc = rc ? rc : EXIT_FAILURE;
+		} else {
+			g_logf(2, "gthulhu-lua: recorded %llu batches in %s\n",
+			       (unsigned long long)nb, o.record);
+		}
+	}
 	log_stop(1000);
 	run_close();
 	strat_free(&strat);

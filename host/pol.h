@@ -35,6 +35,9 @@ struct pol_env {
 	const volatile uint64_t *idle;    /* idle-CPU bitmap, MAX_CPUS/64 words; NULL: none */
 	const char *lib_dir;              /* directory holding gthulhu/sched.lua (policies/lib) */
 	size_t lua_heap_max;              /* bytes one Lua state may hold; 0 = no cap */
+	/* Virtual clock for g.now() (ns), read through this pointer at every call: the
+	 * simulator and replay pass their own time. NULL: CLOCK_MONOTONIC. */
+	const volatile uint64_t *clock;
 };
 
 struct pol_stats {

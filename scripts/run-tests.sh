@@ -6,7 +6,7 @@
 # signals, output, reloads through --dry-run), asan (make asan-build: C tests, transport,
 # --check under ASan+UBSan+LSan), hygiene (the bench's no-fault/alloc/syscall-per-task
 # assertions, short run), fuzz (fuzz targets replay their corpus), install (make
-# install/uninstall into a DESTDIR),
+# install/uninstall into a DESTDIR), sim (the simulator, record and replay: tests/sim),
 # vm (real sched_ext kernel in QEMU), all.
 # Every suite ends with an "N passed, N failed" line (busted's summary is converted);
 # a suite that crashes or prints no such line counts as one failure.
@@ -115,6 +115,8 @@ hygiene() { run_suite hygiene bash tests/bench/hygiene.sh; }
 
 fuzz() { run_suite fuzz-regress make --no-print-directory fuzz-regress; }
 
+sim() { run_suite sim bash tests/sim/run.sh; }
+
 suites=("$@"); [ ${#suites[@]} -gt 0 ] || suites=(all)
 for s in "${suites[@]}"; do
 	case $s in
@@ -129,7 +131,8 @@ for s in "${suites[@]}"; do
 	host) host ;;
 	asan) asan ;;
 	hygiene) hygiene ;;
-	all) unit; run_suite spec spec; transport; bpfunit; dryrun; host; asan; hygiene; fuzz; run_suite install bash tests/install/run.sh; vm ;;
+	sim) sim ;;
+	all) unit; run_suite spec spec; transport; bpfunit; sim; dryrun; host; asan; hygiene; fuzz; run_suite install bash tests/install/run.sh; vm ;;
 	*) echo "run-tests: unknown suite $s" >&2; exit 2 ;;
 	esac
 done

@@ -228,6 +228,12 @@ static const char BOOT_LUA[] =
 	"local P, g, ctx, tasks_p, out_p, stasks_p, sout_p = ...\n"
 	"local ffi = require 'ffi'\n"
 	"if ctx.idle ~= nil then ctx.idle = ffi.cast('const volatile uint64_t *', ctx.idle) end\n"
+	/* pol_env.clock (simulator, replay): g.now() reads the virtual clock */
+	"if ctx.clock ~= nil then\n"
+	"  local cp = ffi.cast('const volatile uint64_t *', ctx.clock)\n"
+	"  ctx.clock = nil\n"
+	"  ctx.now = function() return tonumber(cp[0]) end\n"
+	"end\n"
 	"g.setup(ctx)\n"
 	"if P.init ~= nil then P.init(ctx) end\n"
 	/* A quiet machine sends long runs of 1-task batches, and LuaJIT builds its traces
@@ -406,6 +412,10 @@ static void push_ctx(struct pol *p, lua_State *L)
 	if (e->idle) {
 		lua_pushlightuserdata(L, (void *)(uintptr_t)e->idle);  /* stack: ... ctx idle */
 		lua_setfield(L, -2, "idle");                   /* cast to cdata by BOOT_LUA */
+	}
+	if (e->clock) {
+		lua_pushlightuserdata(L, (void *)(uintptr_t)e->clock); /* stack: ... ctx clock */
+		lua_setfield(L, -2, "clock");                  /* made ctx.now by BOOT_LUA */
 	}
 
 	lua_createtable(L, 0, e->nr_cpus);                    /* stack: ... ctx topo */

@@ -146,6 +146,31 @@ else
 fi
 out ""
 
+# ---- 3b. record hook and simulator (host/rec, host/sim) ---------------------------------
+out "== 3b. Recording (--record): the loop's cost per task with the record hook off / on"
+out "(gthulhu.lua, synthetic stream, in-memory source; medians of 5). paced: CPU time of the loop"
+out "thread inside loop_step at 1 M tasks/s; saturated: wall time per task, tasks as fast as taken"
+out "(then the writer thread and the disk set the pace)."
+if $B/rec 5 > $B/rec.txt; then
+	awk '$1 == "REC" { printf "batch %5d  paced %6.1f -> %6.1f ns/task (+%.1f)   saturated %6.1f -> %6.1f ns/task\n", $2, $3, $4, $4 - $3, $5, $6 }' $B/rec.txt | tee -a $R
+else
+	out "FAIL: record bench failed"; fail=1
+fi
+out ""
+out "== 3c. Simulator: simulated decisions per second, and idea -> plot time"
+s0=$(date +%s%N)
+if build/gthulhu-lua simulate config/workloads/scale.yaml policies/gthulhu.lua > $B/scale.txt 2> $B/scale.err; then
+	s1=$(date +%s%N)
+	out "scale.yaml (256 CPUs, 10000 tasks, 10 s simulated): $(awk -v ns=$((s1 - s0)) '{ for (i = 1; i <= NF; i++) if ($i == "decisions") d = $(i - 1) } END { gsub(/[^0-9]/, "", d); printf "%.2f s wall, %d decisions, %.0f decisions/s", ns / 1e9, d, d / (ns / 1e9) }' $B/scale.err)"
+else
+	out "FAIL: simulate scale.yaml"; fail=1
+fi
+s0=$(date +%s%N)
+build/gthulhu-lua simulate --svg $B/mix.svg config/workloads/mix.yaml policies/gthulhu.lua policies/simple.lua > /dev/null 2>&1 || { out "FAIL: simulate mix.yaml"; fail=1; }
+s1=$(date +%s%N)
+out "mix.yaml (4 CPUs, 2 s simulated), two policies compared and plotted (--svg): $(awk -v ns=$((s1 - s0)) 'BEGIN { printf "%.3f s wall", ns / 1e9 }')"
+out ""
+
 # ---- 4. summary -----------------------------------------------------------------------
 out "== Summary"
 awk -v hy="$([ $hrc -eq 0 ] && echo passed || echo FAILED)" '

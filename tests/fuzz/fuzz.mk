@@ -12,7 +12,7 @@
 FUZZ_CC      ?= $(CLANG)
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   ?=
-FUZZ_TARGETS ?= fuzz_cfg fuzz_cpulist fuzz_strat fuzz_pol
+FUZZ_TARGETS ?= fuzz_cfg fuzz_cpulist fuzz_strat fuzz_pol fuzz_rec fuzz_wl
 FZ := $(B)/fuzz
 FUZZ_CFLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g -O1 \
 	-std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
@@ -44,6 +44,21 @@ $(FZ)/fuzz_pol: tests/fuzz/fuzz_pol.c $(POL_SRCS) $(FUZZ_HDRS) $(G)/cdef_lua.h |
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags luajit) tests/fuzz/fuzz_pol.c \
 		$(POL_SRCS) host/log.c -Ihost/pol -o $@ -rdynamic $(shell pkg-config --libs luajit) -lm -ldl -lpthread \
 		|| { $(FUZZ_HINT); }
+
+# The record file reader (host/rec, the simulator's record/replay).
+$(FZ)/fuzz_rec: tests/fuzz/fuzz_rec.c host/rec/rec.c host/rec/rec.h $(FUZZ_HDRS) | $(FZ)
+	$(call msg,FUZZ,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) tests/fuzz/fuzz_rec.c host/rec/rec.c -o $@ -lpthread || { $(FUZZ_HINT); }
+
+# The simulator's workload loader (YAML and rt-app JSON).
+$(FZ)/fuzz_wl: tests/fuzz/fuzz_wl.c host/sim/sim_wl.c host/sim/sim_rtapp.c host/sim/sim_model.c \
+		host/sim/sim_report.c host/topo.c host/loop.c host/sim/sim.h $(POL_SRCS) $(FUZZ_HDRS) | $(FZ)
+	$(call msg,FUZZ,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags yaml-0.1 jansson luajit) tests/fuzz/fuzz_wl.c \
+		host/sim/sim_wl.c host/sim/sim_rtapp.c host/sim/sim_model.c host/sim/sim_report.c \
+		host/topo.c host/loop.c host/pol/bridge.c host/pol/guard.c host/pol/validate.c \
+		host/pol/watchdog.c host/log.c -Ihost -o $@ -rdynamic $(shell pkg-config --libs yaml-0.1 jansson luajit) \
+		-lm -ldl -lpthread || { $(FUZZ_HINT); }
 
 fuzz-build: $(addprefix $(FZ)/,$(FUZZ_TARGETS))
 

@@ -1,0 +1,1351 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * sim_model.c - the event model of the kernel side (see sim.h). It follows bpf/main.bpf.c
+ * callback by callback, with the kernel's sched_ext core around it reduced to what decides
+ * who runs when:
+ *
+ *  - select_cpu (wakeups): prev if idle, else an idle L2 sibling, then L3 (from a random
+ *    start), then any idle CPU; claiming an idle CPU wakes it (it finds nothing and goes
+ *    idle again unless a task reached its queues meanwhile). early_processing as in BPF.
+ *  - enqueue: per-CPU kthreads to their local DSQ, other kthreads to the shared DSQ at
+ *    vtime 0 with slice_ns_min, user tasks to the host (a record in the `queued` ring,
+ *    enq_cnt bumped, custody entry); ring full -> in-kernel (nr_sched_congested).
+ *  - the host: woken wake_ns after a record arrives while it sleeps; each loop_step() takes
+ *    up to batch_max records, runs the policy (real Lua, virtual clock) and its decisions
+ *    are applied host.batch_ns + n * host.task_ns later (or the measured cost); then the
+ *    next batch if records are waiting.
+ *  - decisions: custody/enq_cnt check (cancel), affinity bounce, vtime-ordered per-CPU and
+ *    shared DSQs, priority (vtime 0) to the head of a CPU's local DSQ with preemption,
+ *    kick an idle CPU (the chosen one, or any idle CPU the task may use).
+ *  - dispatch: local DSQ first; at slice expiry keep_prev (decided vtime + ran*100/weight
+ *    against the earlier head), else the earlier head of the CPU's DSQ and the shared one;
+ *    nothing there and prev still runnable: prev keeps running (the kernel's default).
+ *  - slices expire at the first timer tick (1/HZ) at or after their end, as the kernel's
+ *    tick-driven slice accounting does; a task that blocks earlier switches at once.
+ *  - heartbeat: pending tasks older than stall_timeout are rescued into the shared DSQ
+ *    (enq_cnt bumped, the late decision is cancelled); a runnable task that has not run
+ *    for watchdog_timeout ends the run as a stall (the sched_ext watchdog).
+ * Not modelled: the host's own threads occupying a CPU, CPU hotplug, stalled-host mode.
+ *
+ * Events live in one binary heap ordered by (time, sequence); arrays grow by doubling,
+ * nothing is allocated per event.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "common.h"
+#include "loop.h"
+#include "sim.h"
+
+enum { EV_WAKE, EV_BURST, EV_EXPIRE, EV_RESCHED, EV_HOST_WAKE, EV_HOST_DONE, EV_HEARTBEAT,
+       EV_END };
+
+enum { T_NEW, T_SLEEP, T_WAITCH, T_HOST, T_DSQ, T_LOCAL, T_RUN, T_EXIT };
+
+#define SCX_SLICE_DFL 20000000ull
+#define RING_CAP ((1 << 20) / (sizeof(struct queued_task_ctx) + 8))
+#define NO_TASK (-1)
+
+struct ev {
+	uint64_t t, seq;
+	int32_t type, id;
+	uint32_t gen, pad;
+};
+
+struct dsq {
+	int32_t *h;
+	int n, cap;
+};
+
+struct task {
+	int32_t pid, tgid;
+	int group;
+	int inst;
+	char comm[16];
+	uint8_t state;
+	uint8_t kthread;
+	bool fresh, decided, pending, waking, ran, waiting;
+	uint64_t weight;
+	const uint64_t *aff;
+	int nr_allowed;
+	/* program */
+	int pc, sp;
+	struct { int op; uint64_t left; } loops[8];
+	uint64_t remaining;      /* ns of the current run step left (UINT64_MAX forever) */
+	uint64_t pnext;          /* next period boundary */
+	int32_t wnext;           /* channel waiter list */
+	uint64_t sig_left;       /* tokens of the current signal step still to post */
+	/* BPF task_ctx and sched_ext fields */
+	uint64_t enq_cnt, start_ts, stop_ts, exec_runtime, run_start, slice_dec;
+	uint64_t dsq_vtime, slice, dsq_seq;
+	int cpu;                 /* scx_bpf_task_cpu() */
+	int last_ran;            /* CPU it last ran on (migrations) */
+	uint64_t pend_enq, pend_at;
+	int heap_idx;
+	int dsq_id;              /* -1 shared, else CPU */
+	/* metrics */
+	uint64_t wake_ts, runnable_since;
+	struct sim_task_stats st;
+	struct sim_hist *hist;
+};
+
+struct cpu {
+	int cur;
+	uint32_t bgen, sgen;
+	uint64_t seg_start;      /* when the running task's current run segment began */
+	bool resched, preempt;
+	int32_t *local;          /* local DSQ: FIFO, head inserts for priority */
+	int nlocal, cap_local;
+	struct dsq dsq;
+};
+
+struct chan {
+	uint64_t tokens, cap;       /* cap 0: unbounded */
+	int32_t whead, wtail;       /* tasks waiting for a token */
+	int32_t shead, stail;       /* tasks waiting for room (the channel was full) */
+};
+
+struct sim {
+	const struct sim_wl *w;
+	uint64_t now;            /* the virtual clock (pol_env.clock points here) */
+	uint64_t seq;
+	uint64_t rng;
+	uint64_t tick_ns;
+	int nr_cpus;
+	struct topo *topo;
+	volatile uint64_t idle_mask[MAX_CPUS / 64];   /* what the policy sees (update_idle) */
+	uint64_t claim[MAX_CPUS / 64];                /* the kernel's idle mask (claims) */
+	int nclaim;                                   /* bits set in claim */
+	int pick_cursor;
+	struct cpu *cpus;
+	struct dsq shared;
+	struct task *tasks;
+	int ntasks, cap_tasks;
+	int32_t next_pid;
+	struct chan *chans;
+	struct ev *heap;
+	int nev, cap_ev;
+	/* the queued ring */
+	struct queued_task_ctx *ring;
+	int ring_head, ring_n;
+	/* the host */
+	struct loop lp;
+	bool host_busy, host_wake_pending;
+	struct dispatched_task_ctx *inflight;
+	int ninflight;
+	uint64_t cost_t0;
+	uint64_t vtime_floor;
+	struct sim_counters c;
+	struct sim_trace *trace;
+	bool stalled;
+	char stall_msg[256];
+	bool ended;
+};
+
+/* ---- small things ------------------------------------------------------------------ */
+static uint64_t rnd(struct sim *s)   /* splitmix64 */
+{
+	uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t rnd_range(struct sim *s, uint64_t lo, uint64_t hi)
+{
+	if (hi <= lo)
+		return lo;
+	return lo + rnd(s) % (hi - lo + 1);
+}
+
+static bool grow(void **p, int *cap, int need, size_t elem)
+{
+	if (need <= *cap)
+		return true;
+	int nc = *cap ? *cap : 16;
+	while (nc < need)
+		nc *= 2;
+	void *n = realloc(*p, (size_t)nc * elem);
+	if (!n)
+		return false;
+	*p = n;
+	*cap = nc;
+	return true;
+}
+
+static inline bool bit_test(const volatile uint64_t *m, int c) { return m[c / 64] >> (c % 64) & 1; }
+static inline void bit_set(volatile uint64_t *m, int c) { m[c / 64] |= 1ull << (c % 64); }
+static inline void bit_clr(volatile uint64_t *m, int c) { m[c / 64] &= ~(1ull << (c % 64)); }
+
+static inline bool allowed(const struct task *t, int cpu)
+{
+	return cpu >= 0 && bit_test(t->aff, cpu);
+}
+
+/* ---- event heap -------------------------------------------------------------------- */
+static inline bool ev_before(const struct ev *a, const struct ev *b)
+{
+	return a->t < b->t || (a->t == b->t && a->seq < b->seq);
+}
+
+static void ev_push(struct sim *s, uint64_t t, int type, int id, uint32_t gen)
+{
+	if (!grow((void **)&s->heap, &s->cap_ev, s->nev + 1, sizeof(*s->heap))) {
+		g_err("simulate: out of memory for events");
+		exit(EXIT_FAILURE);
+	}
+	struct ev e = { .t = t, .seq = s->seq++, .type = type, .id = id, .gen = gen };
+	int i = s->nev++;
+	while (i > 0) {
+		int p = (i - 1) / 2;
+		if (!ev_before(&e, &s->heap[p]))
+			break;
+		s->heap[i] = s->heap[p];
+		i = p;
+	}
+	s->heap[i] = e;
+}
+
+static struct ev ev_pop(struct sim *s)
+{
+	struct ev top = s->heap[0], last = s->heap[--s->nev];
+	int i = 0, n = s->nev;
+
+	while (1) {
+		int l = 2 * i + 1, r = l + 1, m = i;
+		const struct ev *best = &last;
+		if (l < n && ev_before(&s->heap[l], best)) {
+			m = l;
+			best = &s->heap[l];
+		}
+		if (r < n && ev_before(&s->heap[r], best))
+			m = r;
+		if (m == i)
+			break;
+		s->heap[i] = s->heap[m];
+		i = m;
+	}
+	if (n > 0)
+		s->heap[i] = last;
+	return top;
+}
+
+/* ---- DSQs (vtime-ordered heaps of task ids; ties FIFO) ------------------------------ */
+static inline bool dq_before(const struct sim *s, int a, int b)
+{
+	const struct task *x = &s->tasks[a], *y = &s->tasks[b];
+	/* the kernel compares vtimes with time_before(): a signed difference */
+	int64_t d = (int64_t)(x->dsq_vtime - y->dsq_vtime);
+	return d < 0 || (d == 0 && x->dsq_seq < y->dsq_seq);
+}
+
+static void dq_up(struct sim *s, struct dsq *q, int i)
+{
+	int id = q->h[i];
+	while (i > 0) {
+		int p = (i - 1) / 2;
+		if (!dq_before(s, id, q->h[p]))
+			break;
+		q->h[i] = q->h[p];
+		s->tasks[q->h[i]].heap_idx = i;
+		i = p;
+	}
+	q->h[i] = id;
+	s->tasks[id].heap_idx = i;
+}
+
+static void dq_down(struct sim *s, struct dsq *q, int i)
+{
+	int id = q->h[i];
+	while (1) {
+		int l = 2 * i + 1, r = l + 1, m = -1;
+		int best = id;
+		if (l < q->n && dq_before(s, q->h[l], best)) {
+			m = l;
+			best = q->h[l];
+		}
+		if (r < q->n && dq_before(s, q->h[r], best))
+			m = r;
+		if (m < 0)
+			break;
+		q->h[i] = q->h[m];
+		s->tasks[q->h[i]].heap_idx = i;
+		i = m;
+	}
+	q->h[i] = id;
+	s->tasks[id].heap_idx = i;
+}
+
+static void dq_push(struct sim *s, struct dsq *q, int id)
+{
+	if (!grow((void **)&q->h, &q->cap, q->n + 1, sizeof(*q->h))) {
+		g_err("simulate: out of memory for a DSQ");
+		exit(EXIT_FAILURE);
+	}
+	q->h[q->n] = id;
+	dq_up(s, q, q->n++);
+}
+
+static void dq_remove(struct sim *s, struct dsq *q, int i)
+{
+	int last = q->h[--q->n];
+	if (i == q->n)
+		return;
+	q->h[i] = last;
+	s->tasks[last].heap_idx = i;
+	dq_up(s, q, i);
+	dq_down(s, q, s->tasks[last].heap_idx);
+}
+
+static uint64_t dq_head_vtime(const struct sim *s, const struct dsq *q)
+{
+	return q->n ? s->tasks[q->h[0]].dsq_vtime : ~0ull;
+}
+
+/* The first task of q this CPU may run (the kernel's consume skips the others). */
+static int dq_take(struct sim *s, struct dsq *q, int cpu)
+{
+	int best = -1;
+
+	if (!q->n)
+		return NO_TASK;
+	if (allowed(&s->tasks[q->h[0]], cpu)) {
+		best = 0;
+	} else {
+		for (int i = 1; i < q->n; i++)
+			if (allowed(&s->tasks[q->h[i]], cpu) &&
+			    (best < 0 || dq_before(s, q->h[i], q->h[best])))
+				best = i;
+		if (best < 0)
+			return NO_TASK;
+	}
+	int id = q->h[best];
+	dq_remove(s, q, best);
+	return id;
+}
+
+/* ---- local DSQs -------------------------------------------------------------------- */
+static void local_push(struct sim *s, int cpu, int id, bool head)
+{
+	struct cpu *c = &s->cpus[cpu];
+	if (!grow((void **)&c->local, &c->cap_local, c->nlocal + 1, sizeof(*c->local))) {
+		g_err("simulate: out of memory for a local DSQ");
+		exit(EXIT_FAILURE);
+	}
+	if (head) {
+		memmove(c->local + 1, c->local, (size_t)c->nlocal * sizeof(*c->local));
+		c->local[0] = id;
+	} else {
+		c->local[c->nlocal] = id;
+	}
+	c->nlocal++;
+	s->tasks[id].state = T_LOCAL;
+}
+
+static int local_pop(struct sim *s, int cpu)
+{
+	struct cpu *c = &s->cpus[cpu];
+	int id;
+
+	if (!c->nlocal)
+		return NO_TASK;
+	id = c->local[0];
+	memmove(c->local, c->local + 1, (size_t)(c->nlocal - 1) * sizeof(*c->local));
+	c->nlocal--;
+	return id;
+}
+
+/* ---- kicks and idle CPUs ----------------------------------------------------------- */
+static void resched(struct sim *s, int cpu, bool preempt)
+{
+	struct cpu *c = &s->cpus[cpu];
+
+	if (preempt)
+		c->preempt = true;
+	if (c->resched)
+		return;
+	c->resched = true;
+	ev_push(s, s->now, EV_RESCHED, cpu, 0);
+}
+
+static void claim_set(struct sim *s, int cpu)
+{
+	if (!bit_test(s->claim, cpu)) {
+		bit_set(s->claim, cpu);
+		s->nclaim++;
+	}
+}
+
+static void claim_clr(struct sim *s, int cpu)
+{
+	if (bit_test(s->claim, cpu)) {
+		bit_clr(s->claim, cpu);
+		s->nclaim--;
+	}
+}
+
+static bool test_and_clear_idle(struct sim *s, int cpu)
+{
+	if (!bit_test(s->claim, cpu))
+		return false;
+	claim_clr(s, cpu);
+	return true;
+}
+
+/* scx_bpf_pick_idle_cpu(): an idle CPU of t's (whole idle cores first with SMT), spread
+ * by a rotating start (cpumask_any_and_distribute). */
+static int pick_idle_any(struct sim *s, const struct task *t)
+{
+	int n = s->nr_cpus, smt = s->w->smt;
+
+	if (!s->nclaim)
+		return -1;   /* the usual case under load: no scan */
+	for (int pass = smt > 1 ? 0 : 1; pass < 2; pass++) {
+		for (int k = 1; k <= n; k++) {
+			int cpu = (s->pick_cursor + k) % n;
+			if (!allowed(t, cpu) || !bit_test(s->claim, cpu))
+				continue;
+			if (pass == 0) {
+				int base = cpu / smt * smt;
+				bool whole = true;
+				for (int j = base; j < base + smt; j++)
+					whole &= bit_test(s->claim, j);
+				if (!whole)
+					continue;
+			}
+			claim_clr(s, cpu);
+			s->pick_cursor = cpu;
+			return cpu;
+		}
+	}
+	return -1;
+}
+
+static int pick_from(struct sim *s, const struct task *t, const uint16_t *ids, uint32_t nr,
+		     uint32_t start)
+{
+	if (nr > MAX_SIBLINGS)
+		nr = MAX_SIBLINGS;
+	for (uint32_t i = 0; i < nr; i++) {
+		uint32_t k = (start + i) % MAX_SIBLINGS;
+		if (k >= nr)
+			k -= nr;
+		if (k >= nr)
+			continue;
+		int cpu = ids[k];
+		if (cpu >= s->nr_cpus || !allowed(t, cpu))
+			continue;
+		if (test_and_clear_idle(s, cpu))
+			return cpu;
+	}
+	return -1;
+}
+
+static int pick_idle_topo(struct sim *s, const struct task *t, int prev)
+{
+	if (allowed(t, prev) && test_and_clear_idle(s, prev))
+		return prev;
+	if (t->nr_allowed == 1)
+		return -1;
+	const struct cpu_topo *ct = &s->topo->cpu[prev];
+	uint32_t start = (uint32_t)rnd(s);
+	int cpu = pick_from(s, t, ct->l2, ct->nr_l2, start);
+	if (cpu >= 0)
+		return cpu;
+	cpu = pick_from(s, t, ct->l3, ct->nr_l3, start);
+	if (cpu >= 0)
+		return cpu;
+	return pick_idle_any(s, t);
+}
+
+/* kick_for() of main.bpf.c */
+static void kick_for(struct sim *s, struct task *t, int cpu, bool preempt)
+{
+	if (cpu >= 0) {
+		if (preempt || s->cpus[cpu].cur == NO_TASK)
+			resched(s, cpu, preempt);
+		return;
+	}
+	cpu = pick_idle_any(s, t);
+	if (cpu >= 0) {
+		resched(s, cpu, false);
+		return;
+	}
+	if (preempt)
+		resched(s, t->cpu, true);
+}
+
+/* ---- enqueue ----------------------------------------------------------------------- */
+static void dsq_insert(struct sim *s, int id, int dsq, uint64_t slice, uint64_t vtime)
+{
+	struct task *t = &s->tasks[id];
+
+	t->dsq_vtime = vtime;
+	t->slice = slice;
+	t->dsq_seq = s->seq++;
+	t->dsq_id = dsq;
+	t->state = T_DSQ;
+	dq_push(s, dsq < 0 ? &s->shared : &s->cpus[dsq].dsq, id);
+}
+
+static void kernel_dispatch(struct sim *s, int id)
+{
+	dsq_insert(s, id, -1, s->w->slice_ns_default, s->vtime_floor);
+	s->c.nr_kernel_dispatches++;
+	kick_for(s, &s->tasks[id], -1, false);
+}
+
+static void enqueue(struct sim *s, int id, uint64_t flags)
+{
+	struct task *t = &s->tasks[id];
+
+	t->runnable_since = s->now;
+	t->waiting = true;
+	if (t->kthread == SIM_KT_PERCPU) {
+		t->slice = s->w->slice_ns_default;
+		local_push(s, t->cpu, id, false);
+		s->c.nr_kernel_dispatches++;
+		if (s->cpus[t->cpu].cur == NO_TASK)
+			resched(s, t->cpu, false);
+		return;
+	}
+	t->fresh = true;
+	t->decided = false;
+	if (t->kthread == SIM_KT_SHARED) {
+		dsq_insert(s, id, -1, s->w->slice_ns_min, 0);
+		s->c.nr_kernel_dispatches++;
+		kick_for(s, t, -1, false);
+		return;
+	}
+	if (s->ring_n >= (int)RING_CAP) {
+		s->c.nr_sched_congested++;
+		kernel_dispatch(s, id);
+		return;
+	}
+	t->enq_cnt++;
+	t->pending = true;
+	t->pend_enq = t->enq_cnt;
+	t->pend_at = s->now;
+	t->state = T_HOST;
+
+	struct queued_task_ctx *r = &s->ring[(s->ring_head + s->ring_n++) % RING_CAP];
+	memset(r, 0, sizeof(*r));
+	r->pid = t->pid;
+	r->tgid = t->tgid;
+	r->cpu = t->cpu;
+	r->nr_cpus_allowed = t->nr_allowed;
+	r->flags = flags;
+	r->start_ts = t->start_ts;
+	r->stop_ts = t->stop_ts;
+	r->exec_runtime = t->exec_runtime;
+	r->weight = t->weight;
+	r->vtime = t->dsq_vtime;
+	r->enq_cnt = t->enq_cnt;
+	memcpy(r->comm, t->comm, sizeof(r->comm));
+
+	if (!s->host_busy && !s->host_wake_pending) {
+		s->host_wake_pending = true;
+		ev_push(s, s->now + s->w->host_wake_ns, EV_HOST_WAKE, 0, 0);
+	}
+}
+
+/* A task becomes runnable: ops.runnable, select_cpu, enqueue. */
+static void wake(struct sim *s, int id, uint64_t wake_ts)
+{
+	struct task *t = &s->tasks[id];
+	int cpu;
+
+	t->exec_runtime = 0;
+	t->waking = true;
+	t->wake_ts = wake_ts;
+	t->st.wakeups++;
+	if (t->kthread == SIM_KT_PERCPU) {
+		enqueue(s, id, SIM_ENQ_WAKEUP);
+		return;
+	}
+	cpu = pick_idle_topo(s, t, t->cpu);
+	if (cpu >= 0) {
+		t->cpu = cpu;
+		if (s->w->early_processing && !t->kthread) {
+			t->slice = s->w->slice_ns_default;
+			t->runnable_since = s->now;
+			t->waiting = true;
+			local_push(s, cpu, id, false);
+			s->c.nr_kernel_dispatches++;
+			resched(s, cpu, false);
+			return;
+		}
+		/* the claimed CPU wakes (the task was queued on its runqueue) */
+		resched(s, cpu, false);
+	}
+	enqueue(s, id, SIM_ENQ_WAKEUP);
+}
+
+/* ---- programs ---------------------------------------------------------------------- */
+enum { A_RUN, A_BLOCK, A_EXIT };
+
+static int new_task(struct sim *s, int group, int inst, int parent, uint64_t start);
+
+/* FIFO lists of tasks threaded through task.wnext (a task waits on one list at most). */
+static void list_push(struct sim *s, int32_t *head, int32_t *tail, int id)
+{
+	s->tasks[id].wnext = -1;
+	if (*tail >= 0)
+		s->tasks[*tail].wnext = id;
+	else
+		*head = id;
+	*tail = id;
+}
+
+static int list_pop(struct sim *s, int32_t *head, int32_t *tail)
+{
+	int id = *head;
+	if (id >= 0) {
+		*head = s->tasks[id].wnext;
+		if (*head < 0)
+			*tail = -1;
+	}
+	return id;
+}
+
+/* Run the task's program from pc until it needs the CPU (a run step), blocks or exits.
+ * Runs while the task is on a CPU, in zero time. */
+static int advance(struct sim *s, int id)
+{
+	const struct sim_wl *w = s->w;
+	const struct sim_group *g = &w->groups[s->tasks[id].group];
+	int steps = 0;
+
+	for (;;) {
+		struct task *t = &s->tasks[id];   /* new_task() may move the array */
+		if (t->pc >= g->nops)
+			return A_EXIT;
+		if (++steps > 100000) {
+			g_err("simulate: %s:%d: task %s (pid %d) ran 100000 steps without taking "
+			      "time; ending it", w->file, w->ops[g->op0 + t->pc].line, t->comm, t->pid);
+			return A_EXIT;
+		}
+		const struct sim_op *op = &w->ops[g->op0 + t->pc];
+		t->pc++;
+		switch (op->kind) {
+		case OP_RUN:
+			t->remaining = op->lo == UINT64_MAX ? UINT64_MAX : rnd_range(s, op->lo, op->hi);
+			if (t->remaining == 0)
+				continue;
+			return A_RUN;
+		case OP_SLEEP: {
+			uint64_t d = rnd_range(s, op->lo, op->hi);
+			t->state = T_SLEEP;
+			ev_push(s, s->now + d, EV_WAKE, id, 0);
+			return A_BLOCK;
+		}
+		case OP_PERIOD:
+			t->st.periods++;
+			if (t->pnext == 0) {
+				t->pnext = s->now + op->lo;
+			} else {
+				t->pnext += op->lo;
+				while (t->pnext < s->now) {
+					t->pnext += op->lo;
+					t->st.missed++;
+				}
+			}
+			if (t->pnext <= s->now)
+				continue;
+			t->state = T_SLEEP;
+			ev_push(s, t->pnext, EV_WAKE, id, 1);
+			return A_BLOCK;
+		case OP_WAIT: {
+			struct chan *ch = &s->chans[op->chan + t->inst % op->chan_n];
+			if (ch->tokens) {
+				ch->tokens--;
+				/* room again: a writer blocked on the full channel retries */
+				int sid = list_pop(s, &ch->shead, &ch->stail);
+				if (sid >= 0)
+					wake(s, sid, s->now);
+				continue;
+			}
+			t->state = T_WAITCH;
+			list_push(s, &ch->whead, &ch->wtail, id);
+			return A_BLOCK;
+		}
+		case OP_SIGNAL: {
+			struct chan *ch = &s->chans[op->chan + t->inst % op->chan_n];
+			if (!t->sig_left)
+				t->sig_left = op->lo;
+			while (t->sig_left) {
+				int wid = list_pop(s, &ch->whead, &ch->wtail);
+				if (wid >= 0) {
+					wake(s, wid, s->now);    /* straight to a reader */
+				} else if (!ch->cap || ch->tokens < ch->cap) {
+					ch->tokens++;
+				} else {
+					/* full: block, and run this step again when there is room */
+					t->pc--;
+					t->state = T_WAITCH;
+					list_push(s, &ch->shead, &ch->stail, id);
+					return A_BLOCK;
+				}
+				t->sig_left--;
+			}
+			continue;
+		}
+		case OP_FORK:
+			new_task(s, op->arg, -1, id, s->now);
+			continue;
+		case OP_LOOP:
+			if (t->sp >= 8)
+				return A_EXIT;   /* the loader allows 8 levels */
+			t->loops[t->sp].op = (int)(op - w->ops) - g->op0;
+			t->loops[t->sp].left = op->lo;   /* 0 = forever */
+			t->sp++;
+			continue;
+		case OP_END:
+			if (t->sp > 0) {
+				uint64_t *left = &t->loops[t->sp - 1].left;
+				if (*left == 0 || --*left > 0) {
+					t->pc = t->loops[t->sp - 1].op + 1;
+					continue;
+				}
+				t->sp--;
+			}
+			continue;
+		case OP_EXIT:
+		default:
+			return A_EXIT;
+		}
+	}
+}
+
+/* ---- running and stopping ---------------------------------------------------------- */
+static uint64_t tick_after(struct sim *s, uint64_t t)
+{
+	uint64_t k = (t + s->tick_ns - 1) / s->tick_ns;
+	return k * s->tick_ns;
+}
+
+static void arm(struct sim *s, int cpu, uint64_t slice)
+{
+	struct cpu *c = &s->cpus[cpu];
+	struct task *t = &s->tasks[c->cur];
+
+	c->sgen++;
+	ev_push(s, tick_after(s, s->now + (slice ? slice : 1)), EV_EXPIRE, cpu, c->sgen);
+	(void)t;
+}
+
+static void arm_burst(struct sim *s, int cpu)
+{
+	struct cpu *c = &s->cpus[cpu];
+	struct task *t = &s->tasks[c->cur];
+
+	c->bgen++;
+	c->seg_start = s->now;
+	if (t->remaining != UINT64_MAX)
+		ev_push(s, s->now + t->remaining, EV_BURST, cpu, c->bgen);
+}
+
+/* Switch t in (ops.running). */
+static void start_running(struct sim *s, int cpu, int id)
+{
+	struct cpu *c = &s->cpus[cpu];
+	struct task *t = &s->tasks[id];
+
+	if (c->cur == NO_TASK) {
+		bit_clr(s->idle_mask, cpu);     /* update_idle(cpu, false) */
+		claim_clr(s, cpu);
+	}
+	c->cur = id;
+	t->state = T_RUN;
+	t->run_start = s->now;
+	if (t->fresh) {
+		t->start_ts = s->now;
+		t->fresh = false;
+	}
+	if (t->ran && t->last_ran != cpu)
+		t->st.migrations++;
+	t->ran = true;
+	t->last_ran = cpu;
+	t->cpu = cpu;
+	if (t->waking) {
+		uint64_t lat = s->now - t->wake_ts;
+		sim_hist_add(t->hist, lat);
+		t->waking = false;
+	}
+	t->waiting = false;
+	arm(s, cpu, t->slice);
+	c->bgen++;
+	c->seg_start = s->now;
+}
+
+/* The running task leaves the CPU (ops.stopping). */
+static void stop_running(struct sim *s, int cpu, bool involuntary)
+{
+	struct cpu *c = &s->cpus[cpu];
+	struct task *t = &s->tasks[c->cur];
+	uint64_t ran = s->now - t->run_start;
+
+	if (t->remaining && t->remaining != UINT64_MAX) {
+		uint64_t done = s->now - c->seg_start;
+		t->remaining -= done < t->remaining ? done : t->remaining;
+		t->st.work_ns += done;
+	} else if (t->remaining == UINT64_MAX) {
+		t->st.work_ns += s->now - c->seg_start;
+	}
+	t->stop_ts = s->now;
+	t->exec_runtime += ran;
+	t->st.cpu_ns += ran;
+	t->st.csw++;
+	if (involuntary)
+		t->st.preempted++;
+	if (s->trace && ran)
+		sim_trace_slice(s->trace, cpu, t->run_start, s->now, t->comm, t->pid);
+	c->cur = NO_TASK;
+	c->bgen++;
+	c->sgen++;
+}
+
+static void go_idle(struct sim *s, int cpu)
+{
+	bit_set(s->idle_mask, cpu);    /* update_idle(cpu, true) */
+	claim_set(s, cpu);
+}
+
+/* keep_prev() of main.bpf.c */
+static bool keep_prev(struct sim *s, struct task *prev, uint64_t head)
+{
+	uint64_t w, vt;
+
+	if (!prev->decided || !prev->slice_dec)
+		return false;
+	w = prev->weight ? prev->weight : 100;
+	vt = prev->dsq_vtime + (s->now - prev->start_ts) * 100 / w;
+	if (vt > head)
+		return false;
+	s->c.nr_kept++;
+	return true;
+}
+
+/* ops.dispatch's consume part: the earlier head of this CPU's DSQ and the shared one. */
+static int consume(struct sim *s, int cpu, uint64_t vt_cpu, uint64_t vt_sh)
+{
+	struct dsq *mine = &s->cpus[cpu].dsq;
+	int id;
+
+	if (vt_sh < vt_cpu) {
+		id = dq_take(s, &s->shared, cpu);
+		if (id == NO_TASK)
+			id = dq_take(s, mine, cpu);
+	} else {
+		id = dq_take(s, mine, cpu);
+		if (id == NO_TASK)
+			id = dq_take(s, &s->shared, cpu);
+	}
+	return id;
+}
+
+/* Give an empty CPU its next task, or let it go idle. Tasks whose program blocks or exits
+ * as soon as they run leave again at once (in zero time), so this loops. */
+static void fill_cpu(struct sim *s, int cpu)
+{
+	for (;;) {
+		int id = local_pop(s, cpu);
+		if (id == NO_TASK)
+			id = consume(s, cpu, dq_head_vtime(s, &s->cpus[cpu].dsq),
+				     dq_head_vtime(s, &s->shared));
+		if (id == NO_TASK) {
+			go_idle(s, cpu);
+			return;
+		}
+		start_running(s, cpu, id);
+		struct task *t = &s->tasks[id];
+		if (t->remaining) {
+			arm_burst(s, cpu);
+			return;
+		}
+		int a = advance(s, id);
+		t = &s->tasks[id];
+		if (a == A_RUN) {
+			arm_burst(s, cpu);
+			return;
+		}
+		stop_running(s, cpu, false);
+		if (a == A_EXIT)
+			{ t->state = T_EXIT; t->st.exit_ns = s->now ? s->now : 1; }
+	}
+}
+
+/* Slice expiry (or a preemption kick) of the running task: the kernel's balance with
+ * prev still runnable. */
+static void expire(struct sim *s, int cpu, bool preempted)
+{
+	struct cpu *c = &s->cpus[cpu];
+	int pid = c->cur;
+	struct task *prev = &s->tasks[pid];
+	int next = NO_TASK;
+
+	if (c->nlocal) {
+		next = local_pop(s, cpu);
+	} else {
+		uint64_t vt_cpu = dq_head_vtime(s, &c->dsq), vt_sh = dq_head_vtime(s, &s->shared);
+		if (keep_prev(s, prev, vt_cpu < vt_sh ? vt_cpu : vt_sh)) {
+			prev->slice = prev->slice_dec;
+			arm(s, cpu, prev->slice);
+			return;
+		}
+		next = consume(s, cpu, vt_cpu, vt_sh);
+		if (next == NO_TASK) {
+			/* nothing else to run: the kernel keeps prev with the default slice */
+			arm(s, cpu, SCX_SLICE_DFL);
+			return;
+		}
+	}
+	if (preempted)
+		s->c.nr_preempt++;
+	stop_running(s, cpu, true);
+	enqueue(s, pid, 0);   /* put_prev_task_scx(): a runnable prev re-enqueues with 0 */
+	/* run `next` (taken already) and go on as fill_cpu does */
+	start_running(s, cpu, next);
+	struct task *t = &s->tasks[next];
+	if (t->remaining) {
+		arm_burst(s, cpu);
+		return;
+	}
+	int a = advance(s, next);
+	t = &s->tasks[next];
+	if (a == A_RUN) {
+		arm_burst(s, cpu);
+		return;
+	}
+	stop_running(s, cpu, false);
+	if (a == A_EXIT)
+		{ t->state = T_EXIT; t->st.exit_ns = s->now ? s->now : 1; }
+	fill_cpu(s, cpu);
+}
+
+/* ---- decisions --------------------------------------------------------------------- */
+static int find_pid(struct sim *s, int32_t pid)
+{
+	int i = pid - 1000;   /* pids are 1000 + index */
+	return i >= 0 && i < s->ntasks ? i : -1;
+}
+
+static void apply_decision(struct sim *s, const struct dispatched_task_ctx *d)
+{
+	int id = find_pid(s, d->pid);
+	struct task *t;
+	uint64_t slice = d->slice_ns ? d->slice_ns : s->w->slice_ns_default;
+	int cpu = d->cpu, dsq;
+
+	if (id < 0 || !s->tasks[id].pending || s->tasks[id].pend_enq != d->enq_cnt) {
+		s->c.nr_cancel_dispatches++;
+		return;
+	}
+	t = &s->tasks[id];
+	t->pending = false;
+	t->slice_dec = slice;
+	t->decided = true;
+	if (cpu == RL_CPU_ANY) {
+		dsq = -1;
+		cpu = -1;
+	} else if (cpu >= 0 && cpu < s->nr_cpus && allowed(t, cpu)) {
+		dsq = cpu;
+	} else {
+		s->c.nr_bounce_dispatches++;
+		cpu = t->cpu;
+		if (allowed(t, cpu)) {
+			dsq = cpu;
+		} else {
+			dsq = -1;
+			cpu = -1;
+		}
+	}
+	if (d->vtime == 0) {
+		/* priority: the head of a CPU's local DSQ, preempting (the applying CPU is the
+		 * task's own here: the host's CPU is not modelled) */
+		if (cpu < 0)
+			cpu = t->cpu;
+		if (allowed(t, cpu)) {
+			t->slice = slice;
+			local_push(s, cpu, id, true);
+			resched(s, cpu, true);
+		} else {
+			dsq_insert(s, id, -1, slice, 0);
+			kick_for(s, t, -1, true);
+		}
+	} else {
+		dsq_insert(s, id, dsq, slice, d->vtime);
+		if ((int64_t)(d->vtime - s->vtime_floor) > 0)
+			s->vtime_floor = d->vtime;
+		kick_for(s, t, cpu, false);
+	}
+	s->c.nr_user_dispatches++;
+}
+
+/* ---- the host as a loop_src --------------------------------------------------------- */
+static int src_recv(void *ctx, struct queued_task_ctx *buf, int max)
+{
+	struct sim *s = ctx;
+	int n = s->ring_n < max ? s->ring_n : max;
+
+	for (int i = 0; i < n; i++) {
+		buf[i] = s->ring[s->ring_head];
+		s->ring_head = (s->ring_head + 1) % (int)RING_CAP;
+	}
+	s->ring_n -= n;
+	return n;
+}
+
+static void src_holding(void *ctx, int n)
+{
+	struct sim *s = ctx;
+	if (n)
+		s->cost_t0 = g_now_ns();
+}
+
+static int src_send(void *ctx, const struct dispatched_task_ctx *d, int n)
+{
+	struct sim *s = ctx;
+	uint64_t cost = g_now_ns() - s->cost_t0;
+	uint64_t lat;
+
+	s->c.cost_ns += cost;
+	memcpy(s->inflight, d, (size_t)n * sizeof(*d));
+	s->ninflight = n;
+	if (s->w->host_measured)
+		lat = (uint64_t)((double)cost * s->w->host_scale);
+	else
+		lat = s->w->host_batch_ns + (uint64_t)n * s->w->host_task_ns;
+	s->c.host_busy_ns += lat;
+	ev_push(s, s->now + lat, EV_HOST_DONE, 0, 0);
+	return n;
+}
+
+static int src_wait(void *ctx, int timeout_ms)
+{
+	struct sim *s = ctx;
+	return s->ring_n > 0;
+}
+
+static void host_turn(struct sim *s)
+{
+	int n = loop_step(&s->lp, 0);
+
+	if (n > 0) {
+		s->host_busy = true;
+		s->c.nr_batches++;
+		s->c.nr_tasks += (uint64_t)n;
+		if ((uint64_t)n > s->c.max_batch)
+			s->c.max_batch = (uint64_t)n;
+	} else {
+		s->host_busy = false;
+	}
+}
+
+/* ---- heartbeat: rescue and the watchdog --------------------------------------------- */
+static void heartbeat(struct sim *s)
+{
+	for (int i = 0; i < s->ntasks; i++) {
+		struct task *t = &s->tasks[i];
+		if (t->state == T_HOST && t->pending && s->now - t->pend_at >= s->w->stall_timeout_ns) {
+			t->enq_cnt++;
+			t->decided = false;
+			t->pending = false;
+			dsq_insert(s, i, -1, s->w->slice_ns_default, s->vtime_floor);
+			s->c.nr_rescued++;
+			s->c.nr_kernel_dispatches++;
+			kick_for(s, t, -1, false);
+		}
+		if (t->waiting && t->state != T_RUN &&
+		    s->now - t->runnable_since > s->w->watchdog_timeout_ns && !s->stalled) {
+			s->stalled = true;
+			snprintf(s->stall_msg, sizeof(s->stall_msg), "simulated stall at %.3f s: "
+				 "task %s (pid %d) runnable for %.0f ms without running (watchdog "
+				 "%.0f ms)", s->now / 1e9, t->comm, t->pid,
+				 (s->now - t->runnable_since) / 1e6, s->w->watchdog_timeout_ns / 1e6);
+		}
+	}
+}
+
+/* ---- setup ------------------------------------------------------------------------- */
+static int new_task(struct sim *s, int group, int inst, int parent, uint64_t start)
+{
+	const struct sim_group *g = &s->w->groups[group];
+	struct task *t;
+
+	if (!grow((void **)&s->tasks, &s->cap_tasks, s->ntasks + 1, sizeof(*s->tasks))) {
+		g_err("simulate: out of memory for tasks");
+		exit(EXIT_FAILURE);
+	}
+	int id = s->ntasks++;
+	t = &s->tasks[id];
+	memset(t, 0, sizeof(*t));
+	t->pid = 1000 + id;
+	t->tgid = t->pid;
+	t->group = group;
+	t->inst = inst >= 0 ? inst : id;
+	memcpy(t->comm, g->comm, sizeof(t->comm));
+	t->kthread = (uint8_t)g->kthread;
+	t->weight = g->weight;
+	t->aff = g->aff;
+	t->nr_allowed = g->nr_allowed;
+	t->wnext = -1;
+	t->dsq_id = -1;
+	t->state = T_NEW;
+	t->hist = calloc(1, sizeof(*t->hist));
+	if (!t->hist) {
+		g_err("simulate: out of memory for tasks");
+		exit(EXIT_FAILURE);
+	}
+	/* first CPU: the parent's if allowed, else the first allowed one */
+	int cpu = parent >= 0 ? s->tasks[parent].cpu : (int)(rnd(s) % (uint64_t)s->nr_cpus);
+	if (!allowed(t, cpu))
+		for (cpu = 0; cpu < s->nr_cpus && !allowed(t, cpu); cpu++)
+			;
+	t->cpu = t->last_ran = cpu;
+	if (parent >= 0)
+		t->tgid = s->tasks[parent].tgid;
+	if (start <= s->now && s->ntasks > 0 && parent >= 0)
+		wake(s, id, s->now);
+	else
+		ev_push(s, start, EV_WAKE, id, 0);
+	return id;
+}
+
+static void build_topo(struct sim *s)
+{
+	const struct sim_wl *w = s->w;
+	struct topo *t = s->topo;
+
+	t->nr_cpus = s->nr_cpus;
+	for (int c = 0; c < s->nr_cpus; c++) {
+		struct cpu_topo *ct = &t->cpu[c];
+		int core = c / w->smt * w->smt, llc = c / w->llc * w->llc;
+		t->online[c] = 1;
+		ct->nr_l2 = 0;
+		for (int j = core; j < core + w->smt && j < s->nr_cpus; j++)
+			ct->l2[ct->nr_l2++] = (uint16_t)j;
+		ct->nr_l3 = 0;
+		for (int j = llc; j < llc + w->llc && j < s->nr_cpus && ct->nr_l3 < MAX_SIBLINGS; j++)
+			ct->l3[ct->nr_l3++] = (uint16_t)j;
+	}
+}
+
+int sim_open(struct sim **out, const struct sim_wl *w, uint64_t seed, char *err, size_t errlen)
+{
+	struct sim *s = calloc(1, sizeof(*s));
+
+	*out = NULL;
+	if (!s)
+		goto oom;
+	s->w = w;
+	s->rng = seed;
+	s->nr_cpus = w->nr_cpus;
+	s->tick_ns = 1000000000ull / (uint64_t)w->hz;
+	s->topo = calloc(1, sizeof(*s->topo));
+	s->cpus = calloc((size_t)w->nr_cpus, sizeof(*s->cpus));
+	s->chans = calloc((size_t)w->nchans + 1, sizeof(*s->chans));
+	s->ring = calloc(RING_CAP, sizeof(*s->ring));
+	s->inflight = calloc((size_t)w->batch_max, sizeof(*s->inflight));
+	if (!s->topo || !s->cpus || !s->chans || !s->ring || !s->inflight)
+		goto oom;
+	for (int i = 0; i < w->nchans; i++) {
+		s->chans[i].whead = s->chans[i].wtail = s->chans[i].shead = s->chans[i].stail = -1;
+		s->chans[i].cap = w->chan_cap ? w->chan_cap[i] : 0;
+	}
+	build_topo(s);
+	for (int c = 0; c < s->nr_cpus; c++) {
+		s->cpus[c].cur = NO_TASK;
+		go_idle(s, c);
+	}
+	for (int g = 0; g < w->ngroups; g++)
+		for (int i = 0; i < w->groups[g].count; i++) {
+			int id = new_task(s, g, i, -1,
+					  rnd_range(s, w->groups[g].start_lo, w->groups[g].start_hi));
+			if (i > 0)   /* the tasks of a group are the threads of one process */
+				s->tasks[id].tgid = s->tasks[id - i].pid;
+		}
+	*out = s;
+	return G_OK;
+oom:
+	set_err(err, errlen, "simulate: out of memory");
+	sim_close(s);
+	return G_ERR_NOMEM;
+}
+
+void sim_close(struct sim *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < s->ntasks; i++)
+		free(s->tasks[i].hist);
+	if (s->cpus)
+		for (int c = 0; c < s->nr_cpus; c++) {
+			free(s->cpus[c].local);
+			free(s->cpus[c].dsq.h);
+		}
+	free(s->shared.h);
+	free(s->cpus);
+	free(s->tasks);
+	free(s->chans);
+	free(s->heap);
+	free(s->ring);
+	free(s->inflight);
+	free(s->topo);
+	free(s);
+}
+
+void sim_pol_env(struct sim *s, struct pol_env *env)
+{
+	memset(env, 0, sizeof(*env));
+	env->nr_cpus = s->nr_cpus;
+	env->slice_ns_default = s->w->slice_ns_default;
+	env->slice_ns_min = s->w->slice_ns_min;
+	env->batch_max = s->w->batch_max;
+	env->topo = s->topo;
+	env->idle = s->idle_mask;
+	env->clock = &s->now;
+}
+
+const volatile uint64_t *sim_clock(struct sim *s) { return &s->now; }
+
+int sim_strategies(struct sim *s, struct strat_entry *out, int max)
+{
+	int n = 0;
+
+	for (int k = 0; k < s->w->nstrat; k++)
+		for (int i = 0; i < s->ntasks && n < max; i++)
+			if (s->tasks[i].group == s->w->strat[k].group) {
+				out[n].pid = s->tasks[i].pid;
+				out[n].priority = s->w->strat[k].priority;
+				out[n].execution_time = s->w->strat[k].execution_time;
+				n++;
+			}
+	return n;
+}
+
+/* ---- the run ----------------------------------------------------------------------- */
+int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
+	    void (*rec_batch)(void *, const struct queued_task_ctx *,
+			      const struct dispatched_task_ctx *, int), void *rec_ctx,
+	    char *err, size_t errlen)
+{
+	struct loop_src src;
+	uint64_t hb = s->w->stall_timeout_ns / 4;
+
+	if (hb > 100000000ull)
+		hb = 100000000ull;
+	if (hb < 1000000ull)
+		hb = 1000000ull;
+	memset(&src, 0, sizeof(src));
+	src.ctx = s;
+	src.recv = src_recv;
+	src.send = src_send;
+	src.wait = src_wait;
+	src.holding = src_holding;
+	loop_init(&s->lp, pol, &src, s->w->batch_max, NULL);
+	s->lp.rec.batch = rec_batch;
+	s->lp.rec.ctx = rec_ctx;
+	s->trace = tr;
+	ev_push(s, hb, EV_HEARTBEAT, 0, 0);
+	ev_push(s, s->w->duration_ns, EV_END, 0, 0);
+
+	while (s->nev && !s->ended && !s->stalled) {
+		struct ev e = ev_pop(s);
+		struct cpu *c;
+		s->now = e.t;
+		s->c.nr_events++;
+		switch (e.type) {
+		case EV_WAKE: {
+			struct task *t = &s->tasks[e.id];
+			if (t->state != T_NEW && t->state != T_SLEEP)
+				break;
+			wake(s, e.id, s->now);
+			break;
+		}
+		case EV_BURST: {
+			c = &s->cpus[e.id];
+			if (c->cur == NO_TASK || e.gen != c->bgen)
+				break;
+			struct task *t = &s->tasks[c->cur];
+			t->st.work_ns += s->now - c->seg_start;
+			t->st.bursts++;
+			t->remaining = 0;
+			c->seg_start = s->now;
+			int id = c->cur;
+			int a = advance(s, id);
+			t = &s->tasks[id];
+			if (a == A_RUN) {
+				arm_burst(s, e.id);
+				break;
+			}
+			stop_running(s, e.id, false);
+			if (a == A_EXIT)
+				{ t->state = T_EXIT; t->st.exit_ns = s->now ? s->now : 1; }
+			fill_cpu(s, e.id);
+			break;
+		}
+		case EV_EXPIRE:
+			c = &s->cpus[e.id];
+			if (c->cur == NO_TASK || e.gen != c->sgen)
+				break;
+			expire(s, e.id, false);
+			break;
+		case EV_RESCHED: {
+			c = &s->cpus[e.id];
+			bool pre = c->preempt;
+			c->resched = c->preempt = false;
+			if (c->cur == NO_TASK)
+				fill_cpu(s, e.id);
+			else if (pre)
+				expire(s, e.id, true);
+			break;
+		}
+		case EV_HOST_WAKE:
+			s->host_wake_pending = false;
+			if (!s->host_busy)
+				host_turn(s);
+			break;
+		case EV_HOST_DONE:
+			for (int i = 0; i < s->ninflight; i++)
+				apply_decision(s, &s->inflight[i]);
+			s->ninflight = 0;
+			s->host_busy = false;
+			if (s->ring_n)
+				host_turn(s);
+			break;
+		case EV_HEARTBEAT:
+			heartbeat(s);
+			ev_push(s, s->now + hb, EV_HEARTBEAT, 0, 0);
+			break;
+		case EV_END:
+			s->ended = true;
+			break;
+		}
+	}
+	/* account the tasks still on a CPU */
+	for (int cpu = 0; cpu < s->nr_cpus; cpu++) {
+		struct cpu *c = &s->cpus[cpu];
+		if (c->cur == NO_TASK)
+			continue;
+		struct task *t = &s->tasks[c->cur];
+		t->st.cpu_ns += s->now - t->run_start;
+		t->st.work_ns += s->now - c->seg_start;
+		if (s->trace && s->now > t->run_start)
+			sim_trace_slice(s->trace, cpu, t->run_start, s->now, t->comm, t->pid);
+	}
+	if (s->stalled) {
+		set_err(err, errlen, "%s", s->stall_msg);
+		return SIM_EXIT_STALL;
+	}
+	return G_OK;
+}
+
+int sim_nr_tasks(const struct sim *s) { return s->ntasks; }
+const char *sim_task_comm(const struct sim *s, int i) { return s->tasks[i].comm; }
+int sim_task_pid(const struct sim *s, int i) { return s->tasks[i].pid; }
+int sim_task_group(const struct sim *s, int i) { return s->tasks[i].group; }
+uint64_t sim_task_weight(const struct sim *s, int i) { return s->tasks[i].weight; }
+const struct sim_task_stats *sim_task_stats(const struct sim *s, int i) { return &s->tasks[i].st; }
+const struct sim_hist *sim_task_hist(const struct sim *s, int i) { return s->tasks[i].hist; }
+const struct sim_counters *sim_counters(const struct sim *s) { return &s->c; }
+uint64_t sim_elapsed(const struct sim *s) { return s->now; }
