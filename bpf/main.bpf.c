@@ -528,6 +528,10 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 		/* Other kernel threads: in-kernel, ahead of user tasks (they are short and
 		 * others wait on them: RCU, writeback, the sched_ext helper itself), with the
 		 * minimum slice so that going first never means holding a CPU for long. */
+		if (tctx) {
+			tctx->queued_at = bpf_ktime_get_ns();
+			tctx->prio = false;
+		}
 		g_insert_vtime(p, SHARED_DSQ, slice_ns_min, 0, enq_flags);
 		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
 		kick_for(p, -1, false);
@@ -835,23 +839,32 @@ static bool keep_prev(struct task_struct *prev, s32 cpu, const struct head *h)
 #define BPF_FOR_EACH_ITER (&___it)
 #endif
 
-static __always_inline bool run_starved(s32 cpu, u64 dsq, u64 now)
+#define STARVE_MOVE_MAX 32   /* starved tasks one CPU takes per scan */
+
+/* Move every task of `dsq` that waited past the bound (at most STARVE_MOVE_MAX, and the
+ * dispatch slots left) to this CPU's local DSQ, oldest-queued order kept: a flood of
+ * starved tasks (stress-ng's loadavg: thousands of nice 19 threads) must drain faster
+ * than it ages. Returns how many moved. */
+static __always_inline u32 run_starved(s32 cpu, u64 dsq, u64 now)
 {
 	struct task_struct *p;
 	struct task_ctx *tctx;
+	u32 moved = 0;
 
 	bpf_for_each(scx_dsq, p, dsq, 0) {
+		if (moved >= STARVE_MOVE_MAX || !scx_bpf_dispatch_nr_slots())
+			break;
 		tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
 		if (!tctx || !tctx->queued_at || now - tctx->queued_at <= wait_bound_ns)
 			continue;
 		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 			continue;
-		if (g_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {
-			__sync_fetch_and_add(&nr_starved, 1);
-			return true;
-		}
+		if (g_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0))
+			moved++;
 	}
-	return false;
+	if (moved)
+		__sync_fetch_and_add(&nr_starved, moved);
+	return moved;
 }
 
 static __always_inline bool scan_starved(s32 cpu)
@@ -864,7 +877,7 @@ static __always_inline bool scan_starved(s32 cpu)
 		return false;
 	c->scan_epoch = epoch;
 	now = bpf_ktime_get_ns();
-	return run_starved(cpu, cpu, now) || run_starved(cpu, SHARED_DSQ, now);
+	return (run_starved(cpu, cpu, now) + run_starved(cpu, SHARED_DSQ, now)) > 0;
 }
 
 /* --- Dispatch ------------------------------------------------------------------------- */
@@ -884,13 +897,17 @@ void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 		bpf_user_ringbuf_drain(&dispatched, handle_decision, NULL, BPF_RB_NO_WAKEUP);
 	update_nr_queued();
 
+	/* Tasks that waited past the bound go first, even before the host: a host that is
+	 * runnable all the time (busy) would otherwise hold this CPU against everyone in
+	 * the DSQs, kernel threads included (stress-ng: the sched_ext watchdog's own
+	 * kworker "failed to check in for 5 s"). Once per heartbeat period. */
+	if (scan_starved(cpu))
+		return;
+
 	/* Then the host: it is what makes everything else move, and after a stall it must
 	 * get a CPU to come back at all. It mostly sleeps in epoll_wait, so first place
 	 * costs the others little; a busy host holds at most one CPU per thread. */
 	if (!(fault_inject & FAULT_STARVE_HOST) && g_move_to_local(SCHED_DSQ))
-		return;
-
-	if (scan_starved(cpu))
 		return;
 
 	/* This CPU's DSQ and the shared one are both vtime-ordered: serve whichever head

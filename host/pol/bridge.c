@@ -151,7 +151,9 @@ static int pol_pcall(struct pol *p, struct pol_state *s, int nargs, int nres, co
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->tb_ref);        /* stack: ... f args tb */
 	lua_insert(L, fidx);                                  /* stack: ... tb f args */
 
-	pol_wd_enter(p, L, what, what == call_schedule);
+	/* Hot: schedule() of a warmed-up state; its first calls have the slow limits. */
+	p->hot_what = call_schedule;
+	pol_wd_enter(p, L, what, what == call_schedule && ++s->calls > POL_WARM_CALLS);
 	int rc = lua_pcall(L, nargs, nres, fidx);            /* stack: ... tb res | ... tb err */
 	pol_wd_leave(p, L);
 

@@ -22,6 +22,11 @@
 #define POL_SOFT_MS_DEFAULT 200u
 #define POL_SLOW_FACTOR 25u     /* limits x25 for load, init, save/restore (not the hot path) */
 #define POL_HARD_MS_DEFAULT 3000u
+/* The first calls of a fresh state (load, reload, restart) record and compile LuaJIT
+ * traces for every path the batches take: many times a warm call's cost, and on an
+ * emulated or slow CPU past the soft limit (seen after a hot reload under load in the
+ * TCG VM). They get the slow limits, like load and init. */
+#define POL_WARM_CALLS 64u
 #define POL_REG_KEY "gthulhu.pol"   /* registry: lightuserdata of the struct pol */
 #define POL_ERR_MAX 4096
 /* Sent by the watchdog to the thread running an overdue call (see watchdog.c). */
@@ -47,6 +52,7 @@ struct pol_state {
 	int P_ref;       /* the policy table */
 	int sched_ref;   /* closure: function(n) return P.schedule(tasks, n, out) end */
 	int test_ref;    /* the same over the scratch arrays (self-tests) */
+	unsigned calls;  /* schedule() calls so far: the first POL_WARM_CALLS compile traces */
 };
 
 /* One set of batch arrays (guard.c). tasks is the host's writable view, tasks_ro the same
@@ -118,6 +124,8 @@ struct pol {
 	uint64_t wd_seen_cpu;
 	uint64_t wd_last_cpu;        /* ... and its CPU clock at its previous tick */
 	uint64_t wd_fired_start;     /* the call the watchdog judged over the soft limit */
+	unsigned wd_fired_ms;        /* ... and the limit it was over (slow limits included) */
+	const char *hot_what;        /* the hot call's label (schedule()) */
 	const char *call_what;
 	int hooked;
 	unsigned soft_ms, hard_ms;

@@ -46,6 +46,10 @@ static void runaway_hook(lua_State *L, lua_Debug *ar)
 	if (start == 0 || __atomic_load_n(&p->wd_fired_start, __ATOMIC_ACQUIRE) != start)
 		return;
 	const char *what = __atomic_load_n(&p->call_what, __ATOMIC_RELAXED);
+	unsigned limit = __atomic_load_n(&p->wd_fired_ms, __ATOMIC_RELAXED);
+	if (limit && limit != soft)
+		luaL_error(L, "policy %s exceeded %u ms (%s)", what ? what : "call", limit,
+			   what == p->hot_what ? "warm-up limit" : "limit for loading and init");
 	luaL_error(L, "policy %s exceeded %u ms", what ? what : "call", soft);
 }
 
@@ -140,6 +144,7 @@ static void *watchdog_main(void *arg)
 			_exit(EXIT_POLICY);
 		}
 		if (ran >= (uint64_t)soft * 1000000ull && !__atomic_load_n(&p->hooked, __ATOMIC_ACQUIRE)) {
+			__atomic_store_n(&p->wd_fired_ms, soft, __ATOMIC_RELAXED);
 			__atomic_store_n(&p->wd_fired_start, start, __ATOMIC_RELEASE);
 			__atomic_store_n(&p->hooked, 1, __ATOMIC_RELEASE);
 			pthread_kill(__atomic_load_n(&p->call_thread, __ATOMIC_RELAXED), POL_WD_SIGNAL);
