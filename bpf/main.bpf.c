@@ -154,6 +154,7 @@ struct cpu_ctx {
 	u64 prio_period_start;
 	u64 prio_runtime;
 	u64 scan_epoch;        /* starve_epoch of this CPU's last starvation scan */
+	u32 scan_cursor;       /* which other CPUs' DSQs the next scan looks through */
 };
 
 struct {
@@ -839,7 +840,8 @@ static bool keep_prev(struct task_struct *prev, s32 cpu, const struct head *h)
 #define BPF_FOR_EACH_ITER (&___it)
 #endif
 
-#define STARVE_MOVE_MAX 32   /* starved tasks one CPU takes per scan */
+#define STARVE_MOVE_MAX 32      /* starved tasks one CPU takes per scan and DSQ */
+#define STARVE_SCAN_OTHERS 8    /* other CPUs' DSQs one scan looks through */
 
 /* Move every task of `dsq` that waited past the bound (at most STARVE_MOVE_MAX, and the
  * dispatch slots left) to this CPU's local DSQ, oldest-queued order kept: a flood of
@@ -873,11 +875,27 @@ static __always_inline bool scan_starved(s32 cpu)
 	struct cpu_ctx *c = bpf_map_lookup_elem(&cpu_ctx_stor, &key);
 	u64 now, epoch = starve_epoch;
 
+	u32 moved, j, n, other;
+
 	if (!c || c->scan_epoch == epoch)
 		return false;
 	c->scan_epoch = epoch;
 	now = bpf_ktime_get_ns();
-	return (run_starved(cpu, cpu, now) + run_starved(cpu, SHARED_DSQ, now)) > 0;
+	moved = run_starved(cpu, cpu, now) + run_starved(cpu, SHARED_DSQ, now);
+	/* Also a few other CPUs' DSQs, in turn: a CPU monopolized by real-time tasks hardly
+	 * dispatches at all, and what waits in its DSQ must not wait for it. */
+	n = nr_cpu_ids_max > 1 ? nr_cpu_ids_max - 1 : 0;
+	if (n > STARVE_SCAN_OTHERS)
+		n = STARVE_SCAN_OTHERS;
+	bpf_for(j, 0, n) {
+		other = (u32)cpu + 1 + (c->scan_cursor + j) % (nr_cpu_ids_max - 1);
+		if (other >= nr_cpu_ids_max)
+			other -= nr_cpu_ids_max;
+		if (other < MAX_CPUS && (s32)other != cpu)
+			moved += run_starved(cpu, other, now);
+	}
+	c->scan_cursor += n;
+	return moved > 0;
 }
 
 /* --- Dispatch ------------------------------------------------------------------------- */
