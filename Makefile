@@ -48,7 +48,7 @@ GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
 .SECONDARY:
-.PHONY: all deps run check test unit spec transport dryrun vmtest vm-run install clean
+.PHONY: all deps run check test unit spec transport dryrun apitest vmtest vm-run install clean
 all: $(B)/gthulhu-lua
 
 deps:
@@ -129,6 +129,8 @@ transport: all $(B)/tests/transport
 	$(Q)bash scripts/run-tests.sh transport
 dryrun: all
 	$(Q)bash scripts/run-tests.sh dryrun
+apitest: all
+	$(Q)bash scripts/run-tests.sh api
 vmtest: deps all
 	$(Q)bash scripts/run-tests.sh vm
 vm-run: deps all

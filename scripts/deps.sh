@@ -11,7 +11,7 @@ set -euo pipefail
 PKGS=(make gcc pkg-config clang-19 llvm-19 libelf-dev zlib1g-dev libzstd-dev
       libluajit-5.1-dev luajit libyaml-dev libmicrohttpd-dev libjansson-dev libjwt-dev
       lua-busted qemu-system-x86 busybox-static cpio zstd gzip binutils valgrind curl
-      libclang-rt-19-dev strace libcurl4-openssl-dev libssl-dev openssl)
+      libclang-rt-19-dev strace libcurl4-openssl-dev libssl-dev openssl jq)
 BPO_PKGS=(libbpf-dev bpftool)
 NEED_LIBBPF="1.4"
 

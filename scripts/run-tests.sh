@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run-tests.sh SUITE...: run test suites and sum their results into one closing line.
 # Suites: unit (build/tests/test_*), spec (busted under LuaJIT), transport (real BPF
-# ringbufs on this kernel; needs root), dryrun (--dry-run end to end), fuzz (fuzz targets replay their corpus),
+# ringbufs on this kernel; needs root), dryrun (--dry-run end to end), api (HTTP API on loopback, curl), fuzz (fuzz targets replay their corpus),
 # vm (real sched_ext kernel in QEMU), all.
 # Every suite ends with an "N passed, N failed" line (busted's summary is converted);
 # a suite that crashes or prints no such line counts as one failure.
@@ -72,6 +72,8 @@ vm() { run_suite vm bash tests/vm/run.sh; }
 
 dryrun() { run_suite dryrun bash tests/dryrun/run.sh; }
 
+api() { run_suite api bash tests/api/run.sh; }
+
 fuzz() { run_suite fuzz-regress make --no-print-directory fuzz-regress; }
 
 suites=("$@"); [ ${#suites[@]} -gt 0 ] || suites=(all)
@@ -83,7 +85,8 @@ for s in "${suites[@]}"; do
 	vm) vm ;;
 	fuzz) fuzz ;;
 	dryrun) dryrun ;;
-	all) unit; run_suite spec spec; transport; dryrun; fuzz; vm ;;
+	api) api ;;
+	all) unit; run_suite spec spec; transport; dryrun; api; fuzz; vm ;;
 	*) echo "run-tests: unknown suite $s" >&2; exit 2 ;;
 	esac
 done

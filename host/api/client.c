@@ -147,7 +147,7 @@ static int authenticate(struct client *cl, char *why, size_t whylen)
 static long authed(struct client *cl, const char *method, const char *path, const char *body,
 		   struct rbuf *b, char *why, size_t whylen)
 {
-	bool auth = cl->a->cfg.api_auth;
+	bool auth = true;   /* as Gthulhu's scheduler with auth on: always a token */
 
 	if (auth && (!cl->token || time(NULL) + 5 >= cl->token_exp) &&
 	    authenticate(cl, why, whylen))
