@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/build/vm
 IMG=$OUT/root
-ALL_SCENARIOS=(attach_gthulhu attach_simple weights priority crash stall policy_failure hotplug watchdog)
+ALL_SCENARIOS=(attach_gthulhu attach_simple weights priority crash stall policy_failure hotplug watchdog api)
 SMP=${VM_SMP:-4}
 MEM=${VM_MEM:-2048}
 BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-90}
@@ -97,6 +97,9 @@ build_image() {
 		mv "$IMG$OUT/bin/$w" "$IMG/g/bin/$w"
 	done
 	rm -rf "${IMG:?}$ROOT"
+	# curl (and its libraries) for the api scenario, which drives the HTTP API from inside.
+	if command -v curl >/dev/null; then copy_with_libs "$(command -v curl)"
+	else say "warning: curl missing: the api scenario will FAIL (scripts/deps.sh installs it)"; fi
 	cp -r policies config "$IMG/g/"
 	mkdir -p "$IMG/g/tests/vm"
 	cp tests/vm/*.sh tests/vm/*.lua tests/vm/*.yaml "$IMG/g/tests/vm/" 2>/dev/null || true
