@@ -252,6 +252,10 @@ check "replace: true replaces ours" eval '[ "$code" = 200 ] && [ "$(jqb ".data.s
 req DELETE /api/v1/strategies
 check "DELETE /api/v1/strategies: all ours gone" eval '[ "$code" = 200 ] && [ "$(jqb ".data.strategies | length")" = 0 ]'
 check "the policy keeps only the config's" wait_for 5 eval 'probe_has "^strategies 1  100011:0:7000000$"'
+req POST /api/v1/strategies '{"container_id":"333333333333","execution_time":2500000}'
+check "a container_id strategy (12-digit prefix) reaches the policy" wait_for 5 probe_has "100008:0:2500000"
+req DELETE /api/v1/strategies
+check "... and goes" wait_for 5 eval 'probe_has "^strategies 1  100011:0:7000000$"'
 
 # --- Gthulhu intents, node intents, merkle roots -------------------------------------------
 sha() { printf '%s' "$1" | openssl dgst -sha256 -r | cut -d' ' -f1; }
@@ -288,6 +292,11 @@ req GET /api/v1/intents/merkle
 check "DELETE intents by podId: merkle of the one left" [ "$(jqb .data.rootHash)" = "$(merkle "$l_db")" ]
 req DELETE /api/v1/intents '{"all":false}'
 check "DELETE intents without podId: 400" is_err 400 "PodID is required"
+# an intent resolved to pids on this "host": the dry run puts io (2nd class) in pod ...002
+req POST /api/v1/intents '{"intents":[{"podName":"io","podID":"00000000-0000-4000-8000-000000000002","commandRegex":"^dry-","priority":1,"executionTime":1500000}]}'
+check "a pod intent resolves to the pod's process and reaches the policy" wait_for 5 probe_has "100004:1:1500000"
+req GET /api/v1/scheduling/strategies
+check "... and is listed by pid in scheduling/strategies" [ "$(jqb "[.scheduling[] | select(.pid == 100004)][0].execution_time")" = 1500000 ]
 req DELETE /api/v1/intents '{"all":true}'
 req GET /api/v1/intents/merkle
 check "DELETE all intents: SHA-256 of \"\"" [ "$(jqb .data.rootHash)" = "$(sha "")" ]
@@ -313,6 +322,8 @@ req POST /api/v1/metrics '{"nr_queued":-1}'
 check "POST /api/v1/metrics with a negative counter: 400 naming it" is_err 400 "nr_queued: must be an integer >= 0"
 req GET /api/v1/pods/pids
 check "GET /api/v1/pods/pids: data.pods, node_name" eval '[ "$code" = 200 ] && [ "$(jqb ".data.pods | type")" = array ] && [ -n "$(jqb .data.node_name)" ] && [ "$(jqb .data.node_name)" != null ]'
+check "... the dry run's 3 pods with pid, command, ppid, container_id" \
+	[ "$(jqb '[.data.pods[] | select(.pod_uid == "00000000-0000-4000-8000-000000000003") | .processes[0] | "\(.pid) \(.command) \(.ppid) \(.container_id)"][0]')" = "100008 dry-light 1 $(printf '3%.0s' $(seq 64))" ]
 req GET /metrics
 stats_keys=$(grep '^stats:' "$T/a.out" | tail -n 1 | sed 's/^stats: //' | grep -oE '[a-z_]+=' | tr -d =)
 missing=""; for k in $stats_keys; do grep -q "^gthulhu_$k [0-9]" <<<"$body" || missing="$missing $k"; done
