@@ -69,7 +69,7 @@ GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
 .SECONDARY:
-.PHONY: all deps run check test unit spec transport bpfunit dryrun vmtest vm-run vmbench install uninstall distcheck bpf-compat clean FORCE asan asan-build
+.PHONY: all deps run check test unit spec transport bpfunit dryrun apitest vmtest vm-run vmbench install uninstall distcheck bpf-compat clean FORCE asan asan-build
 all: $(B)/gthulhu-lua
 
 deps:
@@ -201,6 +201,8 @@ dryrun: all
 	$(Q)bash scripts/run-tests.sh dryrun
 # KERNELS=all: the suite on every sched_ext kernel series (tests/vm/matrix.sh); CI runs
 # plain `make vmtest` (the newest kernel only).
+apitest: all
+	$(Q)bash scripts/run-tests.sh api
 vmtest: deps all
 	$(Q)if [ -n "$(KERNELS)" ]; then KERNELS="$(KERNELS)" nice -n 10 bash tests/vm/matrix.sh; \
 	else bash scripts/run-tests.sh vm; fi

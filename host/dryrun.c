@@ -131,8 +131,20 @@ static int make_proc(struct dryrun *d, char *err, size_t errlen)
 		snprintf(text, sizeof(text), "dry-%s\n", gr->cls->name);
 		if (write_file(d->proc_root, gr->tgid, "comm", text))
 			goto io;
-		snprintf(text, sizeof(text), "0::/gthulhu-dryrun/%s\n", gr->cls->name);
+		/* cgroup v2 line, and a v1-style line putting the process in a Kubernetes pod
+		 * (a hybrid hierarchy), so pod and container strategies and Gthulhu intents
+		 * resolve in a dry run: pod UID 00000000-0000-4000-8000-00000000000N, container
+		 * id N repeated 64 times (hex), N = class position in dryrun.mix + 1. */
+		char cid[65];
+		memset(cid, "123456789abcdef"[g % 15], 64);
+		cid[64] = '\0';
+		snprintf(text, sizeof(text), "0::/gthulhu-dryrun/%s\n1:cpu:/kubepods/besteffort/"
+			 "pod00000000-0000-4000-8000-%012x/%s\n", gr->cls->name, g + 1, cid);
 		if (write_file(d->proc_root, gr->tgid, "cgroup", text))
+			goto io;
+		snprintf(text, sizeof(text), "%d (dry-%s) S 1 %d %d 0 -1\n", gr->tgid, gr->cls->name,
+			 gr->tgid, gr->tgid);
+		if (write_file(d->proc_root, gr->tgid, "stat", text))
 			goto io;
 	}
 	return G_OK;
@@ -423,9 +435,10 @@ void dryrun_print_layout(const struct dryrun *d, FILE *out)
 	for (int g = 0; g < d->nr_groups; g++) {
 		const struct dryrun_group *gr = &d->grp[g];
 		fprintf(out, "gthulhu-lua: dry run: process dry-%s tgid %d, %d threads (pids %d-%d), "
-			"weight %llu, cgroup /gthulhu-dryrun/%s\n", gr->cls->name, gr->tgid, gr->nr,
-			d->tasks[gr->first].pid, d->tasks[gr->first + gr->nr - 1].pid,
-			(unsigned long long)gr->cls->weight, gr->cls->name);
+			"weight %llu, cgroup /gthulhu-dryrun/%s, pod 00000000-0000-4000-8000-%012x\n",
+			gr->cls->name, gr->tgid, gr->nr, d->tasks[gr->first].pid,
+			d->tasks[gr->first + gr->nr - 1].pid, (unsigned long long)gr->cls->weight,
+			gr->cls->name, g + 1);
 	}
 }
 

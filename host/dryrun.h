@@ -15,8 +15,11 @@
  * unknown pid or stale enq_cnt -> nr_cancel_dispatches, CPU out of range ->
  * nr_bounce_dispatches (and the task runs anywhere).
  *
- * Each synthetic process also appears in a private fake /proc tree (PID/comm, PID/cgroup)
- * so that command_regex and cgroup strategies resolve in a dry run as on a real host.
+ * Each synthetic process also appears in a private fake /proc tree (PID/comm, PID/stat,
+ * PID/cgroup with a v2 line /gthulhu-dryrun/CLASS and a v1-style kubepods line for pod
+ * 00000000-0000-4000-8000-00000000000N, N = the class's position in the mix + 1) so that
+ * command_regex, cgroup and pod strategies, Gthulhu intents and GET /api/v1/pods/pids
+ * resolve in a dry run as on a real host.
  *
  * Ownership: struct dryrun is caller-owned (large: keep it static); dryrun_open() creates
  * the fake /proc tree and the task array, dryrun_close() removes and frees them

@@ -790,20 +790,24 @@ int main(int argc, char **argv)
 		strat_free(&strat);
 		return rc;
 	}
-	if (api_start(&api, &cfg, strat.proc_root, err, sizeof(err))) {
-		fprintf(stderr, "gthulhu-lua: config error: %s\n", err);
-		strat_free(&strat);
-		dryrun_close(&dry);
-		return EXIT_CONFIG;
-	}
 	libbpf_set_print(libbpf_print);
-	/* Before any thread exists: the signal mask is inherited. */
+	/* Before any thread exists (the log writer, the API's, the recorder's): the signal
+	 * mask is inherited, so SIGINT/SIGTERM/SIGHUP only ever reach the signalfd. An API
+	 * thread started earlier took SIGHUP with its default action: the process died. */
 	if (run_open(err, sizeof(err)) || log_start(err, sizeof(err))) {
 		g_err("%s", err);
 		run_close();
 		strat_free(&strat);
 		dryrun_close(&dry);
 		return EXIT_BPF;
+	}
+	if (api_start(&api, &cfg, strat.proc_root, err, sizeof(err))) {
+		g_logf(2, "gthulhu-lua: config error: %s\n", err);
+		log_stop(1000);
+		run_close();
+		strat_free(&strat);
+		dryrun_close(&dry);
+		return EXIT_CONFIG;
 	}
 	if (o.record) {
 		struct rec_info ri;

@@ -2,11 +2,12 @@
 # run-tests.sh SUITE...: run test suites and sum their results into one closing line.
 # Suites: unit (build/tests/test_*, tests/cli/run.sh), spec (busted under LuaJIT), bpfunit
 # (the scheduler's BPF helpers in SEC("syscall") programs; root), transport (real BPF
-# ringbufs on this kernel; needs root), dryrun (--dry-run end to end), host (run loop,
-# signals, output, reloads through --dry-run), asan (make asan-build: C tests, transport,
-# --check under ASan+UBSan+LSan), hygiene (the bench's no-fault/alloc/syscall-per-task
-# assertions, short run), fuzz (fuzz targets replay their corpus), install (make
-# install/uninstall into a DESTDIR), sim (the simulator, record and replay: tests/sim),
+# ringbufs on this kernel; needs root), dryrun (--dry-run end to end), api (HTTP API on
+# loopback, driven by curl), host (run loop, signals, output, reloads through --dry-run),
+# asan (make asan-build: C tests, transport, --check under ASan+UBSan+LSan), hygiene (the
+# bench's no-fault/alloc/syscall-per-task assertions, short run), fuzz (fuzz targets
+# replay their corpus), install (make install/uninstall into a DESTDIR), sim (the
+# simulator, record and replay: tests/sim),
 # vm (real sched_ext kernel in QEMU), all.
 # Every suite ends with an "N passed, N failed" line (busted's summary is converted);
 # a suite that crashes or prints no such line counts as one failure.
@@ -113,6 +114,8 @@ asan_run() {
 asan() { run_suite asan asan_run; }
 hygiene() { run_suite hygiene bash tests/bench/hygiene.sh; }
 
+api() { run_suite api bash tests/api/run.sh; }
+
 fuzz() { run_suite fuzz-regress make --no-print-directory fuzz-regress; }
 
 sim() { run_suite sim bash tests/sim/run.sh; }
@@ -132,7 +135,8 @@ for s in "${suites[@]}"; do
 	asan) asan ;;
 	hygiene) hygiene ;;
 	sim) sim ;;
-	all) unit; run_suite spec spec; transport; bpfunit; sim; dryrun; host; asan; hygiene; fuzz; run_suite install bash tests/install/run.sh; vm ;;
+	api) api ;;
+	all) unit; run_suite spec spec; transport; bpfunit; sim; dryrun; api; host; asan; hygiene; fuzz; run_suite install bash tests/install/run.sh; vm ;;
 	*) echo "run-tests: unknown suite $s" >&2; exit 2 ;;
 	esac
 done

@@ -34,7 +34,7 @@ OUT=$ROOT/build/vm
 [ "$cmd" = bench ] && OUT=$ROOT/build/vmbench
 IMG=$OUT/root
 ALL_SCENARIOS=(attach_gthulhu attach_simple weights priority crash stall policy_failure hotplug watchdog
-	partial service_caps nice_pin prio_hog absurd_slices starve stress_gthulhu stress_simple)
+	partial service_caps api nice_pin prio_hog absurd_slices starve stress_gthulhu stress_simple)
 SMP=${VM_SMP:-4}
 [ "$cmd" = bench ] && SMP=${VM_SMP:-2}
 STRESS_BUDGET=${STRESS_BUDGET:-240}
@@ -139,6 +139,9 @@ build_image() {
 			say "warning: no perf binary (linux-perf): the perf_* workloads are skipped"
 		fi
 	fi
+	# curl (and its libraries) for the api scenario, which drives the HTTP API from inside.
+	if command -v curl >/dev/null; then copy_with_libs "$(command -v curl)"
+	else say "warning: curl missing: the api scenario will FAIL (scripts/deps.sh installs it)"; fi
 	cp -r policies config "$IMG/g/"
 	mkdir -p "$IMG/g/tests/vm"
 	cp tests/vm/*.sh tests/vm/*.lua tests/vm/*.yaml "$IMG/g/tests/vm/" 2>/dev/null || true

@@ -189,9 +189,10 @@ unsigned api_poll(struct api *a, struct pol *pol, struct cfg *c,
 			if (rc)
 				g_err("policy %s rejected (API), the old policy keeps running: %s",
 				      kind == REQ_SWITCH ? "switch" : "reload", msg);
+			else if (kind == REQ_SWITCH)
+				fprintf(stderr, "gthulhu-lua: policy switched to %s (API)\n", pol_path(pol));
 			else
-				fprintf(stderr, "gthulhu-lua: policy %s %s (API)\n", pol_path(pol),
-					kind == REQ_SWITCH ? "switched to" : "reloaded");
+				fprintf(stderr, "gthulhu-lua: policy %s reloaded (API)\n", pol_path(pol));
 			note_policy(a, pol, rc ? msg : NULL);
 			pthread_mutex_lock(&a->mu);
 			a->req_rc = rc;

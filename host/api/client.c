@@ -147,7 +147,7 @@ static int authenticate(struct client *cl, char *why, size_t whylen)
 static long authed(struct client *cl, const char *method, const char *path, const char *body,
 		   struct rbuf *b, char *why, size_t whylen)
 {
-	bool auth = cl->a->cfg.api_auth;
+	bool auth = true;   /* as Gthulhu's scheduler with auth on: always a token */
 
 	if (auth && (!cl->token || time(NULL) + 5 >= cl->token_exp) &&
 	    authenticate(cl, why, whylen))
@@ -323,7 +323,12 @@ int api_client_start(struct api *a, char *err, size_t errlen)
 		return G_ERR;
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (pthread_create(&a->client_thr, NULL, client_main, a)) {
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setstacksize(&at, 2 * API_THREAD_STACK);   /* libcurl + TLS: a bit more */
+	int prc = pthread_create(&a->client_thr, &at, client_main, a);
+	pthread_attr_destroy(&at);
+	if (prc) {
 		set_err(err, errlen, "api.url: cannot start the client thread");
 		return G_ERR;
 	}

@@ -26,6 +26,10 @@
 
 #define API_MAX_INTENTS 256
 #define API_POLICY_WAIT_S 10
+/* Stacks of the API's threads. Small on purpose: the live scheduler runs under
+ * mlockall(MCL_CURRENT | MCL_FUTURE), so every thread stack is locked in RAM (default
+ * 8 MiB x api.max_connections otherwise). The handlers need a few tens of KiB. */
+#define API_THREAD_STACK (256u << 10)
 
 /* A Gthulhu pod intent (POST /api/v1/intents), as the Manager sends it. */
 struct api_intent {

@@ -97,7 +97,9 @@ int api_parse_strategy(json_t *o, const char *where, struct cfg_strategy *r, cha
 
 	memset(r, 0, sizeof(*r));
 	if (!json_is_object(o)) {
-		set_err(err, errlen, "%s: must be an object", *where ? where : "strategy");
+		size_t wl = strlen(where);
+		set_err(err, errlen, "%.*s: must be an object", wl ? (int)wl - 1 : 8,
+			wl ? where : "strategy");
 		return G_ERR_PARSE;
 	}
 	json_object_foreach(o, k, v) {

@@ -1099,8 +1099,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return MHD_NO;
 		*con_cls = cn;
 		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-		if (cl && strtoull(cl, NULL, 10) > a->cfg.api_max_body_bytes)
+		if (cl && strtoull(cl, NULL, 10) > a->cfg.api_max_body_bytes) {
+			/* Answer at once: the body is never read (MHD closes the connection). */
 			cn->too_big = true;
+			dispatch(a, c, url, method, cn, &r);
+			return send_reply(c, &r);
+		}
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -1218,6 +1222,7 @@ int api_server_start(struct api *a, char *err, size_t errlen)
 			MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 			MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->cfg.api_max_connections,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+			MHD_OPTION_THREAD_STACK_SIZE, (size_t)API_THREAD_STACK,
 			MHD_OPTION_NOTIFY_COMPLETED, on_done, a,
 			MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a,
 			MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert,
@@ -1227,6 +1232,7 @@ int api_server_start(struct api *a, char *err, size_t errlen)
 			MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 			MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->cfg.api_max_connections,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+			MHD_OPTION_THREAD_STACK_SIZE, (size_t)API_THREAD_STACK,
 			MHD_OPTION_NOTIFY_COMPLETED, on_done, a,
 			MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a,
 			MHD_OPTION_END);

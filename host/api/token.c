@@ -280,7 +280,7 @@ int api_token_verify(const struct api_keys *k, const char *tok, time_t now,
 		return G_ERR;
 	}
 	if (!tok || !(d1 = strchr(tok, '.')) || !(d2 = strchr(d1 + 1, '.')) || strchr(d2 + 1, '.') ||
-	    d2 == d1 + 1 || !d2[1] || strlen(tok) > 16384) {
+	    d2 == d1 + 1 || strlen(tok) > 16384) {
 		set_err(why, whylen, "malformed token (expected header.payload.signature)");
 		return G_ERR;
 	}

@@ -12,7 +12,7 @@
 FUZZ_CC      ?= $(CLANG)
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   ?=
-FUZZ_TARGETS ?= fuzz_cfg fuzz_cpulist fuzz_strat fuzz_pol fuzz_rec fuzz_wl
+FUZZ_TARGETS ?= fuzz_cfg fuzz_cpulist fuzz_strat fuzz_pol fuzz_rec fuzz_wl fuzz_api
 FZ := $(B)/fuzz
 FUZZ_CFLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g -O1 \
 	-std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
@@ -59,12 +59,22 @@ $(FZ)/fuzz_wl: tests/fuzz/fuzz_wl.c host/sim/sim_wl.c host/sim/sim_rtapp.c host/
 		host/topo.c host/loop.c host/pol/bridge.c host/pol/guard.c host/pol/validate.c \
 		host/pol/watchdog.c host/log.c -Ihost -o $@ -rdynamic $(shell pkg-config --libs yaml-0.1 jansson luajit) \
 		-lm -ldl -lpthread || { $(FUZZ_HINT); }
+# The API's request bodies and tokens (host/api/json.c, token.c, intents.c) with the
+# config table and the strategy resolver they validate against.
+FUZZ_API_PKGS := jansson libjwt libcrypto yaml-0.1
+$(FZ)/fuzz_api: tests/fuzz/fuzz_api.c host/api/json.c host/api/token.c host/api/intents.c \
+		host/cfg.c host/strat.c $(wildcard host/api/*.h) $(FUZZ_HDRS) | $(FZ)
+	$(call msg,FUZZ,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags $(FUZZ_API_PKGS)) tests/fuzz/fuzz_api.c \
+		host/api/json.c host/api/token.c host/api/intents.c host/cfg.c host/strat.c -o $@ \
+		$(shell pkg-config --libs $(FUZZ_API_PKGS)) || { $(FUZZ_HINT); }
 
 fuzz-build: $(addprefix $(FZ)/,$(FUZZ_TARGETS))
 
 # Extra libFuzzer flags per target (dictionaries).
 FUZZ_FLAGS_fuzz_cfg := -dict=tests/fuzz/cfg.dict
 FUZZ_FLAGS_fuzz_cpulist := -dict=tests/fuzz/cpulist.dict
+FUZZ_FLAGS_fuzz_api := -dict=tests/fuzz/api.dict
 
 # One target's run, as a shell snippet (fail=1 when it finds something).
 fuzz_run = echo "=== $(1): $(FUZZ_SECONDS) s"; mkdir -p $(FZ)/corpus-$(1); \

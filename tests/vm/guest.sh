@@ -351,6 +351,67 @@ sc_priority() {
 	stop_host
 }
 
+# The HTTP API against the attached scheduler under load: a priority strategy pushed with
+# POST /api/v1/strategies must reach the policy (lat_prio wakes up faster than the identical
+# lat_norm, as in sc_priority), and PUT /api/v1/policy switches gthulhu.lua -> simple.lua
+# while the scheduler stays attached (sampled in a loop, nominally every 100 ms, the whole
+# time: never detached, never a window on the kernel's scheduler).
+api_req() { # METHOD PATH [BODY]: the body into $T/api.body, the HTTP status into API_CODE
+	if [ -n "${3:-}" ]; then
+		API_CODE=$(curl -s -m 20 -o $T/api.body -w '%{http_code}' -X $1 -H 'Content-Type: application/json' --data "$3" "http://127.0.0.1:18080$2")
+	else
+		API_CODE=$(curl -s -m 20 -o $T/api.body -w '%{http_code}' -X $1 "http://127.0.0.1:18080$2")
+	fi
+	body=$(cat $T/api.body 2>/dev/null)
+}
+sc_api() {
+	command -v curl >/dev/null || { fail "curl missing from the VM image (scripts/vm.sh copies it when the host has it)"; return; }
+	ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up 2>/dev/null
+	start_host policies/gthulhu.lua -c $G/tests/vm/api.yaml || return
+	wait_attach 60 || return
+	local end=$(( $(now_ms) + 20000 ))
+	until curl -s -m 2 -o /dev/null http://127.0.0.1:18080/health; do
+		[ "$(now_ms)" -lt $end ] || { fail "API not answering on 127.0.0.1:18080 20 s after attach"; diag $T/host.err; return; }
+		msleep 200
+	done
+	# watch the attachment every 100 ms until told to stop
+	( n=0 bad=0; while [ ! -e $T/watch.stop ]; do n=$((n + 1)); attached || bad=$((bad + 1)); echo "$n $bad" > $T/watch; msleep 100; done ) &
+	local wpid=$! cpu=1 i=1 body
+	while [ $i -le 3 ]; do wl ah$i hog --name ahog$i --cpus $cpu -d 12; i=$((i + 1)); done
+	wl aprio sleeper --name lat_prio --cpus $cpu -d 8 --delay 3
+	wl anorm sleeper --name lat_norm --cpus $cpu -d 8 --delay 3
+	api_req POST /api/v1/strategies '{"command_regex":"^lat_prio$","priority":1}'
+	kv strategy_http $API_CODE
+	[ "$API_CODE" = 200 ] || fail "POST /api/v1/strategies: HTTP $API_CODE: $body"
+	sleep 2
+	api_req GET /api/v1/scheduling/strategies
+	echo "$body" | grep -q '"command_regex":"^lat_prio$"' || fail "lat_prio not among the resolved strategies: $body"
+	sleep 2
+	api_req PUT /api/v1/policy '{"path":"simple.lua"}'
+	kv switch_http $API_CODE
+	[ "$API_CODE" = 200 ] || fail "PUT /api/v1/policy simple.lua: HTTP $API_CODE: $body"
+	echo "$body" | grep -q '"path":"[^"]*/policies/simple.lua"' || fail "policy after the switch: $body"
+	wl_wait
+	touch $T/watch.stop; wait $wpid
+	local w; w=$(cat $T/watch)
+	kv attach_checks "${w% *}"; kv detached_checks "${w#* }"
+	[ "${w#* }" = 0 ] || fail "scheduler not attached in ${w#* } of ${w% *} checks during the API run"
+	still_attached "after the API run"
+	grep -q 'policy switched to .*/policies/simple.lua (API)' $T/host.err || fail "no 'policy switched to ... (API)' line from the host"
+	api_req GET /metrics
+	echo "$body" | grep -q '^gthulhu_policy_info{policy="[^"]*simple.lua"' || fail "/metrics does not name simple.lua as the policy"
+	kv dispatches "$(echo "$body" | sed -n 's/^gthulhu_nr_user_dispatches //p')"
+	local pp pn mp mn
+	pp=$(wlv aprio p99_us); pn=$(wlv anorm p99_us); mp=$(wlv aprio mean_us); mn=$(wlv anorm mean_us)
+	kv prio_mean_us "$mp"; kv norm_mean_us "$mn"; kv prio_p99_us "$pp"; kv norm_p99_us "$pn"
+	if [ -n "$mp" ] && [ -n "$mn" ]; then
+		[ "$mp" -lt "$mn" ] || fail "lat_prio mean ${mp}us not below lat_norm mean ${mn}us: the API's priority strategy had no effect"
+	else
+		fail "no latency figures from the sleepers"
+	fi
+	stop_host
+}
+
 sc_crash() {
 	start_host policies/gthulhu.lua || return
 	wait_attach 60 || return
