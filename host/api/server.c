@@ -543,6 +543,18 @@ static void h_strategies_post(struct api *a, json_t *body, struct reply *r)
 		free(tmp);
 		return;
 	}
+	/* The same safety bound as the config file's (1/8 of the watchdog). */
+	for (int i = 0; i < n; i++) {
+		if (tmp[i].execution_time > cfg_slice_max_ns(&a->cfg)) {
+			fail(r, 400, "%sexecution_time: %llu ns is more than 1/8 of "
+			     "scheduler.watchdog_timeout_ms (%u ms): at most %llu",
+			     n > 1 || json_object_get(body, "strategies") ? (snprintf(why, sizeof(why),
+			     "strategies[%d].", i), why) : "", (unsigned long long)tmp[i].execution_time,
+			     cfg_watchdog_ms(&a->cfg), (unsigned long long)cfg_slice_max_ns(&a->cfg));
+			free(tmp);
+			return;
+		}
+	}
 	pthread_mutex_lock(&a->mu);
 	int keep = replace ? 0 : a->nr_own;
 	if (rules_in_use(a) - a->nr_own + keep + n > CFG_MAX_STRATEGIES) {

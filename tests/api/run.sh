@@ -232,6 +232,7 @@ for c in '{"strategies":[{"pid":5,"prioirty":1}]}|strategies[0].prioirty: unknow
 	 '{"strategies":[{"pid":-4}]}|strategies[0].pid: -4 is out of range' \
 	 '{"strategies":[{"pid":"7"}]}|strategies[0].pid: must be an integer' \
 	 '{"strategies":[{"pid":7,"execution_time":5}]}|strategies[0].execution_time: 5 is too small' \
+'{"strategies":[{"pid":7},{"pid":8,"execution_time":1000000000}]}|strategies[1].execution_time: 1000000000 ns is more than 1/8 of scheduler.watchdog_timeout_ms' \
 	 '{"strategies":[{"pid":7,"priority":-1}]}|strategies[0].priority: must be true/false or an integer >= 0' \
 	 '{"strategies":[{"pid":7,"tgid":8}]}|strategies[0].tgid: 8 conflicts with pid 7' \
 	 '{"strategies":[{"pod_uid":"nope"}]}|strategies[0].pod_uid:' \

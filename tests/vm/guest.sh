@@ -768,8 +768,8 @@ stress_common() { # POLICY ("" = EEVDF)
 				fail "not attached through --class $c: detached $when; now state=$(scx_state); host ${exl:-alive, no exit or error line}; last stats: $(grep '^stats:' $T/host.out | tail -n 1 | tr ' ' '\n' | grep -E '^nr_(batches|tasks|host_stalls|rescued|sched_congested|pending|policy_errors|kept)=' | tr '\n' ' ')"
 				dmesg | grep 'sched_ext:' | tail -n 3 | sed 's/^/  | /'
 				# The stalled task's lines of the kernel's exit dump (where it waited).
-				local victim; victim=$(echo "$exl" | sed -n "s/.*msg='\([^ ]*\) failed to run.*/\1/p")
-				[ -n "$victim" ] && grep -F -A4 "$victim" $T/host.err | head -n 12 | sed 's/^/  | dump: /'
+				local victim; victim=$(echo "$exl" | sed -n 's/.*msg=.\([^ ]*\) failed to run.*/\1/p')
+				[ -n "$victim" ] && grep -F -A5 "$victim" $T/host.err | head -n 14 | sed 's/^/  | dump: /'
 				break
 			fi
 		fi
