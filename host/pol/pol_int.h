@@ -49,6 +49,16 @@ struct pol_state {
 	int test_ref;    /* the same over the scratch arrays (self-tests) */
 };
 
+/* A call into Lua under the watchdog's eye: one per thread that calls (watchdog.c). */
+#define POL_WD_SLOTS 2
+struct pol_call {
+	uint64_t start;              /* ns of the running call's start, 0 = no call */
+	pthread_t thread;            /* the thread running it (signalled past soft_ms) */
+	const char *what;
+	int hooked;
+	bool hot;                    /* the call is schedule() (the hot path) */
+};
+
 /* One set of batch arrays (guard.c). tasks is the host's writable view, tasks_ro the same
  * pages read-only (what Lua gets); out is shared. Each Lua-visible array sits between
  * PROT_NONE guards. */
@@ -74,6 +84,17 @@ struct pol_slot {        /* open-addressing hash: pid -> task index, valid if ge
 	uint32_t gen;
 };
 
+/* Validation scratch, sized once from batch_max; one per thread that validates. */
+struct pol_vs {
+	struct pol_slot *slots;
+	uint32_t slot_mask;
+	uint32_t *decided;      /* per task index: == gen when decided this batch */
+	struct pol_key *keys;   /* per task index: pid, enq_cnt, vtime as received */
+	uint32_t gen;
+	uint32_t last_bad_gen;  /* batch whose first rejected decision is in last_bad */
+	char last_bad[160];
+};
+
 struct pol {
 	char path[PATH_MAX];
 	char lib_dir[PATH_MAX];
@@ -87,12 +108,24 @@ struct pol {
 
 	struct pol_state st;
 
-	/* validation scratch, sized once from batch_max */
-	struct pol_slot *slots;
-	uint32_t slot_mask;
-	uint32_t *decided;      /* per task index: == gen when decided this batch */
-	struct pol_key *keys;   /* per task index: pid, enq_cnt, vtime as received */
-	uint32_t gen;
+	/* hot reload (bridge.c): the state being built on the builder thread, and the one a
+	 * swap replaced, closed on the closer thread */
+	struct pol_build {
+		pthread_t thread;
+		bool started;            /* a builder exists: join it */
+		int done;                /* atomic: the builder finished */
+		int rc;
+		struct pol_state ns;
+		char path[PATH_MAX], lib[PATH_MAX];
+		char err[POL_ERR_MAX];
+	} build;
+	struct pol_state old;
+	pthread_t closer;
+	bool closer_started;
+
+	/* validation scratch: vs for the live batches (scheduling thread), tvs for self-tests
+	 * (which may run on the reload builder thread meanwhile) */
+	struct pol_vs vs, tvs;
 
 	struct strat_entry *strat;   /* last strategy list, re-sent on reload */
 	int nr_strat;
@@ -108,14 +141,8 @@ struct pol {
 	pthread_mutex_t wd_lock;     /* with wd_cond: the watchdog's timed wait and stop */
 	pthread_cond_t wd_cond;
 	bool wd_stop;
-	uint64_t call_start;         /* ns of the running call's start, 0 = no call */
-	pthread_t call_thread;       /* the thread running the call (signalled past soft_ms) */
-	const char *call_what;
-	int hooked;
+	struct pol_call calls[POL_WD_SLOTS];   /* [0] scheduling thread, [1] reload builder */
 	unsigned soft_ms, hard_ms;
-	uint32_t last_bad_gen;       /* batch whose first rejected decision is in last_bad */
-	char last_bad[160];
-	bool call_hot;               /* the call under watch is schedule() (the hot path) */
 };
 
 /* guard.c: map / unmap one set of batch arrays (see guard.c). */
@@ -125,11 +152,11 @@ void pol_arrays_close(struct pol_arrays *a);
 /* validate.c: before the policy runs, copy what validation trusts (pid, enq_cnt, vtime)
  * out of tasks[0..n) and index the pids, so nothing the policy does to the task array
  * changes which tasks it may decide. */
-void pol_batch_begin(struct pol *p, const struct queued_task_ctx *t, int n);
+void pol_batch_begin(struct pol *p, struct pol_vs *vs, const struct queued_task_ctx *t, int n);
 /* validate.c: after it ran, check out[0..m) against that copy, compact the valid
  * decisions to the front, add the built-in C decision for every task left undecided: out[0..n) valid. */
-void pol_validate(struct pol *p, struct dispatched_task_ctx *out, int n, int m,
-		  struct pol_stats *st);
+void pol_validate(struct pol *p, struct pol_vs *vs, struct dispatched_task_ctx *out, int n,
+		  int m, struct pol_stats *st);
 
 /* watchdog.c */
 int pol_wd_start(struct pol *p);
@@ -137,5 +164,7 @@ void pol_wd_stop(struct pol *p);
 /* Around every call into Lua (hot: the call is schedule()). */
 void pol_wd_enter(struct pol *p, lua_State *L, const char *what, bool hot);
 void pol_wd_leave(struct pol *p, lua_State *L);
+/* The calling thread's slot: 0 (default) for the scheduling thread, 1 for the builder. */
+void pol_wd_set_slot(int slot);
 
 #endif

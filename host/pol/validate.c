@@ -19,17 +19,17 @@ static inline uint32_t pid_hash(int32_t pid)
 	return (uint32_t)pid * 0x9e3779b1u;
 }
 
-void pol_batch_begin(struct pol *p, const struct queued_task_ctx *t, int n)
+void pol_batch_begin(struct pol *p, struct pol_vs *vs, const struct queued_task_ctx *t, int n)
 {
-	struct pol_key *key = p->keys;
-	uint32_t gen, mask = p->slot_mask;
+	struct pol_key *key = vs->keys;
+	uint32_t gen, mask = vs->slot_mask;
 
-	if (++p->gen == 0) {   /* wrapped: stamps from 2^32 batches ago could match again */
-		memset(p->slots, 0, (size_t)(mask + 1) * sizeof(*p->slots));
-		memset(p->decided, 0, (size_t)p->env.batch_max * sizeof(*p->decided));
-		p->gen = 1;
+	if (++vs->gen == 0) {   /* wrapped: stamps from 2^32 batches ago could match again */
+		memset(vs->slots, 0, (size_t)(mask + 1) * sizeof(*vs->slots));
+		memset(vs->decided, 0, (size_t)p->env.batch_max * sizeof(*vs->decided));
+		vs->gen = 1;
 	}
-	gen = p->gen;
+	gen = vs->gen;
 
 	for (int i = 0; i < n; i++) {   /* pid -> index; a later duplicate pid takes over */
 		int32_t pid = t[i].pid;
@@ -37,20 +37,20 @@ void pol_batch_begin(struct pol *p, const struct queued_task_ctx *t, int n)
 		key[i].enq_cnt = t[i].enq_cnt;
 		key[i].vtime = t[i].vtime;
 		uint32_t h = pid_hash(pid) & mask;
-		while (p->slots[h].gen == gen && p->slots[h].pid != pid)
+		while (vs->slots[h].gen == gen && vs->slots[h].pid != pid)
 			h = (h + 1) & mask;
-		p->slots[h].gen = gen;
-		p->slots[h].pid = pid;
-		p->slots[h].idx = i;
+		vs->slots[h].gen = gen;
+		vs->slots[h].pid = pid;
+		vs->slots[h].idx = i;
 	}
 }
 
-void pol_validate(struct pol *p, struct dispatched_task_ctx *o, int n, int m,
-		  struct pol_stats *st)
+void pol_validate(struct pol *p, struct pol_vs *vs, struct dispatched_task_ctx *o, int n,
+		  int m, struct pol_stats *st)
 {
-	const struct pol_key *key = p->keys;
+	const struct pol_key *key = vs->keys;
 	const int nr_cpus = p->env.nr_cpus;
-	const uint32_t gen = p->gen, mask = p->slot_mask;
+	const uint32_t gen = vs->gen, mask = vs->slot_mask;
 	int k = 0;
 
 	for (int j = 0; j < m; j++) {
@@ -62,14 +62,14 @@ void pol_validate(struct pol *p, struct dispatched_task_ctx *o, int n, int m,
 			goto bad;
 		}
 		uint32_t h = pid_hash(pid) & mask;
-		while (p->slots[h].gen == gen && p->slots[h].pid != pid)
+		while (vs->slots[h].gen == gen && vs->slots[h].pid != pid)
 			h = (h + 1) & mask;
-		if (p->slots[h].gen != gen) {
+		if (vs->slots[h].gen != gen) {
 			why = "pid is not a task of this batch";
 			goto bad;
 		}
-		int idx = p->slots[h].idx;
-		if (p->decided[idx] == gen) {
+		int idx = vs->slots[h].idx;
+		if (vs->decided[idx] == gen) {
 			why = "task decided twice";
 			goto bad;
 		}
@@ -77,7 +77,7 @@ void pol_validate(struct pol *p, struct dispatched_task_ctx *o, int n, int m,
 			why = "cpu is neither a CPU id below nr_cpus nor CPU_ANY";
 			goto bad;
 		}
-		p->decided[idx] = gen;
+		vs->decided[idx] = gen;
 		o[j].enq_cnt = key[idx].enq_cnt;
 		if (k != j)
 			o[k] = o[j];
@@ -85,15 +85,15 @@ void pol_validate(struct pol *p, struct dispatched_task_ctx *o, int n, int m,
 		continue;
 bad:
 		st->bad_decisions++;
-		if (p->last_bad_gen != gen) {   /* the first rejection of a batch, for messages */
-			p->last_bad_gen = gen;
-			snprintf(p->last_bad, sizeof(p->last_bad), "out[%d] pid=%d cpu=%d: %s", j,
+		if (vs->last_bad_gen != gen) {   /* the first rejection of a batch, for messages */
+			vs->last_bad_gen = gen;
+			snprintf(vs->last_bad, sizeof(vs->last_bad), "out[%d] pid=%d cpu=%d: %s", j,
 				 (int)pid, (int)cpu, why);
 		}
 	}
 
 	for (int i = 0; i < n; i++) {
-		if (p->decided[i] == gen)
+		if (vs->decided[i] == gen)
 			continue;
 		struct dispatched_task_ctx *d = &o[k++];
 		d->pid = key[i].pid;

@@ -24,6 +24,8 @@
 #include "common.h"
 #include "pol_int.h"
 
+static int hook_slot(void);
+
 /* Runs on the policy's thread: raise if the running call is really over the soft limit
  * (the hook may be left over from a call that already ended; then just remove it). */
 static void runaway_hook(lua_State *L, lua_Debug *ar)
@@ -35,16 +37,29 @@ static void runaway_hook(lua_State *L, lua_Debug *ar)
 	lua_sethook(L, NULL, 0, 0);
 	if (!p)
 		return;
-	uint64_t start = __atomic_load_n(&p->call_start, __ATOMIC_ACQUIRE);
+	struct pol_call *c = &p->calls[hook_slot()];
+	uint64_t start = __atomic_load_n(&c->start, __ATOMIC_ACQUIRE);
 	unsigned soft = __atomic_load_n(&p->soft_ms, __ATOMIC_RELAXED);
 	if (start == 0 || g_now_ns() - start < (uint64_t)soft * 1000000ull)
 		return;
-	const char *what = __atomic_load_n(&p->call_what, __ATOMIC_RELAXED);
+	const char *what = __atomic_load_n(&c->what, __ATOMIC_RELAXED);
 	luaL_error(L, "policy %s exceeded %u ms", what ? what : "call", soft);
 }
 
-/* The state the calling thread is running a watched call in (NULL between calls). */
+/* The state the calling thread is running a watched call in (NULL between calls), and
+ * its slot in pol.calls. */
 static __thread lua_State *wd_cur_L;
+static __thread int wd_slot;
+
+void pol_wd_set_slot(int slot)
+{
+	wd_slot = slot;
+}
+
+static int hook_slot(void)
+{
+	return wd_slot;
+}
 
 static void on_wd_signal(int sig)
 {
@@ -92,27 +107,32 @@ static void *watchdog_main(void *arg)
 		if (p->wd_stop)
 			break;
 
-		uint64_t start = __atomic_load_n(&p->call_start, __ATOMIC_ACQUIRE);
-		if (start == 0)
-			continue;
-		uint64_t ran = g_now_ns() - start;
-		/* Loading, init, save/restore run once, off the hot path, maybe on a slow
-		 * (emulated) machine: they get POL_SLOW_FACTOR times the limits. */
-		if (!__atomic_load_n(&p->call_hot, __ATOMIC_RELAXED)) {
-			soft *= POL_SLOW_FACTOR;
-			hard *= POL_SLOW_FACTOR;
-		}
-		if (ran >= (uint64_t)hard * 1000000ull) {
-			const char *what = __atomic_load_n(&p->call_what, __ATOMIC_RELAXED);
-			g_err_now("policy %s: %s has run for %u ms and does not stop (stuck in compiled "
-			      "code, which cannot be interrupted); exiting so the kernel's scheduler "
-			      "takes over", p->path, what ? what : "a call",
-			      (unsigned)(ran / 1000000ull));
-			_exit(EXIT_POLICY);
-		}
-		if (ran >= (uint64_t)soft * 1000000ull && !__atomic_load_n(&p->hooked, __ATOMIC_ACQUIRE)) {
-			__atomic_store_n(&p->hooked, 1, __ATOMIC_RELEASE);
-			pthread_kill(__atomic_load_n(&p->call_thread, __ATOMIC_RELAXED), POL_WD_SIGNAL);
+		for (int i = 0; i < POL_WD_SLOTS; i++) {
+			struct pol_call *c = &p->calls[i];
+			unsigned s = soft, h = hard;
+			uint64_t start = __atomic_load_n(&c->start, __ATOMIC_ACQUIRE);
+			if (start == 0)
+				continue;
+			uint64_t ran = g_now_ns() - start;
+			/* Loading, init, save/restore run once, off the hot path, maybe on a slow
+			 * (emulated) machine: they get POL_SLOW_FACTOR times the limits. */
+			if (!__atomic_load_n(&c->hot, __ATOMIC_RELAXED)) {
+				s *= POL_SLOW_FACTOR;
+				h *= POL_SLOW_FACTOR;
+			}
+			if (ran >= (uint64_t)h * 1000000ull) {
+				const char *what = __atomic_load_n(&c->what, __ATOMIC_RELAXED);
+				g_err_now("policy %s: %s has run for %u ms and does not stop (stuck in "
+					  "compiled code, which cannot be interrupted); exiting so the "
+					  "kernel's scheduler takes over", p->path, what ? what : "a call",
+					  (unsigned)(ran / 1000000ull));
+				_exit(EXIT_POLICY);
+			}
+			if (ran >= (uint64_t)s * 1000000ull &&
+			    !__atomic_load_n(&c->hooked, __ATOMIC_ACQUIRE)) {
+				__atomic_store_n(&c->hooked, 1, __ATOMIC_RELEASE);
+				pthread_kill(__atomic_load_n(&c->thread, __ATOMIC_RELAXED), POL_WD_SIGNAL);
+			}
 		}
 	}
 	pthread_mutex_unlock(&p->wd_lock);
@@ -164,19 +184,23 @@ void pol_wd_stop(struct pol *p)
 
 void pol_wd_enter(struct pol *p, lua_State *L, const char *what, bool hot)
 {
+	struct pol_call *c = &p->calls[wd_slot];
+
 	wd_cur_L = L;
-	__atomic_store_n(&p->call_thread, pthread_self(), __ATOMIC_RELAXED);
-	__atomic_store_n(&p->call_what, what, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->call_hot, hot, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->call_start, g_now_ns(), __ATOMIC_RELEASE);
+	__atomic_store_n(&c->thread, pthread_self(), __ATOMIC_RELAXED);
+	__atomic_store_n(&c->what, what, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->hot, hot, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->start, g_now_ns(), __ATOMIC_RELEASE);
 }
 
 void pol_wd_leave(struct pol *p, lua_State *L)
 {
-	__atomic_store_n(&p->call_start, 0, __ATOMIC_RELEASE);
+	struct pol_call *c = &p->calls[wd_slot];
+
+	__atomic_store_n(&c->start, 0, __ATOMIC_RELEASE);
 	wd_cur_L = NULL;
 	/* A hook the handler set (or is about to: then it finds wd_cur_L NULL, or removes
 	 * itself at the next call's first count) must not stay on this state. */
-	if (__atomic_exchange_n(&p->hooked, 0, __ATOMIC_ACQ_REL))
+	if (__atomic_exchange_n(&c->hooked, 0, __ATOMIC_ACQ_REL))
 		lua_sethook(L, NULL, 0, 0);
 }
