@@ -957,6 +957,7 @@ int pol_set_strategies(struct pol *p, const struct strat_entry *e, int n)
 		free(p->strat);
 		p->strat = copy;
 		p->nr_strat = n;
+		p->strat_gen++;
 	}
 	if (send_strategies(p, &p->st, e, n, p->last_error, sizeof(p->last_error)) != G_OK) {
 		p->stats.errors++;
@@ -1054,13 +1055,37 @@ static void *build_main(void *arg)
 {
 	struct pol *p = arg;
 	struct pol_build *b = &p->build;
+	char buf[POL_ERR_MAX];
 
 	pol_wd_set_slot(1);
 	b->rc = state_open(p, &b->ns, b->path, b->lib, b->err, sizeof(b->err));
-	if (b->rc == G_OK && selftest_state(p, &b->ns, b->path, b->err, sizeof(b->err)) != G_OK) {
-		state_close(p, &b->ns);
-		b->rc = G_ERR;
+	if (b->rc != G_OK)
+		goto out;
+	b->rc = G_ERR;
+	if (selftest_state(p, &b->ns, b->path, b->err, sizeof(b->err)) != G_OK)
+		goto fail;
+	if (b->saved) {   /* the old policy's save(), taken by pol_reload_start() */
+		struct restore_args ra = { p, &b->ns, b->saved, b->saved_len, buf, sizeof(buf), G_ERR };
+		if (lua_cpcall(b->ns.L, restore_cp, &ra) != 0) {
+			set_err(b->err, sizeof(b->err), "%s: restore(): %s", b->path,
+				lua_tostring(b->ns.L, -1));
+			lua_settop(b->ns.L, 0);
+			goto fail;
+		}
+		if (ra.rc != G_OK) {
+			set_err(b->err, sizeof(b->err), "%s: restore() failed: %s", b->path, buf);
+			goto fail;
+		}
 	}
+	if (send_strategies(p, &b->ns, b->strat, b->nr_strat, buf, sizeof(buf)) != G_OK) {
+		set_err(b->err, sizeof(b->err), "%s: on_strategies() failed: %s", b->path, buf);
+		goto fail;
+	}
+	b->rc = G_OK;
+	goto out;
+fail:
+	state_close(p, &b->ns);
+out:
 	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
@@ -1101,9 +1126,20 @@ static int spawn(pthread_t *t, void *(*fn)(void *), void *arg, size_t stack)
 	return rc;
 }
 
+static void build_free(struct pol_build *b)
+{
+	free(b->saved);
+	free(b->strat);
+	b->saved = NULL;
+	b->strat = NULL;
+	b->saved_len = 0;
+	b->nr_strat = 0;
+}
+
 int pol_reload_start(struct pol *p, const char *path, char *err, size_t errlen)
 {
 	struct pol_build *b = &p->build;
+	int rc;
 
 	if (b->started) {
 		set_err(err, errlen, "%s: a reload is being built already", p->path);
@@ -1116,60 +1152,55 @@ int pol_reload_start(struct pol *p, const char *path, char *err, size_t errlen)
 	b->err[0] = '\0';
 	b->done = 0;
 	b->rc = G_ERR;
-	if (spawn(&b->thread, build_main, p, 1024 * 1024)) {
+	/* The running policy's state, now (the only part on this thread before the swap):
+	 * the new state restores it on the builder thread. Decisions the old policy makes
+	 * meanwhile are not in it; the new policy meets those tasks again at their next
+	 * enqueue. */
+	rc = pol_save(p, &b->saved, &b->saved_len, err, errlen);
+	if (rc == G_OK && p->nr_strat) {
+		b->strat = malloc((size_t)p->nr_strat * sizeof(*p->strat));
+		if (b->strat)
+			memcpy(b->strat, p->strat, (size_t)p->nr_strat * sizeof(*p->strat));
+		else
+			rc = G_ERR_NOMEM;
+	}
+	b->nr_strat = b->strat ? p->nr_strat : 0;
+	b->strat_gen = p->strat_gen;
+	if (rc == G_OK && spawn(&b->thread, build_main, p, 1024 * 1024)) {
 		set_err(err, errlen, "%s: cannot start the reload thread: %s", b->path, strerror(errno));
+		rc = G_ERR;
+	}
+	if (rc != G_OK) {
+		build_free(b);
 		p->stats.reload_errors++;
-		return G_ERR;
+		return rc;
 	}
 	b->started = true;
 	return G_OK;
 }
 
-/* Scheduling thread, the new state built and tested: old save() -> new restore(), the
- * strategies, swap. This is the whole pause. */
+/* Scheduling thread, the new state built, tested, restored: the swap (this is the whole
+ * pause between the old policy's last batch and the new one's first). */
 static int reload_finish(struct pol *p, char *err, size_t errlen)
 {
 	struct pol_build *b = &p->build;
 	struct pol_state *ns = &b->ns;
 	char buf[POL_ERR_MAX];
 
+	build_free(b);
 	if (b->rc != G_OK) {
 		set_err(err, errlen, "%s", b->err);
 		p->stats.reload_errors++;
 		return b->rc;
 	}
-	lua_State *OL = p->st.L, *NL = ns->L;
-	if (push_chunk(OL, SAVE_LUA, sizeof(SAVE_LUA) - 1, "=gthulhu/save", err, errlen))
-		goto fail_close;                              /* old stack: save */
-	lua_rawgeti(OL, LUA_REGISTRYINDEX, p->st.P_ref);      /* old stack: save P */
-	lua_rawgeti(OL, LUA_REGISTRYINDEX, p->st.g_ref);      /* old stack: save P g */
-	if (pol_pcall(p, &p->st, 2, 1, "save()", buf, sizeof(buf))) {
-		set_err(err, errlen, "%s: save() of the running policy failed: %s", p->path, buf);
-		goto fail_close;                              /* old stack: (empty) */
-	}                                                     /* old stack: s|nil */
-	if (lua_type(OL, -1) == LUA_TSTRING) {
-		struct restore_args ra = { p, ns, NULL, 0, buf, sizeof(buf), G_ERR };
-		ra.saved = lua_tolstring(OL, -1, &ra.len);
-		int cr = lua_cpcall(NL, restore_cp, &ra);     /* new stack: (empty) | err */
-		lua_pop(OL, 1);                               /* old stack: (empty) */
-		if (cr != 0) {
-			set_err(err, errlen, "%s: restore(): %s", b->path, lua_tostring(NL, -1));
-			lua_settop(NL, 0);
-			goto fail_close;
-		}
-		if (ra.rc != G_OK) {
-			set_err(err, errlen, "%s: restore() failed: %s", b->path, buf);
-			goto fail_close;
-		}
-	} else {
-		lua_pop(OL, 1);                               /* old stack: (empty) */
-	}
-	if (send_strategies(p, ns, p->strat, p->nr_strat, buf, sizeof(buf)) != G_OK) {
+	/* strategies changed while it was built: the new state gets the current list */
+	if (b->strat_gen != p->strat_gen &&
+	    send_strategies(p, ns, p->strat, p->nr_strat, buf, sizeof(buf)) != G_OK) {
 		set_err(err, errlen, "%s: on_strategies() failed: %s", b->path, buf);
-		goto fail_close;
+		state_close(p, ns);
+		p->stats.reload_errors++;
+		return G_ERR;
 	}
-	assert(lua_gettop(OL) == 0 && lua_gettop(NL) == 0);
-
 	join_closer(p);                /* the previous swap's old state is gone by now */
 	p->old = p->st;
 	p->st = *ns;
@@ -1183,11 +1214,6 @@ static int reload_finish(struct pol *p, char *err, size_t errlen)
 	snprintf(p->lib_dir, sizeof(p->lib_dir), "%s", b->lib);
 	p->stats.reloads++;
 	return G_OK;
-
-fail_close:
-	state_close(p, ns);
-	p->stats.reload_errors++;
-	return G_ERR;
 }
 
 int pol_reload_poll(struct pol *p, char *err, size_t errlen)
@@ -1222,6 +1248,7 @@ static void build_abandon(struct pol *p)
 	pthread_join(p->build.thread, NULL);
 	p->build.started = false;
 	state_close(p, &p->build.ns);
+	build_free(&p->build);
 }
 
 /* Two batches of synthetic tasks through state s on the scratch arrays: G_OK if every

@@ -118,6 +118,11 @@ struct pol {
 		struct pol_state ns;
 		char path[PATH_MAX], lib[PATH_MAX];
 		char err[POL_ERR_MAX];
+		char *saved;             /* the old policy's save(), serialized (owned) */
+		size_t saved_len;
+		struct strat_entry *strat;   /* the strategies when it started (owned) */
+		int nr_strat;
+		uint64_t strat_gen;
 	} build;
 	struct pol_state old;
 	pthread_t closer;
@@ -129,6 +134,7 @@ struct pol {
 
 	struct strat_entry *strat;   /* last strategy list, re-sent on reload */
 	int nr_strat;
+	uint64_t strat_gen;          /* bumped when the list changes */
 
 	struct pol_stats stats;
 	char last_error[POL_ERR_MAX];

@@ -14,7 +14,9 @@
  *                                  that swaps (between the last batch of the old policy
  *                                  and the first of the new); also N/5 blocking
  *                                  pol_reload() calls for comparison. Prints
- *                                  "RELOAD policy async|sync p50 p99 max" (ms).
+ *                                  "RELOAD policy swap|start|sync p50 p99 max" (ms):
+ *                                  swap = the pause, start = pol_reload_start() (the
+ *                                  old policy's save(), between two of its batches).
  *   bridge hygiene                 steady state, every policy, batch 1/64/512/4096: page
  *                                  faults, C heap growth, Lua live-heap growth and Lua
  *                                  bytes allocated per batch; exits 1 on a violation.
@@ -454,16 +456,18 @@ static int mode_reload(const char *name, int n)
 {
 	int i = pol_index(name);
 	struct bp b = bp_open(i, POL_PATH[i]);
-	uint64_t *d = calloc((size_t)n, sizeof(*d));
+	uint64_t *d = calloc((size_t)n, sizeof(*d)), *s = calloc((size_t)n, sizeof(*s));
 	char err[4096];
 	int ns = n / 5 > 0 ? n / 5 : 1;
 
 	batches(&b, 64, warm_batches(64));
 	for (int k = 0; k < n; k++) {
+		uint64_t t0 = now_ns();
 		if (pol_reload_start(b.pol, NULL, err, sizeof(err)) != G_OK) {
 			fprintf(stderr, "bench: reload start: %s\n", err);
 			return 1;
 		}
+		s[k] = now_ns() - t0;                   /* the old policy's save(), on this thread */
 		for (;;) {
 			one_batch(&b, 64);              /* the old policy schedules meanwhile */
 			uint64_t t0 = now_ns();
@@ -480,7 +484,9 @@ static int mode_reload(const char *name, int n)
 		}
 		one_batch(&b, 64);                      /* the first batch of the new policy */
 	}
-	print_pauses(name, "async", d, n);
+	print_pauses(name, "swap", d, n);
+	print_pauses(name, "start", s, n);
+	free(s);
 	for (int k = 0; k < ns; k++) {
 		uint64_t t0 = now_ns();
 		if (pol_reload(b.pol, NULL, err, sizeof(err)) != G_OK) {
