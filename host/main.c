@@ -32,6 +32,10 @@
 #include "topo.h"
 #include "watch.h"
 
+#ifndef GTHULHU_DATADIR
+#define GTHULHU_DATADIR "/usr/local/share/gthulhu-lua"
+#endif
+
 int g_verbose;
 
 /* Set by the run loop from the signalfd (signals are blocked and read, not handled). */
@@ -161,6 +165,35 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		return EXIT_USAGE;
 	}
 	return 0;
+}
+
+/* scheduler.policy when none is given: as written if it exists from here; a relative one
+ * that does not is looked up next to the executable (a checkout: build/../policies/...)
+ * and then in the installed GTHULHU_DATADIR (make install), so an installed binary finds
+ * its default policy from any directory. */
+static const char *default_policy(void)
+{
+	static char found[PATH_MAX];
+	char exe[PATH_MAX], *slash;
+	ssize_t n;
+
+	if (!cfg.policy[0] || cfg.policy[0] == '/' || access(cfg.policy, R_OK) == 0)
+		return cfg.policy;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(found, sizeof(found), "%.2000s/../%.2000s", exe, cfg.policy);
+			if (access(found, R_OK) == 0)
+				return found;
+		}
+	}
+	snprintf(found, sizeof(found), "%s/%.3000s", GTHULHU_DATADIR, cfg.policy);
+	if (access(found, R_OK) == 0)
+		return found;
+	return cfg.policy;   /* the error below names it as written */
 }
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -674,7 +707,7 @@ int main(int argc, char **argv)
 	if (cfg.api_enabled)
 		g_warn("%s: api.enabled: this version serves no HTTP API yet; the api.* keys are "
 		       "checked but nothing listens", cfg.file[0] ? cfg.file : "config");
-	policy = o.policy ? o.policy : cfg.policy;
+	policy = o.policy ? o.policy : default_policy();
 	if (!policy[0]) {
 		g_err("no policy given (argument or scheduler.policy); try --help");
 		return EXIT_USAGE;
