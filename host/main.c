@@ -6,6 +6,11 @@
  * kernel, so a typo never attaches a scheduler that immediately detaches; the BPF object
  * is opened and configured (rodata) before the policy is loaded (the policy gets the
  * idle-CPU bitmap that lives in the BPF .bss), and attached last.
+ *
+ * The run loop is one epoll set (struct run: the task source's fd, a signalfd, a 1 s
+ * timerfd, the inotify fd) and run_turn(), called once per loop turn: a batch or a wait,
+ * then signals, the tick, reload triggers, the reload swap. Something else that must run
+ * on the scheduling thread adds its fd with run_add() and its work to run_turn().
  */
 #include <errno.h>
 #include <getopt.h>
