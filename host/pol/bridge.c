@@ -700,7 +700,6 @@ static void vs_free(struct pol_vs *vs)
 }
 
 static void build_abandon(struct pol *p);
-static void join_closer(struct pol *p);
 
 int pol_open(struct pol **out, const char *path, const struct pol_env *env,
 	     char *err, size_t errlen)
@@ -772,7 +771,6 @@ void pol_close(struct pol *p)
 	if (!p)
 		return;
 	build_abandon(p);
-	join_closer(p);
 	pol_wd_stop(p);
 	state_close(p, &p->st);
 	if (p->wd_inited) {
@@ -1049,15 +1047,23 @@ int pol_restore(struct pol *p, const char *buf, size_t len, char *err, size_t er
 /* ---------------------------------------------------------------------------------- */
 /* hot reload: built and self-tested on a builder thread, swapped in on ours          */
 
-/* Builder thread: the new state, then its self-test (scratch arrays, tvs, watchdog slot 1).
- * Touches nothing the scheduling thread uses meanwhile. */
-static void *build_main(void *arg)
+static void build_free(struct pol_build *b)
 {
-	struct pol *p = arg;
+	free(b->saved);
+	free(b->strat);
+	b->saved = NULL;
+	b->strat = NULL;
+	b->saved_len = 0;
+	b->nr_strat = 0;
+}
+
+/* On the reload worker: the new state, then its self-test (scratch arrays, tvs, watchdog
+ * slot 1), restore(), strategies. Touches nothing the scheduling thread uses meanwhile. */
+static void build_one(struct pol *p)
+{
 	struct pol_build *b = &p->build;
 	char buf[POL_ERR_MAX];
 
-	pol_wd_set_slot(1);
 	b->rc = state_open(p, &b->ns, b->path, b->lib, b->err, sizeof(b->err));
 	if (b->rc != G_OK)
 		goto out;
@@ -1086,26 +1092,82 @@ static void *build_main(void *arg)
 fail:
 	state_close(p, &b->ns);
 out:
+	build_free(b);     /* here, not in the swap: freeing a big saved state is not free */
 	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
-	return NULL;
 }
 
-/* Closer thread: lua_close of the state a swap replaced (freeing a big heap takes a while;
- * not on the scheduling thread). */
-static void *close_main(void *arg)
+/* The reload worker, one per pol, started at the first reload: closes the state a swap
+ * replaced (freeing a big heap takes a while) and builds the next one. A close is always
+ * done before the next build, so a swap never finds the previous close still pending. */
+static void *worker_main(void *arg)
 {
 	struct pol *p = arg;
+	struct pol_worker *w = &p->worker;
 
-	state_close(p, &p->old);
+	pol_wd_set_slot(1);
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		if (w->close_req) {
+			pthread_mutex_unlock(&w->mu);
+			state_close(p, &p->old);
+			pthread_mutex_lock(&w->mu);
+			w->close_req = false;
+			pthread_cond_broadcast(&w->cv);
+			continue;
+		}
+		if (w->build_req) {
+			w->build_req = false;
+			pthread_mutex_unlock(&w->mu);
+			build_one(p);
+			pthread_mutex_lock(&w->mu);
+			pthread_cond_broadcast(&w->cv);
+			continue;
+		}
+		if (w->stop)
+			break;
+		pthread_cond_wait(&w->cv, &w->mu);
+	}
+	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
 
-static void join_closer(struct pol *p)
+static void worker_kick(struct pol_worker *w, bool build, bool close)
 {
-	if (p->closer_started) {
-		pthread_join(p->closer, NULL);
-		p->closer_started = false;
-	}
+	pthread_mutex_lock(&w->mu);
+	w->build_req |= build;
+	w->close_req |= close;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Wait until the worker is idle (no job queued or running). */
+static void worker_idle(struct pol *p)
+{
+	struct pol_worker *w = &p->worker;
+
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->mu);
+	while (w->build_req || w->close_req ||
+	       (p->build.started && !__atomic_load_n(&p->build.done, __ATOMIC_ACQUIRE)))
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void worker_stop(struct pol *p)
+{
+	struct pol_worker *w = &p->worker;
+
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	w->started = false;
 }
 
 /* Start a thread with every signal blocked but the watchdog's (its calls are watched). */
@@ -1124,16 +1186,6 @@ static int spawn(pthread_t *t, void *(*fn)(void *), void *arg, size_t stack)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&ta);
 	return rc;
-}
-
-static void build_free(struct pol_build *b)
-{
-	free(b->saved);
-	free(b->strat);
-	b->saved = NULL;
-	b->strat = NULL;
-	b->saved_len = 0;
-	b->nr_strat = 0;
 }
 
 int pol_reload_start(struct pol *p, const char *path, char *err, size_t errlen)
@@ -1166,9 +1218,18 @@ int pol_reload_start(struct pol *p, const char *path, char *err, size_t errlen)
 	}
 	b->nr_strat = b->strat ? p->nr_strat : 0;
 	b->strat_gen = p->strat_gen;
-	if (rc == G_OK && spawn(&b->thread, build_main, p, 1024 * 1024)) {
-		set_err(err, errlen, "%s: cannot start the reload thread: %s", b->path, strerror(errno));
-		rc = G_ERR;
+	if (rc == G_OK && !p->worker.started) {
+		pthread_mutex_init(&p->worker.mu, NULL);
+		pthread_cond_init(&p->worker.cv, NULL);
+		if (spawn(&p->worker.thread, worker_main, p, 1024 * 1024)) {
+			set_err(err, errlen, "%s: cannot start the reload thread: %s", b->path,
+				strerror(errno));
+			pthread_cond_destroy(&p->worker.cv);
+			pthread_mutex_destroy(&p->worker.mu);
+			rc = G_ERR;
+		} else {
+			p->worker.started = true;
+		}
 	}
 	if (rc != G_OK) {
 		build_free(b);
@@ -1176,6 +1237,7 @@ int pol_reload_start(struct pol *p, const char *path, char *err, size_t errlen)
 		return rc;
 	}
 	b->started = true;
+	worker_kick(&p->worker, true, false);
 	return G_OK;
 }
 
@@ -1201,14 +1263,11 @@ static int reload_finish(struct pol *p, char *err, size_t errlen)
 		p->stats.reload_errors++;
 		return G_ERR;
 	}
-	join_closer(p);                /* the previous swap's old state is gone by now */
+	/* The worker closed the previous swap's old state before it built this one. */
 	p->old = p->st;
 	p->st = *ns;
 	memset(ns, 0, sizeof(*ns));
-	if (spawn(&p->closer, close_main, p, 256 * 1024) == 0)
-		p->closer_started = true;
-	else
-		state_close(p, &p->old);
+	worker_kick(&p->worker, false, true);
 	p->stats.lua_heap_disabled = 0;
 	snprintf(p->path, sizeof(p->path), "%s", b->path);
 	snprintf(p->lib_dir, sizeof(p->lib_dir), "%s", b->lib);
@@ -1224,7 +1283,6 @@ int pol_reload_poll(struct pol *p, char *err, size_t errlen)
 		return POL_RELOAD_IDLE;
 	if (!__atomic_load_n(&b->done, __ATOMIC_ACQUIRE))
 		return POL_RELOAD_BUILDING;
-	pthread_join(b->thread, NULL);
 	b->started = false;
 	return reload_finish(p, err, errlen);
 }
@@ -1235,7 +1293,7 @@ int pol_reload(struct pol *p, const char *path, char *err, size_t errlen)
 
 	if (rc != G_OK)
 		return rc;
-	pthread_join(p->build.thread, NULL);
+	worker_idle(p);
 	p->build.started = false;
 	return reload_finish(p, err, errlen);
 }
@@ -1243,9 +1301,10 @@ int pol_reload(struct pol *p, const char *path, char *err, size_t errlen)
 /* A build still running (pol_close): wait for it and throw its state away. */
 static void build_abandon(struct pol *p)
 {
+	worker_idle(p);
+	worker_stop(p);
 	if (!p->build.started)
 		return;
-	pthread_join(p->build.thread, NULL);
 	p->build.started = false;
 	state_close(p, &p->build.ns);
 	build_free(&p->build);

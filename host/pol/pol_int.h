@@ -108,11 +108,10 @@ struct pol {
 
 	struct pol_state st;
 
-	/* hot reload (bridge.c): the state being built on the builder thread, and the one a
-	 * swap replaced, closed on the closer thread */
+	/* hot reload (bridge.c): the state being built on the reload worker, and the one a
+	 * swap replaced, closed there */
 	struct pol_build {
-		pthread_t thread;
-		bool started;            /* a builder exists: join it */
+		bool started;            /* a build was started and not yet polled */
 		int done;                /* atomic: the builder finished */
 		int rc;
 		struct pol_state ns;
@@ -124,9 +123,14 @@ struct pol {
 		int nr_strat;
 		uint64_t strat_gen;
 	} build;
-	struct pol_state old;
-	pthread_t closer;
-	bool closer_started;
+	struct pol_state old;            /* replaced by a swap, closed by the worker */
+	struct pol_worker {              /* the reload worker thread (bridge.c) */
+		pthread_t thread;
+		bool started;
+		pthread_mutex_t mu;
+		pthread_cond_t cv;       /* jobs queued, job done */
+		bool build_req, close_req, stop;
+	} worker;
 
 	/* validation scratch: vs for the live batches (scheduling thread), tvs for self-tests
 	 * (which may run on the reload builder thread meanwhile) */
