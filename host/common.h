@@ -23,6 +23,7 @@ enum {
 	G_ERR_IO = -3,
 	G_ERR_PARSE = -4,
 	G_ERR_RANGE = -5,
+	G_ERR_BUSY = -6,  /* already in progress */
 };
 
 /* Process exit codes of gthulhu-lua (documented in README "Exit codes"). */

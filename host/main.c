@@ -6,6 +6,11 @@
  * kernel, so a typo never attaches a scheduler that immediately detaches; the BPF object
  * is opened and configured (rodata) before the policy is loaded (the policy gets the
  * idle-CPU bitmap that lives in the BPF .bss), and attached last.
+ *
+ * The run loop is one epoll set (struct run: the task source's fd, a signalfd, a 1 s
+ * timerfd, the inotify fd) and run_turn(), called once per loop turn: a batch or a wait,
+ * then signals, the tick, reload triggers, the reload swap. Something else that must run
+ * on the scheduling thread adds its fd with run_add() and its work to run_turn().
  */
 #include <errno.h>
 #include <getopt.h>
@@ -36,6 +41,10 @@
 #include "watch.h"
 #include "sim/sim.h"
 #include "rec/rec.h"
+
+#ifndef GTHULHU_DATADIR
+#define GTHULHU_DATADIR "/usr/local/share/gthulhu-lua"
+#endif
 
 int g_verbose;
 
@@ -178,6 +187,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	}
 	return 0;
 }
+
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -488,14 +498,43 @@ static void read_signals(void)
 	}
 }
 
+/* A reload is built and self-tested on another thread (pol_reload_start) while the old
+ * policy schedules on; run_turn() swaps it in between two batches (pol_reload_poll). A
+ * trigger while one is being built is kept and started after it. */
+static const char *reload_why;      /* the trigger of the reload being built */
+static const char *reload_again;    /* a trigger that came while building */
+
 static void reload_policy(struct pol *pol, const char *policy, const char *why)
 {
 	char err[2048];
+	int rc = pol_reload_start(pol, NULL, err, sizeof(err));
 
-	if (pol_reload(pol, NULL, err, sizeof(err)))
+	(void)policy;
+	if (rc == G_ERR_BUSY)
+		reload_again = why;
+	else if (rc)
 		g_err("policy reload rejected, the old policy keeps running: %s (trigger: %s)", err, why);
 	else
-		g_logf(2, "gthulhu-lua: policy %s reloaded (%s)\n", policy, why);
+		reload_why = why;
+}
+
+static void reload_poll(struct pol *pol, const char *policy)
+{
+	char err[2048];
+	int rc = pol_reload_poll(pol, err, sizeof(err));
+
+	if (rc == POL_RELOAD_BUILDING)
+		return;
+	if (rc == G_OK)
+		g_logf(2, "gthulhu-lua: policy %s reloaded (%s)\n", policy, reload_why);
+	else if (rc < 0)
+		g_err("policy reload rejected, the old policy keeps running: %s (trigger: %s)", err,
+		      reload_why);
+	if (reload_again) {
+		const char *why = reload_again;
+		reload_again = NULL;
+		reload_policy(pol, policy, why);
+	}
 }
 
 static time_t mtime_of(const char *path)
@@ -570,6 +609,7 @@ static int run_turn(const struct opts *o, struct loop *lp, struct pol *pol, cons
 	}
 	if (run.watching && watch_due(&run.w, now))
 		reload_policy(pol, policy, "file changed");
+	reload_poll(pol, policy);
 	if (o->dry_run ? dryrun_done(&dry) : sched_exited(&sch))
 		return 1;
 	return 0;
@@ -614,8 +654,10 @@ static void api_fill(struct api_counters *out, void *ctx)
 	out->loop = &f->lp->st;
 }
 
-/* One attach-run-detach cycle. Sets *restart when the kernel asks for a restart. */
-static int run_once(const struct opts *o, const char *policy, bool *restart)
+/* One attach-run-detach cycle. Sets *restart when the kernel asks for a restart; then the
+ * policy's save() is in *carry (malloc'd) for the next cycle's restore(). */
+static int run_once(const struct opts *o, const char *policy, bool *restart, char **carry,
+		    size_t *carry_len)
 {
 	struct pol_env env;
 	struct pol *pol = NULL;
@@ -640,6 +682,15 @@ static int run_once(const struct opts *o, const char *policy, bool *restart)
 		goto cleanup;
 	}
 	apply_rules(pol);
+	if (*carry) {   /* state of the policy that ran before the restart */
+		if (pol_restore(pol, *carry, *carry_len, err, sizeof(err)))
+			g_warn("the policy's state did not survive the restart: %s", err);
+		else
+			g_logf(2, "gthulhu-lua: restart: the policy's state was restored (%zu bytes)\n",
+			       *carry_len);
+		free(*carry);
+		*carry = NULL;
+	}
 	if (o->dry_run) {
 		g_logf(2, "gthulhu-lua: dry run (no BPF side; policy %s, %d CPUs, %d synthetic "
 		       "tasks, at most %u/s)\n", policy, topo.nr_cpus, dry.nr_tasks, cfg.dryrun_rate);
@@ -659,8 +710,8 @@ static int run_once(const struct opts *o, const char *policy, bool *restart)
 	/* Everything the hot path touches is allocated and faulted in by now. */
 	if (mlockall(MCL_CURRENT | MCL_FUTURE))
 		g_warn("mlockall: %s (page faults possible on the hot path)", strerror(errno));
-	g_logf(2, "gthulhu-lua: attached (ops gthulhu_lua, policy %s, %d CPUs)\n", policy,
-	       topo.nr_cpus);
+	g_logf(2, "gthulhu-lua: attached (ops gthulhu_lua, policy %s, %d CPUs, hotplug_seq %llu)\n",
+	       policy, topo.nr_cpus, (unsigned long long)sch.hotplug_seq);
 
 	xport_src(&sch.xp, &src);
 run:
@@ -713,6 +764,8 @@ cleanup:
 		queue_output(2, sched_print_exit_to, &sch);
 		if (!stop_req && sched_exit_wants_restart(&sch)) {
 			*restart = true;
+			if (pol && pol_save(pol, carry, carry_len, err, sizeof(err)))
+				g_warn("the policy's state is lost over the restart: %s", err);
 		} else if (!stop_req && sched_exit_is_error(&sch)) {
 			rc = rc ? rc : EXIT_SCX_ERROR;
 		}
@@ -829,10 +882,20 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
+	char *carry = NULL;
+	size_t carry_len = 0;
 	do {
-		rc = run_once(&o, policy, &restart);
-		if (restart)
-			g_logf(2, "gthulhu-lua: the kernel asked for a restart; restarting\n");
+		rc = run_once(&o, policy, &restart, &carry, &carry_len);
+		if (restart) {
+			/* CPU hotplug: the CPUs and caches are not what they were. */
+			read_topology();
+			int online = 0;
+			for (int c = 0; c < topo.nr_cpus; c++)
+				online += topo.online[c];
+			g_logf(2, "gthulhu-lua: the kernel asked for a restart; restarting (topology "
+			       "re-read: %d CPUs, %d online; hotplug_seq %llu)\n", topo.nr_cpus, online,
+			       (unsigned long long)sched_hotplug_seq());
+		}
 	} while (restart && !stop_req);
 	api_stop(api);
 	if (recw) {
@@ -846,6 +909,7 @@ int main(int argc, char **argv)
 			       (unsigned long long)nb, o.record);
 		}
 	}
+	free(carry);
 	log_stop(1000);
 	run_close();
 	strat_free(&strat);

@@ -31,6 +31,9 @@ bool path_find_data(const char *rel, char *out, size_t len)
 			if ((size_t)snprintf(out, len, "%s/../share/gthulhu-lua/%s", exe, rel) < len &&
 			    readable(out))
 				return true;
+			/* A checkout's build/gthulhu-lua run from elsewhere: the checkout's file. */
+			if ((size_t)snprintf(out, len, "%s/../%s", exe, rel) < len && readable(out))
+				return true;
 		}
 	}
 	if ((size_t)snprintf(out, len, "%s/%s", GTHULHU_DATADIR, rel) < len && readable(out))

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * paths.h - where an installed gthulhu-lua finds its data files (policies) when a
- * relative path from the config does not exist in the current directory, e.g. the default
+ * relative path from the config does not exist in the current directory (tried: next to
+ * the binary as installed, <bin>/../share/gthulhu-lua/; a checkout's build/ binary, <bin>/../;
+ * then the DATADIR it was built for), e.g. the default
  * scheduler.policy "policies/gthulhu.lua" when run by systemd from /. No state.
  */
 #ifndef GTHULHU_PATHS_H

@@ -73,9 +73,25 @@ int pol_schedule(struct pol *p, int n);
 /* Hand the resolved strategy list to the policy (on_strategies). G_ERR if it raised. */
 int pol_set_strategies(struct pol *p, const struct strat_entry *e, int n);
 
-/* Hot reload: load `path` (NULL = the same file) into a new state, carry the old state
- * over with save()/restore(), swap. On any error the old policy keeps running. */
+/* Hot reload: load `path` (NULL = the same file) into a new state, self-test it on scratch
+ * arrays, carry the old state over with save()/restore(), swap. On any error the old
+ * policy keeps running. pol_reload() does it all at once (blocking);
+ * pol_reload_start() builds and self-tests on a builder thread while the old policy keeps
+ * scheduling, and pol_reload_poll(), called by the scheduling thread between batches,
+ * finishes it when it is ready: save/restore/strategies and a pointer swap are the only
+ * pause (the replaced state is closed on another thread). */
 int pol_reload(struct pol *p, const char *path, char *err, size_t errlen);
+int pol_reload_start(struct pol *p, const char *path, char *err, size_t errlen);  /* G_ERR_BUSY: one is being built */
+enum { POL_RELOAD_IDLE = 1, POL_RELOAD_BUILDING = 2 };
+/* POL_RELOAD_IDLE (none started), POL_RELOAD_BUILDING, G_OK (swapped in), or < 0 (rejected:
+ * err says why; the old policy runs on). */
+int pol_reload_poll(struct pol *p, char *err, size_t errlen);
+
+/* Carry the policy's state over a restart of the whole host side (CPU hotplug): the
+ * running policy's P.save(), serialized (malloc'd, *buf NULL if it has no save), and
+ * P.restore() of that into a freshly opened pol. G_ERR with a message if either raised. */
+int pol_save(struct pol *p, char **buf, size_t *len, char *err, size_t errlen);
+int pol_restore(struct pol *p, const char *buf, size_t len, char *err, size_t errlen);
 
 /* Run init + a self-test batch of synthetic tasks and check that every decision the
  * policy returned was valid and complete (for --check). G_ERR with a message if not. */

@@ -91,6 +91,15 @@ int sched_set_fault(const char *name, char *err, size_t errlen)
 	return G_OK;
 }
 
+uint64_t sched_hotplug_seq(void)
+{
+	char line[64];
+
+	if (read_line(SCX_SYSFS "/hotplug_seq", line, sizeof(line)))
+		return 0;
+	return strtoull(line, NULL, 10);
+}
+
 int sched_open(struct sched *s, const struct cfg *c, const struct topo *t, char *err,
 	       size_t errlen)
 {
@@ -140,6 +149,11 @@ int sched_open(struct sched *s, const struct cfg *c, const struct topo *t, char 
 	/* scheduler.partial: only SCHED_EXT tasks are ours; the rest stay with the kernel. */
 	if (c->partial)
 		s->skel->struct_ops.gthulhu_lua_ops->flags |= SCX_OPS_SWITCH_PARTIAL_;
+	/* The kernel refuses to enable a scheduler whose hotplug_seq is older than a CPU
+	 * hotplug it has seen (it asks for a restart instead): a restart after hotplug
+	 * attaches with the topology the kernel has now, not the one we last read. */
+	s->hotplug_seq = sched_hotplug_seq();
+	s->skel->struct_ops.gthulhu_lua_ops->hotplug_seq = s->hotplug_seq;
 	return G_OK;
 }
 

@@ -23,7 +23,11 @@ struct sched {
 	struct bpf_link *link;
 	struct xport xp;
 	bool xp_open;
+	uint64_t hotplug_seq;   /* what sched_open() put in ops.hotplug_seq */
 };
+
+/* /sys/kernel/sched_ext/hotplug_seq (0 if unreadable). */
+uint64_t sched_hotplug_seq(void);
 
 /* Can we run here? Returns 0, or EXIT_NO_SCX / EXIT_SCX_BUSY / EXIT_NOT_ROOT with a
  * message saying what is missing (and the name of the scheduler already loaded). */

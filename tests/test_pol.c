@@ -374,7 +374,7 @@ static void test_runaway(void)
 		fill(p, 10);
 		CHECK(pol_schedule(p, 10) == 10);
 		CHECK(pol_stats(p)->errors == 1 && pol_stats(p)->fallbacks == 10);
-		CHECK_STR_CONTAINS(pol_last_error(p), "exceeded 500 ms (warm-up limit)");
+		CHECK_STR_CONTAINS(pol_last_error(p), "exceeded 500 ms (the slow limit of a first call");
 		pol_close(p);
 	}
 
@@ -789,6 +789,91 @@ static void test_threads(void)
 	      sethook_calls, sethook_foreign);
 }
 
+/* pol_save/pol_restore: the state crosses a restart of the host side (CPU hotplug). */
+static void test_save_restore(void)
+{
+	struct pol *p = open_ok(TP "echo.lua", 64), *q;
+	char *buf = NULL, err[1024];
+	size_t len = 0;
+
+	if (!p)
+		return;
+	for (int i = 0; i < 3; i++) {
+		fill(p, 8);
+		pol_schedule(p, 8);
+	}
+	CHECK(pol_save(p, &buf, &len, err, sizeof(err)) == G_OK && buf && len > 0, "%s", err);
+	pol_close(p);
+	q = open_ok(TP "echo.lua", 64);
+	if (q) {
+		CHECK(pol_restore(q, buf, len, err, sizeof(err)) == G_OK, "%s", err);
+		fill(q, 8);
+		pol_schedule(q, 8);
+		CHECK(pol_out(q)[0].flags == 4, "calls carried over: flags %llu",
+		      (unsigned long long)pol_out(q)[0].flags);
+		CHECK(pol_lua_top(q) == 0);
+		pol_close(q);
+	}
+	q = open_ok(TP "restore_error.lua", 64);
+	if (q) {
+		CHECK(pol_restore(q, buf, len, err, sizeof(err)) != G_OK);
+		CHECK_STR_CONTAINS(err, "restore failed on purpose");
+		CHECK(pol_restore(q, NULL, 0, err, sizeof(err)) == G_OK, "nothing saved: nothing to do");
+		pol_close(q);
+	}
+	free(buf);
+}
+
+/* Reload built on another thread: the old policy schedules meanwhile, the swap happens in
+ * pol_reload_poll(), a second start while building is refused, a bad build is reported
+ * there and changes nothing. */
+static void test_reload_async(void)
+{
+	struct pol *p = open_ok(TP "echo.lua", 64);
+	char err[4096];
+	int r, batches = 0, turns = 0;
+
+	if (!p)
+		return;
+	CHECK(pol_reload_poll(p, err, sizeof(err)) == POL_RELOAD_IDLE);
+	setenv("GTHULHU_TEST_MODE", "good", 1);
+	CHECK(pol_reload_start(p, TP "bad.lua", err, sizeof(err)) == G_OK, "%s", err);
+	CHECK(pol_reload_start(p, TP "bad.lua", err, sizeof(err)) == G_ERR_BUSY);
+	while ((r = pol_reload_poll(p, err, sizeof(err))) == POL_RELOAD_BUILDING) {
+		fill(p, 8);
+		pol_schedule(p, 8);      /* the old policy (echo: slice 1000 + i) still decides */
+		batches += pol_out(p)[7].slice_ns == 1000;
+		turns++;
+		usleep(1000);
+	}
+	CHECK(r == G_OK, "swap: %s", err);
+	CHECK(strcmp(pol_path(p), TP "bad.lua") == 0);
+	fill(p, 8);
+	pol_schedule(p, 8);
+	CHECK(pol_out(p)[0].vtime == 10 && complete(p, 8), "the new policy decides after the swap");
+	CHECK(batches == turns, "%d of %d batches during the build decided by the old policy",
+	      batches, turns);
+	fprintf(stderr, "test_pol: %d batches by the old policy while the new one was built\n", batches);
+
+	setenv("GTHULHU_TEST_MODE", "raise", 1);
+	CHECK(pol_reload_start(p, TP "echo.lua", err, sizeof(err)) == G_OK);
+	CHECK(pol_reload_start(p, TP "syntax.lua", err, sizeof(err)) == G_ERR_BUSY);
+	while ((r = pol_reload_poll(p, err, sizeof(err))) == POL_RELOAD_BUILDING)
+		usleep(1000);
+	CHECK(r == G_OK, "%s", err);    /* echo.lua ignores the mode */
+	CHECK(pol_reload_start(p, TP "syntax.lua", err, sizeof(err)) == G_OK);
+	while ((r = pol_reload_poll(p, err, sizeof(err))) == POL_RELOAD_BUILDING)
+		usleep(1000);
+	CHECK(r < 0, "a broken build is rejected at the poll");
+	CHECK_STR_CONTAINS(err, "syntax.lua:3:");
+	CHECK(strcmp(pol_path(p), TP "echo.lua") == 0, "the old policy runs on");
+	CHECK(pol_reload_poll(p, err, sizeof(err)) == POL_RELOAD_IDLE);
+	/* closing with a build in flight waits for it and throws it away */
+	CHECK(pol_reload_start(p, NULL, err, sizeof(err)) == G_OK);
+	pol_close(p);
+	unsetenv("GTHULHU_TEST_MODE");
+}
+
 int main(void)
 {
 	main_thread = pthread_self();
@@ -816,6 +901,8 @@ int main(void)
 	test_selftest_real();
 	test_forge();
 	test_threads();
+	test_save_restore();
+	test_reload_async();
 	test_search_path();
 	test_heap_cap();
 	return CHECK_DONE();

@@ -56,25 +56,28 @@ static void dir_of(const char *path, char *dir, size_t len)
 		snprintf(dir, len, "%.*s", (int)(slash - path), path);
 }
 
-/* Where gthulhu/sched.lua comes from, first match wins: $GTHULHU_LIB; <policy dir>/lib
+/* Where gthulhu/sched.lua comes from, first match wins: the pol_env's lib_dir; $GTHULHU_LIB; <policy dir>/lib
  * (the repository's policies/); <executable dir>/../policies/lib (build/gthulhu-lua run
  * on a policy kept anywhere else); the installed GTHULHU_DATADIR/policies/lib. */
-static void pick_lib_dir(struct pol *p, const char *policy_path)
+static void pick_lib_dir_into(const struct pol *p, const char *policy_path, char *out, size_t len)
 {
 	char dir[PATH_MAX], exe[PATH_MAX], probe[PATH_MAX + 64];
 	const char *env = getenv("GTHULHU_LIB");
 	ssize_t n;
 
-	if (p->lib_dir_given)
+	if (p->lib_dir_given) {
+		if (out != p->lib_dir)
+			snprintf(out, len, "%s", p->lib_dir);
 		return;
+	}
 	if (env && env[0]) {
-		snprintf(p->lib_dir, sizeof(p->lib_dir), "%s", env);
+		snprintf(out, len, "%s", env);
 		return;
 	}
 	dir_of(policy_path, dir, sizeof(dir));
 	snprintf(probe, sizeof(probe), "%s/lib/gthulhu/sched.lua", dir);
 	if (file_exists(probe)) {
-		snprintf(p->lib_dir, sizeof(p->lib_dir), "%.4000s/lib", dir);
+		snprintf(out, len, "%.4000s/lib", dir);
 		return;
 	}
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -83,11 +86,11 @@ static void pick_lib_dir(struct pol *p, const char *policy_path)
 		dir_of(exe, dir, sizeof(dir));
 		snprintf(probe, sizeof(probe), "%s/../policies/lib/gthulhu/sched.lua", dir);
 		if (file_exists(probe)) {
-			snprintf(p->lib_dir, sizeof(p->lib_dir), "%.4000s/../policies/lib", dir);
+			snprintf(out, len, "%.4000s/../policies/lib", dir);
 			return;
 		}
 	}
-	snprintf(p->lib_dir, sizeof(p->lib_dir), "%s", GTHULHU_DATADIR "/policies/lib");
+	snprintf(out, len, "%s", GTHULHU_DATADIR "/policies/lib");
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -152,7 +155,6 @@ static int pol_pcall(struct pol *p, struct pol_state *s, int nargs, int nres, co
 	lua_insert(L, fidx);                                  /* stack: ... tb f args */
 
 	/* Hot: schedule() of a warmed-up state; its first calls have the slow limits. */
-	p->hot_what = call_schedule;
 	pol_wd_enter(p, L, what, what == call_schedule && ++s->calls > POL_WARM_CALLS);
 	int rc = lua_pcall(L, nargs, nres, fidx);            /* stack: ... tb res | ... tb err */
 	pol_wd_leave(p, L);
@@ -456,6 +458,7 @@ struct build_args {
 	struct pol *p;
 	struct pol_state *s;
 	const char *path;
+	const char *lib;
 	char *err;
 	size_t errlen;
 	int rc;
@@ -510,8 +513,8 @@ static int state_build(lua_State *L)
 	dir_of(path, dir, sizeof(dir));
 	if (!realpath(dir, absdir))
 		snprintf(absdir, sizeof(absdir), "%s", dir);
-	if (!realpath(p->lib_dir, abslib))
-		snprintf(abslib, sizeof(abslib), "%s", p->lib_dir);
+	if (!realpath(a->lib, abslib))
+		snprintf(abslib, sizeof(abslib), "%s", a->lib);
 	lua_getglobal(L, "package");                          /* stack: package */
 	snprintf(buf, sizeof(buf), "%s/?.lua;%s/?/init.lua;%s/?.lua;", abslib, abslib, absdir);
 	lua_pushstring(L, buf);                               /* stack: package prefix */
@@ -554,7 +557,7 @@ static int state_build(lua_State *L)
 	lua_pushstring(L, "gthulhu.sched");                   /* stack: require name */
 	if (pol_pcall(p, s, 1, 1, "require 'gthulhu.sched'", buf, sizeof(buf))) {
 		set_err(err, errlen, "%s: cannot load the policy library gthulhu.sched (lib dir %s): %s",
-			path, p->lib_dir, buf);
+			path, a->lib, buf);
 		goto fail;                                    /* stack: (empty) */
 	}
 	if (!lua_istable(L, -1)) {                            /* stack: g */
@@ -623,9 +626,10 @@ fail:
 /* Build a complete state for `path` into *s: a capped heap, libraries, layout check,
  * policy, init, the batch closure. On error, *s is left closed and err holds the
  * message. */
-static int state_open(struct pol *p, struct pol_state *s, const char *path, char *err, size_t errlen)
+static int state_open(struct pol *p, struct pol_state *s, const char *path, const char *lib,
+		      char *err, size_t errlen)
 {
-	struct build_args a = { p, s, path, err, errlen, G_ERR };
+	struct build_args a = { p, s, path, lib, err, errlen, G_ERR };
 	lua_State *L;
 
 	memset(s, 0, sizeof(*s));
@@ -678,6 +682,36 @@ static void prefault(void *mem, size_t len)
 		c[off] = 0;
 }
 
+static int vs_alloc(struct pol_vs *vs, int batch_max)
+{
+	uint32_t nslots = 1;
+
+	while (nslots < 2u * (uint32_t)batch_max)
+		nslots <<= 1;
+	vs->slots = calloc(nslots, sizeof(*vs->slots));
+	vs->slot_mask = nslots - 1;
+	vs->decided = calloc((size_t)batch_max, sizeof(*vs->decided));
+	vs->keys = calloc((size_t)batch_max, sizeof(*vs->keys));
+	if (!vs->slots || !vs->decided || !vs->keys)
+		return G_ERR_NOMEM;
+	/* calloc may hand back untouched zero pages: write them now, so the validation
+	 * scratch never page-faults on the hot path (mlockall covers it once attached). */
+	prefault(vs->slots, nslots * sizeof(*vs->slots));
+	prefault(vs->decided, (size_t)batch_max * sizeof(*vs->decided));
+	prefault(vs->keys, (size_t)batch_max * sizeof(*vs->keys));
+	return G_OK;
+}
+
+static void vs_free(struct pol_vs *vs)
+{
+	free(vs->slots);
+	free(vs->decided);
+	free(vs->keys);
+	memset(vs, 0, sizeof(*vs));
+}
+
+static void build_abandon(struct pol *p);
+
 int pol_open(struct pol **out, const char *path, const struct pol_env *env,
 	     char *err, size_t errlen)
 {
@@ -715,7 +749,7 @@ int pol_open(struct pol **out, const char *path, const struct pol_env *env,
 	p->env.lib_dir = p->lib_dir;
 	p->soft_ms = POL_SOFT_MS_DEFAULT;
 	p->hard_ms = POL_HARD_MS_DEFAULT;
-	pick_lib_dir(p, path);
+	pick_lib_dir_into(p, path, p->lib_dir, sizeof(p->lib_dir));
 
 	rc = pol_arrays_open(p, &p->live, err, errlen);
 	if (rc == G_OK)
@@ -724,29 +758,17 @@ int pol_open(struct pol **out, const char *path, const struct pol_env *env,
 		pol_close(p);
 		return rc;
 	}
-	uint32_t nslots = 1;
-	while (nslots < 2u * (uint32_t)env->batch_max)
-		nslots <<= 1;
-	p->slots = calloc(nslots, sizeof(*p->slots));
-	p->slot_mask = nslots - 1;
-	p->decided = calloc((size_t)env->batch_max, sizeof(*p->decided));
-	p->keys = calloc((size_t)env->batch_max, sizeof(*p->keys));
-	if (!p->slots || !p->decided || !p->keys) {
+	if (vs_alloc(&p->vs, env->batch_max) || vs_alloc(&p->tvs, env->batch_max)) {
 		set_err(err, errlen, "%s: out of memory for the batch arrays", path);
 		pol_close(p);
 		return G_ERR_NOMEM;
 	}
-	/* calloc may hand back untouched zero pages: write them now, so the validation
-	 * scratch never page-faults on the hot path (mlockall covers it once attached). */
-	prefault(p->slots, nslots * sizeof(*p->slots));
-	prefault(p->decided, (size_t)env->batch_max * sizeof(*p->decided));
-	prefault(p->keys, (size_t)env->batch_max * sizeof(*p->keys));
 	if (pol_wd_start(p) != G_OK) {
 		set_err(err, errlen, "%s: cannot start the watchdog thread: %s", path, strerror(errno));
 		pol_close(p);
 		return G_ERR;
 	}
-	rc = state_open(p, &p->st, p->path, err, errlen);
+	rc = state_open(p, &p->st, p->path, p->lib_dir, err, errlen);
 	if (rc != G_OK) {
 		pol_close(p);
 		return rc;
@@ -759,6 +781,7 @@ void pol_close(struct pol *p)
 {
 	if (!p)
 		return;
+	build_abandon(p);
 	pol_wd_stop(p);
 	state_close(p, &p->st);
 	if (p->wd_inited) {
@@ -767,9 +790,8 @@ void pol_close(struct pol *p)
 	}
 	pol_arrays_close(&p->live);
 	pol_arrays_close(&p->scratch);
-	free(p->slots);
-	free(p->keys);
-	free(p->decided);
+	vs_free(&p->vs);
+	vs_free(&p->tvs);
 	free(p->strat);
 	free(p);
 }
@@ -797,18 +819,20 @@ int pol_lua_top(const struct pol *p)
  * when `live`, logs errors and checks the heap (the running policy); a self-test keeps its
  * messages in errbuf. Leaves one valid decision per task in a->out (none for tasks BPF
  * placed itself) and returns their count. */
-static int schedule_on(struct pol *p, struct pol_state *s, int ref, struct pol_arrays *a, int n,
-			struct pol_stats *st, bool live, char *errbuf, size_t errlen)
+static int schedule_on(struct pol *p, struct pol_state *s, int ref, struct pol_arrays *a,
+			struct pol_vs *vs, int n, struct pol_stats *st, bool live, char *errbuf,
+			size_t errlen)
 {
 	lua_State *L = s->L;
 	int m = 0;
 
 	st->batches++;
 	st->tasks += (uint64_t)n;
-	pol_batch_begin(p, a->tasks, n);   /* before the policy runs: what validation trusts */
+	pol_batch_begin(p, vs, a->tasks, n);   /* before the policy runs: what validation trusts */
 
-	if (s->heap->disabled)     /* over the Lua heap cap: C decisions only */
-		return pol_validate(p, a->out, n, 0, st);
+	if (s->heap->disabled) {   /* over the Lua heap cap: C decisions only */
+		return pol_validate(p, vs, a->out, n, 0, st);
+	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);              /* stack: closure */
 	lua_pushinteger(L, n);                               /* stack: closure n */
 	if (pol_pcall(p, s, 1, 1, call_schedule, errbuf, errlen)) {
@@ -830,9 +854,9 @@ static int schedule_on(struct pol *p, struct pol_state *s, int ref, struct pol_a
 		else if (d > n) {
 			double cap = d > p->env.batch_max ? p->env.batch_max : d;
 			st->bad_decisions += (uint64_t)cap - (uint64_t)n;
-			snprintf(p->last_bad, sizeof(p->last_bad), "schedule() returned %.0f for %d "
+			snprintf(vs->last_bad, sizeof(vs->last_bad), "schedule() returned %.0f for %d "
 				 "tasks: the decisions past %d were dropped", cap, n, n);
-			p->last_bad_gen = p->gen;  /* pol_validate() below keeps this one first */
+			vs->last_bad_gen = vs->gen;  /* pol_validate() below keeps this one first */
 			m = n;
 		} else
 			m = (int)d;
@@ -840,7 +864,7 @@ static int schedule_on(struct pol *p, struct pol_state *s, int ref, struct pol_a
 	assert(lua_gettop(L) == 0);
 	if (live)
 		heap_check(p);
-	return pol_validate(p, a->out, n, m, st);
+	return pol_validate(p, vs, a->out, n, m, st);
 }
 
 int pol_schedule(struct pol *p, int n)
@@ -849,7 +873,7 @@ int pol_schedule(struct pol *p, int n)
 		return 0;
 	if (n > p->env.batch_max)
 		n = p->env.batch_max;
-	return schedule_on(p, &p->st, p->st.sched_ref, &p->live, n, &p->stats, true,
+	return schedule_on(p, &p->st, p->st.sched_ref, &p->live, &p->vs, n, &p->stats, true,
 			   p->last_error, sizeof(p->last_error));
 }
 
@@ -941,6 +965,7 @@ int pol_set_strategies(struct pol *p, const struct strat_entry *e, int n)
 		free(p->strat);
 		p->strat = copy;
 		p->nr_strat = n;
+		p->strat_gen++;
 	}
 	if (send_strategies(p, &p->st, e, n, p->last_error, sizeof(p->last_error)) != G_OK) {
 		p->stats.errors++;
@@ -952,6 +977,35 @@ int pol_set_strategies(struct pol *p, const struct strat_entry *e, int n)
 
 static int selftest_state(struct pol *p, struct pol_state *s, const char *path, char *err,
 			  size_t errlen);
+
+int pol_save(struct pol *p, char **buf, size_t *len, char *err, size_t errlen)
+{
+	lua_State *L = p->st.L;
+	char msg[POL_ERR_MAX];
+
+	*buf = NULL;
+	*len = 0;
+	if (push_chunk(L, SAVE_LUA, sizeof(SAVE_LUA) - 1, "=gthulhu/save", err, errlen))
+		return G_ERR;                                 /* stack: save */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, p->st.P_ref);       /* stack: save P */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, p->st.g_ref);       /* stack: save P g */
+	if (pol_pcall(p, &p->st, 2, 1, "save()", msg, sizeof(msg))) {
+		set_err(err, errlen, "%s: save() failed: %s", p->path, msg);
+		return G_ERR;                                 /* stack: (empty) */
+	}                                                     /* stack: s|nil */
+	if (lua_type(L, -1) == LUA_TSTRING) {
+		const char *s = lua_tolstring(L, -1, len);
+		*buf = malloc(*len ? *len : 1);
+		if (*buf)
+			memcpy(*buf, s, *len);
+	}
+	lua_pop(L, 1);                                        /* stack: (empty) */
+	if (*len && !*buf) {
+		set_err(err, errlen, "%s: save(): out of memory", p->path);
+		return G_ERR_NOMEM;
+	}
+	return G_OK;
+}
 
 struct restore_args {
 	struct pol *p;
@@ -981,72 +1035,289 @@ static int restore_cp(lua_State *L)
 	return 0;
 }
 
-int pol_reload(struct pol *p, const char *path, char *err, size_t errlen)
+int pol_restore(struct pol *p, const char *buf, size_t len, char *err, size_t errlen)
 {
-	struct pol_state ns;
-	char newpath[PATH_MAX], saved_lib[PATH_MAX], buf[POL_ERR_MAX];
-	int rc;
+	char msg[POL_ERR_MAX];
+	struct restore_args ra = { p, &p->st, buf, len, msg, sizeof(msg), G_ERR };
 
-	snprintf(newpath, sizeof(newpath), "%s", path ? path : p->path);
-	snprintf(saved_lib, sizeof(saved_lib), "%s", p->lib_dir);
-	pick_lib_dir(p, newpath);
+	if (!buf)
+		return G_OK;
+	if (lua_cpcall(p->st.L, restore_cp, &ra) != 0) {     /* stack: (empty) | err */
+		set_err(err, errlen, "%s: restore(): %s", p->path, lua_tostring(p->st.L, -1));
+		lua_settop(p->st.L, 0);
+		return G_ERR;
+	}
+	if (ra.rc != G_OK) {
+		set_err(err, errlen, "%s: restore() failed: %s", p->path, msg);
+		return G_ERR;
+	}
+	return G_OK;
+}
 
-	rc = state_open(p, &ns, newpath, err, errlen);
-	if (rc != G_OK)
+/* ---------------------------------------------------------------------------------- */
+/* hot reload: built and self-tested on a builder thread, swapped in on ours          */
+
+static void build_free(struct pol_build *b)
+{
+	free(b->saved);
+	free(b->strat);
+	b->saved = NULL;
+	b->strat = NULL;
+	b->saved_len = 0;
+	b->nr_strat = 0;
+}
+
+/* On the reload worker: the new state, then its self-test (scratch arrays, tvs, watchdog
+ * slot 1), restore(), strategies. Touches nothing the scheduling thread uses meanwhile. */
+static void build_one(struct pol *p)
+{
+	struct pol_build *b = &p->build;
+	char buf[POL_ERR_MAX];
+
+	b->rc = state_open(p, &b->ns, b->path, b->lib, b->err, sizeof(b->err));
+	if (b->rc != G_OK)
+		goto out;
+	b->rc = G_ERR;
+	if (selftest_state(p, &b->ns, b->path, b->err, sizeof(b->err)) != G_OK)
 		goto fail;
-	/* A state that cannot schedule is never swapped in (scratch arrays: the live ones
-	 * may hold decisions the loop is still sending). Before restore(), so the synthetic
-	 * tasks are not what the new state remembers last. */
-	if (selftest_state(p, &ns, newpath, err, errlen) != G_OK)
-		goto fail_close;
-
-	/* old P.save() -> string -> new P.restore() */
-	lua_State *OL = p->st.L, *NL = ns.L;
-	if (push_chunk(OL, SAVE_LUA, sizeof(SAVE_LUA) - 1, "=gthulhu/save", err, errlen))
-		goto fail_close;                              /* old stack: save */
-	lua_rawgeti(OL, LUA_REGISTRYINDEX, p->st.P_ref);      /* old stack: save P */
-	lua_rawgeti(OL, LUA_REGISTRYINDEX, p->st.g_ref);      /* old stack: save P g */
-	if (pol_pcall(p, &p->st, 2, 1, "save()", buf, sizeof(buf))) {
-		set_err(err, errlen, "%s: save() of the running policy failed: %s", p->path, buf);
-		goto fail_close;                              /* old stack: (empty) */
-	}                                                     /* old stack: s|nil */
-	if (lua_type(OL, -1) == LUA_TSTRING) {
-		struct restore_args ra = { p, &ns, NULL, 0, buf, sizeof(buf), G_ERR };
-		ra.saved = lua_tolstring(OL, -1, &ra.len);
-		int cr = lua_cpcall(NL, restore_cp, &ra);     /* new stack: (empty) | err */
-		lua_pop(OL, 1);                               /* old stack: (empty) */
-		if (cr != 0) {
-			set_err(err, errlen, "%s: restore(): %s", newpath, lua_tostring(NL, -1));
-			lua_settop(NL, 0);
-			goto fail_close;
+	if (b->saved) {   /* the old policy's save(), taken by pol_reload_start() */
+		struct restore_args ra = { p, &b->ns, b->saved, b->saved_len, buf, sizeof(buf), G_ERR };
+		if (lua_cpcall(b->ns.L, restore_cp, &ra) != 0) {
+			set_err(b->err, sizeof(b->err), "%s: restore(): %s", b->path,
+				lua_tostring(b->ns.L, -1));
+			lua_settop(b->ns.L, 0);
+			goto fail;
 		}
 		if (ra.rc != G_OK) {
-			set_err(err, errlen, "%s: restore() failed: %s", newpath, buf);
-			goto fail_close;
+			set_err(b->err, sizeof(b->err), "%s: restore() failed: %s", b->path, buf);
+			goto fail;
 		}
-	} else {
-		lua_pop(OL, 1);                               /* old stack: (empty) */
 	}
-
-	if (send_strategies(p, &ns, p->strat, p->nr_strat, buf, sizeof(buf)) != G_OK) {
-		set_err(err, errlen, "%s: on_strategies() failed: %s", newpath, buf);
-		goto fail_close;
+	if (send_strategies(p, &b->ns, b->strat, b->nr_strat, buf, sizeof(buf)) != G_OK) {
+		set_err(b->err, sizeof(b->err), "%s: on_strategies() failed: %s", b->path, buf);
+		goto fail;
 	}
+	b->rc = G_OK;
+	goto out;
+fail:
+	state_close(p, &b->ns);
+out:
+	build_free(b);     /* here, not in the swap: freeing a big saved state is not free */
+	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
+}
 
-	assert(lua_gettop(OL) == 0 && lua_gettop(NL) == 0);
-	state_close(p, &p->st);
-	p->st = ns;
+/* The reload worker, one per pol, started at the first reload: closes the state a swap
+ * replaced (freeing a big heap takes a while) and builds the next one. A close is always
+ * done before the next build, so a swap never finds the previous close still pending. */
+static void *worker_main(void *arg)
+{
+	struct pol *p = arg;
+	struct pol_worker *w = &p->worker;
+
+	pol_wd_set_slot(1);
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		if (w->close_req) {
+			pthread_mutex_unlock(&w->mu);
+			state_close(p, &p->old);
+			pthread_mutex_lock(&w->mu);
+			w->close_req = false;
+			pthread_cond_broadcast(&w->cv);
+			continue;
+		}
+		if (w->build_req) {
+			w->build_req = false;
+			pthread_mutex_unlock(&w->mu);
+			build_one(p);
+			pthread_mutex_lock(&w->mu);
+			pthread_cond_broadcast(&w->cv);
+			continue;
+		}
+		if (w->stop)
+			break;
+		pthread_cond_wait(&w->cv, &w->mu);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+static void worker_kick(struct pol_worker *w, bool build, bool close)
+{
+	pthread_mutex_lock(&w->mu);
+	w->build_req |= build;
+	w->close_req |= close;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Wait until the worker is idle (no job queued or running). */
+static void worker_idle(struct pol *p)
+{
+	struct pol_worker *w = &p->worker;
+
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->mu);
+	while (w->build_req || w->close_req ||
+	       (p->build.started && !__atomic_load_n(&p->build.done, __ATOMIC_ACQUIRE)))
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void worker_stop(struct pol *p)
+{
+	struct pol_worker *w = &p->worker;
+
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	w->started = false;
+}
+
+/* Start a thread with every signal blocked but the watchdog's (its calls are watched). */
+static int spawn(pthread_t *t, void *(*fn)(void *), void *arg, size_t stack)
+{
+	sigset_t set, old;
+	pthread_attr_t ta;
+	int rc;
+
+	sigfillset(&set);
+	sigdelset(&set, POL_WD_SIGNAL);
+	pthread_attr_init(&ta);
+	pthread_attr_setstacksize(&ta, stack);
+	pthread_sigmask(SIG_SETMASK, &set, &old);
+	rc = pthread_create(t, &ta, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&ta);
+	return rc;
+}
+
+int pol_reload_start(struct pol *p, const char *path, char *err, size_t errlen)
+{
+	struct pol_build *b = &p->build;
+	int rc;
+
+	if (b->started) {
+		set_err(err, errlen, "%s: a reload is being built already", p->path);
+		return G_ERR_BUSY;
+	}
+	memset(&b->ns, 0, sizeof(b->ns));
+	b->ns.tb_ref = b->ns.g_ref = b->ns.P_ref = b->ns.sched_ref = b->ns.test_ref = LUA_NOREF;
+	snprintf(b->path, sizeof(b->path), "%s", path ? path : p->path);
+	pick_lib_dir_into(p, b->path, b->lib, sizeof(b->lib));
+	b->err[0] = '\0';
+	b->done = 0;
+	b->rc = G_ERR;
+	/* The running policy's state, now (the only part on this thread before the swap):
+	 * the new state restores it on the builder thread. Decisions the old policy makes
+	 * meanwhile are not in it; the new policy meets those tasks again at their next
+	 * enqueue. */
+	rc = pol_save(p, &b->saved, &b->saved_len, err, errlen);
+	if (rc == G_OK && p->nr_strat) {
+		b->strat = malloc((size_t)p->nr_strat * sizeof(*p->strat));
+		if (b->strat)
+			memcpy(b->strat, p->strat, (size_t)p->nr_strat * sizeof(*p->strat));
+		else
+			rc = G_ERR_NOMEM;
+	}
+	b->nr_strat = b->strat ? p->nr_strat : 0;
+	b->strat_gen = p->strat_gen;
+	if (rc == G_OK && !p->worker.started) {
+		pthread_mutex_init(&p->worker.mu, NULL);
+		pthread_cond_init(&p->worker.cv, NULL);
+		if (spawn(&p->worker.thread, worker_main, p, 1024 * 1024)) {
+			set_err(err, errlen, "%s: cannot start the reload thread: %s", b->path,
+				strerror(errno));
+			pthread_cond_destroy(&p->worker.cv);
+			pthread_mutex_destroy(&p->worker.mu);
+			rc = G_ERR;
+		} else {
+			p->worker.started = true;
+		}
+	}
+	if (rc != G_OK) {
+		build_free(b);
+		p->stats.reload_errors++;
+		return rc;
+	}
+	b->started = true;
+	worker_kick(&p->worker, true, false);
+	return G_OK;
+}
+
+/* Scheduling thread, the new state built, tested, restored: the swap (this is the whole
+ * pause between the old policy's last batch and the new one's first). */
+static int reload_finish(struct pol *p, char *err, size_t errlen)
+{
+	struct pol_build *b = &p->build;
+	struct pol_state *ns = &b->ns;
+	char buf[POL_ERR_MAX];
+
+	build_free(b);
+	if (b->rc != G_OK) {
+		set_err(err, errlen, "%s", b->err);
+		p->stats.reload_errors++;
+		return b->rc;
+	}
+	/* strategies changed while it was built: the new state gets the current list */
+	if (b->strat_gen != p->strat_gen &&
+	    send_strategies(p, ns, p->strat, p->nr_strat, buf, sizeof(buf)) != G_OK) {
+		set_err(err, errlen, "%s: on_strategies() failed: %s", b->path, buf);
+		state_close(p, ns);
+		p->stats.reload_errors++;
+		return G_ERR;
+	}
+	/* The worker closed the previous swap's old state before it built this one. */
+	p->old = p->st;
+	p->st = *ns;
+	memset(ns, 0, sizeof(*ns));
+	worker_kick(&p->worker, false, true);
 	p->stats.lua_heap_disabled = 0;
-	snprintf(p->path, sizeof(p->path), "%s", newpath);
+	snprintf(p->path, sizeof(p->path), "%s", b->path);
+	snprintf(p->lib_dir, sizeof(p->lib_dir), "%s", b->lib);
 	p->stats.reloads++;
 	return G_OK;
+}
 
-fail_close:
-	state_close(p, &ns);
-fail:
-	snprintf(p->lib_dir, sizeof(p->lib_dir), "%s", saved_lib);
-	p->stats.reload_errors++;
-	return rc != G_OK ? rc : G_ERR;
+int pol_reload_poll(struct pol *p, char *err, size_t errlen)
+{
+	struct pol_build *b = &p->build;
+
+	if (!b->started)
+		return POL_RELOAD_IDLE;
+	if (!__atomic_load_n(&b->done, __ATOMIC_ACQUIRE))
+		return POL_RELOAD_BUILDING;
+	b->started = false;
+	return reload_finish(p, err, errlen);
+}
+
+int pol_reload(struct pol *p, const char *path, char *err, size_t errlen)
+{
+	int rc = pol_reload_start(p, path, err, errlen);
+
+	if (rc != G_OK)
+		return rc;
+	worker_idle(p);
+	p->build.started = false;
+	return reload_finish(p, err, errlen);
+}
+
+/* A build still running (pol_close): wait for it and throw its state away. */
+static void build_abandon(struct pol *p)
+{
+	worker_idle(p);
+	worker_stop(p);
+	if (!p->build.started)
+		return;
+	p->build.started = false;
+	state_close(p, &p->build.ns);
+	build_free(&p->build);
 }
 
 /* Two batches of synthetic tasks through state s on the scratch arrays: G_OK if every
@@ -1083,7 +1354,7 @@ static int selftest_state(struct pol *p, struct pol_state *s, const char *path, 
 		}
 		uint64_t errs = st.errors;
 		msg[0] = '\0';
-		schedule_on(p, s, s->test_ref, &p->scratch, n, &st, false, msg, sizeof(msg));
+		schedule_on(p, s, s->test_ref, &p->scratch, &p->tvs, n, &st, false, msg, sizeof(msg));
 		if (st.errors > errs && !first_err[0])
 			snprintf(first_err, sizeof(first_err), "%s", msg);
 	}
@@ -1096,7 +1367,7 @@ static int selftest_state(struct pol *p, struct pol_state *s, const char *path, 
 		set_err(err, errlen, "%s: self-test: over 2 batches of %d tasks the policy made %llu "
 			"invalid decision(s) and left %llu task(s) undecided%s%s", path, n,
 			(unsigned long long)st.bad_decisions, (unsigned long long)st.fallbacks,
-			st.bad_decisions ? "; first rejected: " : "", st.bad_decisions ? p->last_bad : "");
+			st.bad_decisions ? "; first rejected: " : "", st.bad_decisions ? p->tvs.last_bad : "");
 		return G_ERR;
 	}
 	return G_OK;

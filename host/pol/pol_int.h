@@ -55,6 +55,22 @@ struct pol_state {
 	unsigned calls;  /* schedule() calls so far: the first POL_WARM_CALLS compile traces */
 };
 
+/* A call into Lua under the watchdog's eye: one per thread that calls (watchdog.c). */
+#define POL_WD_SLOTS 2
+struct pol_call {
+	uint64_t start;              /* ns of the running call's start, 0 = no call */
+	pthread_t thread;            /* the thread running it (signalled past soft_ms) */
+	clockid_t cpuclock;          /* that thread's CPU-time clock (0: wall time) */
+	uint64_t seen_start;         /* watchdog: the call it is timing (its start) */
+	uint64_t seen_cpu;           /* ... timed from this CPU-clock sample */
+	uint64_t last_cpu;           /* ... the sample of its previous tick */
+	uint64_t fired_start;        /* the call the watchdog judged over its limit */
+	unsigned fired_ms;           /* ... and that limit (slow limits included) */
+	const char *what;
+	int hooked;
+	bool hot;                    /* the call is schedule() (the hot path) */
+};
+
 /* One set of batch arrays (guard.c). tasks is the host's writable view, tasks_ro the same
  * pages read-only (what Lua gets); out is shared. Each Lua-visible array sits between
  * PROT_NONE guards. */
@@ -82,6 +98,17 @@ struct pol_slot {        /* open-addressing hash: pid -> task index, valid if ge
 	uint32_t placed_twin;   /* == gen: the pid also came as an RL_ENQ_PLACED record */
 };
 
+/* Validation scratch, sized once from batch_max; one per thread that validates. */
+struct pol_vs {
+	struct pol_slot *slots;
+	uint32_t slot_mask;
+	uint32_t *decided;      /* per task index: == gen when decided this batch */
+	struct pol_key *keys;   /* per task index: pid, enq_cnt, vtime as received */
+	uint32_t gen;
+	uint32_t last_bad_gen;  /* batch whose first rejected decision is in last_bad */
+	char last_bad[160];
+};
+
 struct pol {
 	char path[PATH_MAX];
 	char lib_dir[PATH_MAX];
@@ -95,15 +122,37 @@ struct pol {
 
 	struct pol_state st;
 
-	/* validation scratch, sized once from batch_max */
-	struct pol_slot *slots;
-	uint32_t slot_mask;
-	uint32_t *decided;      /* per task index: == gen when decided this batch */
-	struct pol_key *keys;   /* per task index: pid, enq_cnt, vtime as received */
-	uint32_t gen;
+	/* hot reload (bridge.c): the state being built on the reload worker, and the one a
+	 * swap replaced, closed there */
+	struct pol_build {
+		bool started;            /* a build was started and not yet polled */
+		int done;                /* atomic: the builder finished */
+		int rc;
+		struct pol_state ns;
+		char path[PATH_MAX], lib[PATH_MAX];
+		char err[POL_ERR_MAX];
+		char *saved;             /* the old policy's save(), serialized (owned) */
+		size_t saved_len;
+		struct strat_entry *strat;   /* the strategies when it started (owned) */
+		int nr_strat;
+		uint64_t strat_gen;
+	} build;
+	struct pol_state old;            /* replaced by a swap, closed by the worker */
+	struct pol_worker {              /* the reload worker thread (bridge.c) */
+		pthread_t thread;
+		bool started;
+		pthread_mutex_t mu;
+		pthread_cond_t cv;       /* jobs queued, job done */
+		bool build_req, close_req, stop;
+	} worker;
+
+	/* validation scratch: vs for the live batches (scheduling thread), tvs for self-tests
+	 * (which may run on the reload builder thread meanwhile) */
+	struct pol_vs vs, tvs;
 
 	struct strat_entry *strat;   /* last strategy list, re-sent on reload */
 	int nr_strat;
+	uint64_t strat_gen;          /* bumped when the list changes */
 
 	struct pol_stats stats;
 	char last_error[POL_ERR_MAX];
@@ -116,22 +165,8 @@ struct pol {
 	pthread_mutex_t wd_lock;     /* with wd_cond: the watchdog's timed wait and stop */
 	pthread_cond_t wd_cond;
 	bool wd_stop;
-	uint64_t call_start;         /* ns of the running call's start, 0 = no call */
-	pthread_t call_thread;       /* the thread running the call (signalled past soft_ms) */
-	clockid_t call_cpuclock;     /* that thread's CPU-time clock */
-	uint64_t wd_seen_start;      /* watchdog: the call it is timing (its call_start) */
-	uint64_t wd_seen_wall;       /* ... when it first saw it, wall and the thread's CPU */
-	uint64_t wd_seen_cpu;
-	uint64_t wd_last_cpu;        /* ... and its CPU clock at its previous tick */
-	uint64_t wd_fired_start;     /* the call the watchdog judged over the soft limit */
-	unsigned wd_fired_ms;        /* ... and the limit it was over (slow limits included) */
-	const char *hot_what;        /* the hot call's label (schedule()) */
-	const char *call_what;
-	int hooked;
+	struct pol_call calls[POL_WD_SLOTS];   /* [0] scheduling thread, [1] reload builder */
 	unsigned soft_ms, hard_ms;
-	uint32_t last_bad_gen;       /* batch whose first rejected decision is in last_bad */
-	char last_bad[160];
-	bool call_hot;               /* the call under watch is schedule() (the hot path) */
 };
 
 /* guard.c: map / unmap one set of batch arrays (see guard.c). */
@@ -141,12 +176,12 @@ void pol_arrays_close(struct pol_arrays *a);
 /* validate.c: before the policy runs, copy what validation trusts (pid, enq_cnt, vtime)
  * out of tasks[0..n) and index the pids, so nothing the policy does to the task array
  * changes which tasks it may decide. */
-void pol_batch_begin(struct pol *p, const struct queued_task_ctx *t, int n);
+void pol_batch_begin(struct pol *p, struct pol_vs *vs, const struct queued_task_ctx *t, int n);
 /* validate.c: after it ran, check out[0..m) against that copy, compact the valid
  * decisions to the front, add the built-in C decision for every task left undecided: out[0..n) valid. */
 /* Returns the number of decisions to send (tasks flagged RL_ENQ_PLACED get none). */
-int pol_validate(struct pol *p, struct dispatched_task_ctx *out, int n, int m,
-		 struct pol_stats *st);
+int pol_validate(struct pol *p, struct pol_vs *vs, struct dispatched_task_ctx *out, int n,
+		 int m, struct pol_stats *st);
 
 /* watchdog.c */
 int pol_wd_start(struct pol *p);
@@ -154,5 +189,7 @@ void pol_wd_stop(struct pol *p);
 /* Around every call into Lua (hot: the call is schedule()). */
 void pol_wd_enter(struct pol *p, lua_State *L, const char *what, bool hot);
 void pol_wd_leave(struct pol *p, lua_State *L);
+/* The calling thread's slot: 0 (default) for the scheduling thread, 1 for the builder. */
+void pol_wd_set_slot(int slot);
 
 #endif

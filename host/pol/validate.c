@@ -5,36 +5,36 @@
  * gets the built-in decision (shared DSQ, the task's own vtime, default slice). A slice
  * longer than slice_ns_max (the watchdog's safety bound) is clamped and counted, not
  * rejected: the BPF side clamps again, but the host's count is the one a policy author
- * sees. Short slices are harmless (they end at the next tick) and pass unchanged.
+ * sees. Short slices are harmless (they end at the next tick) and pass unchanged. Tasks
+ * flagged RL_ENQ_PLACED (BPF already runs them) get no decision at all.
  *
  * Cost: one pass to hash the batch's pids (open addressing, generation-stamped so nothing
  * is cleared per batch), one pass over the decisions, one pass for the leftovers.
  */
 #include <assert.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common.h"
 #include "pol_int.h"
 
-#include <stdbool.h>
-
 static inline uint32_t pid_hash(int32_t pid)
 {
 	return (uint32_t)pid * 0x9e3779b1u;
 }
 
-void pol_batch_begin(struct pol *p, const struct queued_task_ctx *t, int n)
+void pol_batch_begin(struct pol *p, struct pol_vs *vs, const struct queued_task_ctx *t, int n)
 {
-	struct pol_key *key = p->keys;
-	uint32_t gen, mask = p->slot_mask;
+	struct pol_key *key = vs->keys;
+	uint32_t gen, mask = vs->slot_mask;
 
-	if (++p->gen == 0) {   /* wrapped: stamps from 2^32 batches ago could match again */
-		memset(p->slots, 0, (size_t)(mask + 1) * sizeof(*p->slots));
-		memset(p->decided, 0, (size_t)p->env.batch_max * sizeof(*p->decided));
-		p->gen = 1;
+	if (++vs->gen == 0) {   /* wrapped: stamps from 2^32 batches ago could match again */
+		memset(vs->slots, 0, (size_t)(mask + 1) * sizeof(*vs->slots));
+		memset(vs->decided, 0, (size_t)p->env.batch_max * sizeof(*vs->decided));
+		vs->gen = 1;
 	}
-	gen = p->gen;
+	gen = vs->gen;
 
 	for (int i = 0; i < n; i++) {   /* pid -> index; a later duplicate pid takes over */
 		int32_t pid = t[i].pid;
@@ -43,23 +43,23 @@ void pol_batch_begin(struct pol *p, const struct queued_task_ctx *t, int n)
 		key[i].vtime = t[i].vtime;
 		key[i].placed = (t[i].flags & RL_ENQ_PLACED) != 0;
 		uint32_t h = pid_hash(pid) & mask;
-		while (p->slots[h].gen == gen && p->slots[h].pid != pid)
+		while (vs->slots[h].gen == gen && vs->slots[h].pid != pid)
 			h = (h + 1) & mask;
-		if (p->slots[h].gen == gen && key[p->slots[h].idx].placed)
-			p->slots[h].placed_twin = gen;   /* told it ran, then queued again */
-		p->slots[h].gen = gen;
-		p->slots[h].pid = pid;
-		p->slots[h].idx = i;
+		if (vs->slots[h].gen == gen && key[vs->slots[h].idx].placed)
+			vs->slots[h].placed_twin = gen;   /* told it ran, then queued again */
+		vs->slots[h].gen = gen;
+		vs->slots[h].pid = pid;
+		vs->slots[h].idx = i;
 	}
 }
 
-int pol_validate(struct pol *p, struct dispatched_task_ctx *o, int n, int m,
-		 struct pol_stats *st)
+int pol_validate(struct pol *p, struct pol_vs *vs, struct dispatched_task_ctx *o, int n,
+		 int m, struct pol_stats *st)
 {
-	const struct pol_key *key = p->keys;
+	const struct pol_key *key = vs->keys;
 	const int nr_cpus = p->env.nr_cpus;
 	const uint64_t slice_max = p->env.slice_ns_max;
-	const uint32_t gen = p->gen, mask = p->slot_mask;
+	const uint32_t gen = vs->gen, mask = vs->slot_mask;
 	int k = 0;
 
 	for (int j = 0; j < m; j++) {
@@ -71,17 +71,17 @@ int pol_validate(struct pol *p, struct dispatched_task_ctx *o, int n, int m,
 			goto bad;
 		}
 		uint32_t h = pid_hash(pid) & mask;
-		while (p->slots[h].gen == gen && p->slots[h].pid != pid)
+		while (vs->slots[h].gen == gen && vs->slots[h].pid != pid)
 			h = (h + 1) & mask;
-		if (p->slots[h].gen != gen) {
+		if (vs->slots[h].gen != gen) {
 			why = "pid is not a task of this batch";
 			goto bad;
 		}
-		int idx = p->slots[h].idx;
-		if (p->decided[idx] == gen) {
+		int idx = vs->slots[h].idx;
+		if (vs->decided[idx] == gen) {
 			/* A pid the batch holds twice (placed, then queued again) is decided
 			 * twice by a policy that decides every record: not an error. */
-			if (p->slots[h].placed_twin == gen)
+			if (vs->slots[h].placed_twin == gen)
 				continue;
 			why = "task decided twice";
 			goto bad;
@@ -90,7 +90,7 @@ int pol_validate(struct pol *p, struct dispatched_task_ctx *o, int n, int m,
 			why = "cpu is neither a CPU id below nr_cpus nor CPU_ANY";
 			goto bad;
 		}
-		p->decided[idx] = gen;
+		vs->decided[idx] = gen;
 		if (key[idx].placed)   /* already running: the policy was only told */
 			continue;
 		o[j].enq_cnt = key[idx].enq_cnt;
@@ -104,15 +104,15 @@ int pol_validate(struct pol *p, struct dispatched_task_ctx *o, int n, int m,
 		continue;
 bad:
 		st->bad_decisions++;
-		if (p->last_bad_gen != gen) {   /* the first rejection of a batch, for messages */
-			p->last_bad_gen = gen;
-			snprintf(p->last_bad, sizeof(p->last_bad), "out[%d] pid=%d cpu=%d: %s", j,
+		if (vs->last_bad_gen != gen) {   /* the first rejection of a batch, for messages */
+			vs->last_bad_gen = gen;
+			snprintf(vs->last_bad, sizeof(vs->last_bad), "out[%d] pid=%d cpu=%d: %s", j,
 				 (int)pid, (int)cpu, why);
 		}
 	}
 
 	for (int i = 0; i < n; i++) {
-		if (p->decided[i] == gen || key[i].placed)
+		if (vs->decided[i] == gen || key[i].placed)
 			continue;
 		struct dispatched_task_ctx *d = &o[k++];
 		d->pid = key[i].pid;

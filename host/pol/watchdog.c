@@ -1,4 +1,10 @@
-/* SPDX-License-Identifier: GPL-2.0 */
+/* SPDX-License-Identifier: GPL-2.0 *
+ * Limits are CPU time of the thread running the call, not wall time: a host starved of CPU
+ * (real-time tasks above SCHED_EXT, a stressed or emulated machine) is not the policy's
+ * fault, and stopping its call would only turn good decisions into fallbacks. The call
+ * costs nothing extra: the watchdog samples the thread's CPU clock at each of its ticks and
+ * times a call from the last sample before it saw it (at most one tick too much).
+ */
 /*
  * pol/watchdog.c - a call into the policy that runs too long. A thread per pol watches
  * `call_start`. Past the soft limit it signals the thread running the call (pthread_kill,
@@ -10,12 +16,6 @@
  *
  * The watchdog thread blocks every signal, so process signals (SIGINT, SIGHUP, ...) land on
  * the scheduling thread.
- *
- * Limits are CPU time of the thread running the call, not wall time: a host starved of CPU
- * (real-time tasks above SCHED_EXT, a stressed or emulated machine) is not the policy's
- * fault, and stopping its call would only turn good decisions into fallbacks. The call
- * costs nothing extra: the watchdog samples the thread's CPU clock at each of its ticks and
- * times a call from the last sample before it saw it (at most one tick too much).
  */
 #include <errno.h>
 #include <signal.h>
@@ -30,6 +30,8 @@
 #include "common.h"
 #include "pol_int.h"
 
+static int hook_slot(void);
+
 /* Runs on the policy's thread: raise if the running call is really over the soft limit
  * (the hook may be left over from a call that already ended; then just remove it). */
 static void runaway_hook(lua_State *L, lua_Debug *ar)
@@ -41,15 +43,16 @@ static void runaway_hook(lua_State *L, lua_Debug *ar)
 	lua_sethook(L, NULL, 0, 0);
 	if (!p)
 		return;
-	uint64_t start = __atomic_load_n(&p->call_start, __ATOMIC_ACQUIRE);
+	struct pol_call *c = &p->calls[hook_slot()];
+	uint64_t start = __atomic_load_n(&c->start, __ATOMIC_ACQUIRE);
 	unsigned soft = __atomic_load_n(&p->soft_ms, __ATOMIC_RELAXED);
-	if (start == 0 || __atomic_load_n(&p->wd_fired_start, __ATOMIC_ACQUIRE) != start)
-		return;
-	const char *what = __atomic_load_n(&p->call_what, __ATOMIC_RELAXED);
-	unsigned limit = __atomic_load_n(&p->wd_fired_ms, __ATOMIC_RELAXED);
+	if (start == 0 || __atomic_load_n(&c->fired_start, __ATOMIC_ACQUIRE) != start)
+		return;   /* left over from a call that already ended */
+	const char *what = __atomic_load_n(&c->what, __ATOMIC_RELAXED);
+	unsigned limit = __atomic_load_n(&c->fired_ms, __ATOMIC_RELAXED);
 	if (limit && limit != soft)
-		luaL_error(L, "policy %s exceeded %u ms (%s)", what ? what : "call", limit,
-			   what == p->hot_what ? "warm-up limit" : "limit for loading and init");
+		luaL_error(L, "policy %s exceeded %u ms (the slow limit of a first call, loading or "
+			   "init)", what ? what : "call", limit);
 	luaL_error(L, "policy %s exceeded %u ms", what ? what : "call", soft);
 }
 
@@ -58,13 +61,25 @@ static uint64_t thread_cpu_ns(clockid_t c)
 {
 	struct timespec ts;
 
-	if (clock_gettime(c, &ts))
+	if (!c || clock_gettime(c, &ts))
 		return 0;
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* The state the calling thread is running a watched call in (NULL between calls). */
+/* The state the calling thread is running a watched call in (NULL between calls), and
+ * its slot in pol.calls. */
 static __thread lua_State *wd_cur_L;
+static __thread int wd_slot;
+
+void pol_wd_set_slot(int slot)
+{
+	wd_slot = slot;
+}
+
+static int hook_slot(void)
+{
+	return wd_slot;
+}
 
 static void on_wd_signal(int sig)
 {
@@ -112,42 +127,43 @@ static void *watchdog_main(void *arg)
 		if (p->wd_stop)
 			break;
 
-		uint64_t start = __atomic_load_n(&p->call_start, __ATOMIC_ACQUIRE);
-		uint64_t now = g_now_ns();
-		uint64_t cpu = p->call_cpuclock ? thread_cpu_ns(p->call_cpuclock) : 0;
-		uint64_t prev_cpu = p->wd_last_cpu;
-		p->wd_last_cpu = cpu;
-		if (start == 0)
-			continue;
-		if (start != p->wd_seen_start) {   /* a new call: time it from our last sample */
-			p->wd_seen_start = start;
-			p->wd_seen_wall = now;
-			p->wd_seen_cpu = prev_cpu && prev_cpu <= cpu ? prev_cpu : cpu;
-		}
-		/* CPU time since the sample before we saw the call: at most one tick more than
-		 * the call used (a late watchdog thread on a loaded machine adds nothing). */
-		uint64_t ran = cpu - p->wd_seen_cpu;
-		if (cpu == 0 || cpu < p->wd_seen_cpu)   /* no CPU clock: wall time */
-			ran = now - start;
-		/* Loading, init, save/restore run once, off the hot path, maybe on a slow
-		 * (emulated) machine: they get POL_SLOW_FACTOR times the limits. */
-		if (!__atomic_load_n(&p->call_hot, __ATOMIC_RELAXED)) {
-			soft *= POL_SLOW_FACTOR;
-			hard *= POL_SLOW_FACTOR;
-		}
-		if (ran >= (uint64_t)hard * 1000000ull) {
-			const char *what = __atomic_load_n(&p->call_what, __ATOMIC_RELAXED);
-			g_err_now("policy %s: %s has run for %u ms and does not stop (stuck in compiled "
-			      "code, which cannot be interrupted); exiting so the kernel's scheduler "
-			      "takes over", p->path, what ? what : "a call",
-			      (unsigned)(ran / 1000000ull));
-			_exit(EXIT_POLICY);
-		}
-		if (ran >= (uint64_t)soft * 1000000ull && !__atomic_load_n(&p->hooked, __ATOMIC_ACQUIRE)) {
-			__atomic_store_n(&p->wd_fired_ms, soft, __ATOMIC_RELAXED);
-			__atomic_store_n(&p->wd_fired_start, start, __ATOMIC_RELEASE);
-			__atomic_store_n(&p->hooked, 1, __ATOMIC_RELEASE);
-			pthread_kill(__atomic_load_n(&p->call_thread, __ATOMIC_RELAXED), POL_WD_SIGNAL);
+		for (int i = 0; i < POL_WD_SLOTS; i++) {
+			struct pol_call *c = &p->calls[i];
+			unsigned s = soft, h = hard;
+			uint64_t start = __atomic_load_n(&c->start, __ATOMIC_ACQUIRE);
+			uint64_t cpu = thread_cpu_ns(__atomic_load_n(&c->cpuclock, __ATOMIC_RELAXED));
+			uint64_t prev = c->last_cpu;
+			c->last_cpu = cpu;
+			if (start == 0)
+				continue;
+			if (start != c->seen_start) {   /* a new call: time it from our last sample */
+				c->seen_start = start;
+				c->seen_cpu = prev && prev <= cpu ? prev : cpu;
+			}
+			/* CPU time since the sample before we saw the call (at most one tick too
+			 * much); wall time only without a CPU clock. */
+			uint64_t ran = cpu && cpu >= c->seen_cpu ? cpu - c->seen_cpu : g_now_ns() - start;
+			/* Loading, init, save/restore run once, off the hot path, maybe on a slow
+			 * (emulated) machine: they get POL_SLOW_FACTOR times the limits. */
+			if (!__atomic_load_n(&c->hot, __ATOMIC_RELAXED)) {
+				s *= POL_SLOW_FACTOR;
+				h *= POL_SLOW_FACTOR;
+			}
+			if (ran >= (uint64_t)h * 1000000ull) {
+				const char *what = __atomic_load_n(&c->what, __ATOMIC_RELAXED);
+				g_err_now("policy %s: %s has run for %u ms and does not stop (stuck in "
+					  "compiled code, which cannot be interrupted); exiting so the "
+					  "kernel's scheduler takes over", p->path, what ? what : "a call",
+					  (unsigned)(ran / 1000000ull));
+				_exit(EXIT_POLICY);
+			}
+			if (ran >= (uint64_t)s * 1000000ull &&
+			    !__atomic_load_n(&c->hooked, __ATOMIC_ACQUIRE)) {
+				__atomic_store_n(&c->fired_ms, s, __ATOMIC_RELAXED);
+				__atomic_store_n(&c->fired_start, start, __ATOMIC_RELEASE);
+				__atomic_store_n(&c->hooked, 1, __ATOMIC_RELEASE);
+				pthread_kill(__atomic_load_n(&c->thread, __ATOMIC_RELAXED), POL_WD_SIGNAL);
+			}
 		}
 	}
 	pthread_mutex_unlock(&p->wd_lock);
@@ -199,25 +215,29 @@ void pol_wd_stop(struct pol *p)
 
 void pol_wd_enter(struct pol *p, lua_State *L, const char *what, bool hot)
 {
+	struct pol_call *c = &p->calls[wd_slot];
+
 	wd_cur_L = L;
-	if (!pthread_equal(p->call_thread, pthread_self()) || !p->call_cpuclock) {
+	if (!pthread_equal(c->thread, pthread_self()) || !c->cpuclock) {
 		/* Once per thread (not per call): its CPU clock, for the limits. */
-		clockid_t c;
-		if (pthread_getcpuclockid(pthread_self(), &c) == 0)
-			p->call_cpuclock = c;
+		clockid_t ck;
+		if (pthread_getcpuclockid(pthread_self(), &ck) == 0)
+			__atomic_store_n(&c->cpuclock, ck, __ATOMIC_RELAXED);
 	}
-	__atomic_store_n(&p->call_thread, pthread_self(), __ATOMIC_RELAXED);
-	__atomic_store_n(&p->call_what, what, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->call_hot, hot, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->call_start, g_now_ns(), __ATOMIC_RELEASE);
+	__atomic_store_n(&c->thread, pthread_self(), __ATOMIC_RELAXED);
+	__atomic_store_n(&c->what, what, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->hot, hot, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->start, g_now_ns(), __ATOMIC_RELEASE);
 }
 
 void pol_wd_leave(struct pol *p, lua_State *L)
 {
-	__atomic_store_n(&p->call_start, 0, __ATOMIC_RELEASE);
+	struct pol_call *c = &p->calls[wd_slot];
+
+	__atomic_store_n(&c->start, 0, __ATOMIC_RELEASE);
 	wd_cur_L = NULL;
 	/* A hook the handler set (or is about to: then it finds wd_cur_L NULL, or removes
 	 * itself at the next call's first count) must not stay on this state. */
-	if (__atomic_exchange_n(&p->hooked, 0, __ATOMIC_ACQ_REL))
+	if (__atomic_exchange_n(&c->hooked, 0, __ATOMIC_ACQ_REL))
 		lua_sethook(L, NULL, 0, 0);
 }

@@ -8,6 +8,15 @@
  *                                  policy, ...); prints "TIME policy n median min max".
  *   bridge ir POLICY N ITERS       warm up, then exactly ITERS batches of N (for callgrind:
  *                                  ITERS=0 is the startup-only run to subtract).
+ *   bridge reload POLICY N         hot reload swap pause: N reloads built on the builder
+ *                                  thread while batches of 64 keep running; the pause is
+ *                                  the scheduling thread's time in the pol_reload_poll()
+ *                                  that swaps (between the last batch of the old policy
+ *                                  and the first of the new); also N/5 blocking
+ *                                  pol_reload() calls for comparison. Prints
+ *                                  "RELOAD policy swap|start|sync p50 p99 max" (ms):
+ *                                  swap = the pause, start = pol_reload_start() (the
+ *                                  old policy's save(), between two of its batches).
  *   bridge hygiene                 steady state, every policy, batch 1/64/512/4096: page
  *                                  faults, C heap growth, Lua live-heap growth and Lua
  *                                  bytes allocated per batch; exits 1 on a violation.
@@ -430,6 +439,73 @@ static int mode_hygiene(void)
 	return fails ? 1 : 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void print_pauses(const char *name, const char *how, uint64_t *d, int n)
+{
+	qsort(d, (size_t)n, sizeof(*d), cmp_u64);
+	printf("RELOAD %s %s %.3f %.3f %.3f\n", name, how, d[n / 2] / 1e6,
+	       d[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] / 1e6, d[n - 1] / 1e6);
+}
+
+static int mode_reload(const char *name, int n)
+{
+	int i = pol_index(name);
+	struct bp b = bp_open(i, POL_PATH[i]);
+	uint64_t *d = calloc((size_t)n, sizeof(*d)), *s = calloc((size_t)n, sizeof(*s));
+	char err[4096];
+	int ns = n / 5 > 0 ? n / 5 : 1;
+
+	batches(&b, 64, warm_batches(64));
+	for (int k = 0; k < n; k++) {
+		uint64_t t0 = now_ns();
+		if (pol_reload_start(b.pol, NULL, err, sizeof(err)) != G_OK) {
+			fprintf(stderr, "bench: reload start: %s\n", err);
+			return 1;
+		}
+		s[k] = now_ns() - t0;                   /* the old policy's save(), on this thread */
+		for (;;) {
+			one_batch(&b, 64);              /* the old policy schedules meanwhile */
+			uint64_t t0 = now_ns();
+			int r = pol_reload_poll(b.pol, err, sizeof(err));
+			uint64_t t1 = now_ns();
+			if (r == POL_RELOAD_BUILDING)
+				continue;
+			if (r != G_OK) {
+				fprintf(stderr, "bench: reload: %s\n", err);
+				return 1;
+			}
+			d[k] = t1 - t0;
+			break;
+		}
+		one_batch(&b, 64);                      /* the first batch of the new policy */
+	}
+	print_pauses(name, "swap", d, n);
+	print_pauses(name, "start", s, n);
+	free(s);
+	for (int k = 0; k < ns; k++) {
+		uint64_t t0 = now_ns();
+		if (pol_reload(b.pol, NULL, err, sizeof(err)) != G_OK) {
+			fprintf(stderr, "bench: reload: %s\n", err);
+			return 1;
+		}
+		d[k] = now_ns() - t0;
+		one_batch(&b, 64);
+	}
+	print_pauses(name, "sync", d, ns);
+	if (pol_stats(b.pol)->errors || pol_stats(b.pol)->fallbacks) {
+		fprintf(stderr, "bench: reload: policy errors/fallbacks\n");
+		return 1;
+	}
+	pol_close(b.pol);
+	free(d);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	/* As the host does once attached: everything resident, no page faults from the
@@ -444,6 +520,8 @@ int main(int argc, char **argv)
 		return mode_ir(argv[2], atoi(argv[3]), atol(argv[4]));
 	if (argc >= 2 && !strcmp(argv[1], "hygiene"))
 		return mode_hygiene();
-	fprintf(stderr, "usage: bridge time [REPS] [TASKS] | ir POLICY N ITERS | hygiene\n");
+	if (argc >= 4 && !strcmp(argv[1], "reload"))
+		return mode_reload(argv[2], atoi(argv[3]));
+	fprintf(stderr, "usage: bridge time [REPS] [TASKS] | ir POLICY N ITERS | hygiene | reload POLICY N\n");
 	return 2;
 }

@@ -146,6 +146,20 @@ else
 fi
 out ""
 
+# ---- 3d. hot reload swap pause ---------------------------------------------------------
+out "== 3d. Hot reload: scheduling-thread pause over 1000 reloads (gthulhu.lua, 8192 tracked tasks)"
+out "swap = time in the pol_reload_poll() that swaps (between the last batch of the old policy"
+out "and the first of the new; the new state is built, self-tested and restored on a builder"
+out "thread); start = pol_reload_start() (the old policy's save(), between two of its batches);"
+out "sync = a blocking pol_reload() (200), for comparison. ms: p50 p99 max."
+if $B/bridge reload gthulhu 1000 > $B/reload.txt; then
+	awk '$1 == "RELOAD" { printf "%-8s %-6s p50 %8.3f  p99 %8.3f  max %8.3f\n", $2, $3, $4, $5, $6 }' $B/reload.txt | tee -a $R
+	awk '$1 == "RELOAD" && $3 == "swap" { exit !($5 <= 1.0) }' $B/reload.txt &&
+		out "target swap p99 <= 1 ms: met" || out "target swap p99 <= 1 ms: NOT met (see the p99 above)"
+else
+	out "FAIL: reload bench failed"; fail=1
+fi
+out ""
 # ---- 3b. record hook and simulator (host/rec, host/sim) ---------------------------------
 out "== 3b. Recording (--record): the loop's cost per task with the record hook off / on"
 out "(gthulhu.lua, synthetic stream, in-memory source; medians of 5). paced: CPU time of the loop"

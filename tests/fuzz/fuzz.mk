@@ -66,7 +66,7 @@ $(FZ)/fuzz_api: tests/fuzz/fuzz_api.c host/api/json.c host/api/token.c host/api/
 		host/cfg.c host/strat.c $(wildcard host/api/*.h) $(FUZZ_HDRS) | $(FZ)
 	$(call msg,FUZZ,$@)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags $(FUZZ_API_PKGS)) tests/fuzz/fuzz_api.c \
-		host/api/json.c host/api/token.c host/api/intents.c host/cfg.c host/strat.c -o $@ \
+		host/api/json.c host/api/token.c host/api/intents.c host/cfg.c host/strat.c host/log.c -Ihost -o $@ -lpthread \
 		$(shell pkg-config --libs $(FUZZ_API_PKGS)) || { $(FUZZ_HINT); }
 
 fuzz-build: $(addprefix $(FZ)/,$(FUZZ_TARGETS))

@@ -528,7 +528,16 @@ sc_hotplug() {
 		n1=$(grep -c 'asked for a restart' $T/host.err)
 		[ "$n1" -gt "$n0" ] || fail "cpu$cpu online=$step: the host did not restart ($(grep 'exit:' $T/host.err | tail -n 1))"
 		attached || { fail "cpu$cpu online=$step: not attached again (state=$(scx_state))"; break; }
+		# the restart re-read the topology (cpu$cpu offline: one CPU fewer online) ...
+		local want=$(( step == 0 ? NCPU - 1 : NCPU ))
+		grep 'asked for a restart' $T/host.err | tail -n 1 | grep -q "$want online" ||
+			fail "cpu$cpu online=$step: restart did not re-read the topology (want $want online): $(grep 'asked for a restart' $T/host.err | tail -n 1)"
 	done
+	# ... set ops.hotplug_seq from sysfs, and carried the policy's state (save/restore)
+	grep 'attached' $T/host.err | tail -n 1 | grep -q "hotplug_seq $(cat $SCX/hotplug_seq)" ||
+		fail "last attach without the current hotplug_seq ($(cat $SCX/hotplug_seq)): $(grep attached $T/host.err | tail -n 1)"
+	[ "$(grep -c "the policy's state was restored" $T/host.err)" -ge 2 ] ||
+		fail "the policy's state was not carried across both restarts"
 	[ "$(cat $f)" = 1 ] || echo 1 > $f
 	kv restarts "$(grep -c 'asked for a restart' $T/host.err)"
 	kv exit_code "$(grep 'exit:' $T/host.err | head -n 1 | sed -n 's/.*code=\([0-9-]*\).*/\1/p')"
