@@ -26,7 +26,7 @@
 #   VMBENCH_HOST_ARGS="-c,config/x.yaml"  extra gthulhu-lua options (commas = spaces)
 #   VMBENCH_STRESS_SECS=10, VMBENCH_HB_LOOPS=500, VMBENCH_HB_SOCK_LOOPS=300,
 #   VMBENCH_STORM_N=600, VMBENCH_BATCH_MLOOPS=1500, VMBENCH_PP_SECS=3, VMBENCH_PM_LOOPS=100,
-#   VMBENCH_PPIPE_LOOPS=20000, VMBENCH_WAKE_SECS=5   workload sizes
+#   VMBENCH_PPIPE_LOOPS=10000, VMBENCH_WAKE_SECS=5   workload sizes
 #   VM_SMP (2), VM_MEM, VM_TIMEOUT, GTHULHU_BIN: as for scripts/vm.sh
 #
 # Exit status: 0 the run completed and the results are written; 1 otherwise (the message
