@@ -20,7 +20,7 @@
 #                                     stressng (default: all)
 #   VMBENCH_RUNS=3                    runs per workload and block (stressng: VMBENCH_STRESS_RUNS=1)
 #   VMBENCH_TIMEOUT=30                seconds one run may take (then killed, shown as ">=")
-#   VMBENCH_BUDGET=780                seconds for the guest's whole run (sched_ext runs are
+#   VMBENCH_BUDGET=840                seconds for the guest's whole run (sched_ext runs are
 #                                     skipped past it, keeping time for the last EEVDF block)
 #   VMBENCH_WARMUP="hackbench_pipe hackbench_sock batch"   workloads of the warm-up ("" = none)
 #   VMBENCH_HOST_ARGS="-c,config/x.yaml"  extra gthulhu-lua options (commas = spaces)

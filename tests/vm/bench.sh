@@ -19,7 +19,7 @@
 #                      perf_messaging perf_pipe stressng (default: all; perf_* need perf)
 #   VMBENCH_RUNS       runs per workload per block (default 3; stressng: VMBENCH_STRESS_RUNS, 1)
 #   VMBENCH_TIMEOUT    seconds one run may take before it is killed (default 30)
-#   VMBENCH_BUDGET     seconds for the whole guest part (default 780); each sched_ext block
+#   VMBENCH_BUDGET     seconds for the whole guest part (default 840); each sched_ext block
 #                      gets an equal share of what the EEVDF blocks leave
 #   VMBENCH_WARMUP     workloads of the warm-up block (default "hackbench_pipe hackbench_sock batch")
 #   VMBENCH_HOST_ARGS  extra options for gthulhu-lua (e.g. "-c config/x.yaml")
@@ -48,7 +48,7 @@ WLS=${VMBENCH_WORKLOADS:-$ALL_WL}
 RUNS=${VMBENCH_RUNS:-3}
 STRESS_RUNS=${VMBENCH_STRESS_RUNS:-1}
 TMO=${VMBENCH_TIMEOUT:-30}
-BENCH_BUDGET=${VMBENCH_BUDGET:-780}
+BENCH_BUDGET=${VMBENCH_BUDGET:-840}
 WARMUP=${VMBENCH_WARMUP-hackbench_pipe hackbench_sock batch}
 STRESS_SECS=${VMBENCH_STRESS_SECS:-10}
 # Sizes, calibrated so that one EEVDF run takes a few seconds in the 2-vCPU TCG VM.
@@ -326,10 +326,11 @@ if [ -n "$WARMUP" ]; then block $b warmup "$WARMUP" 1; b=$((b + 1)); fi
 te=$(now_ms)
 block $b eevdf "$WLS" $RUNS; b=$((b + 1))
 eevdf_ms=$(( $(now_ms) - te ))
-# Keep 1.5x the first EEVDF block's time (and 60 s for detaching) for the last one; the
-# sched_ext blocks share the rest: each may use an equal part of what is left when it
-# starts (time a fast block leaves goes to the later ones).
-SX_END=$(( T0 + BENCH_BUDGET * 1000 - eevdf_ms * 3 / 2 - 60000 ))
+# Keep 1.25x the first EEVDF block's time (and 30 s for detaching) for the last one (seen:
+# the last EEVDF block took 0.85-1.2x the first); the sched_ext blocks share the rest:
+# each may use an equal part of what is left when it starts (time a fast block leaves
+# goes to the later ones).
+SX_END=$(( T0 + BENCH_BUDGET * 1000 - eevdf_ms * 5 / 4 - 30000 ))
 left=$(echo $SCHEDS | wc -w)
 for s in $SCHEDS; do
 	now=$(now_ms)
