@@ -262,7 +262,7 @@ bench)
 		n=${v#VMBENCH_}; EXTRA_APPEND="$EXTRA_APPEND gthulhu.bench_${n,,}=$val"
 	done
 	EXTRA_APPEND=${EXTRA_APPEND# }
-	budget=${VMBENCH_BUDGET:-780}
+	budget=${VMBENCH_BUDGET:-840}
 	boot bench "" "$OUT/console.log" "${VM_TIMEOUT:-$((BOOT_TIMEOUT + budget + 60))}" ;;
 run)
 	build_image

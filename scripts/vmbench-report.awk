@@ -176,12 +176,12 @@ END {
 		st = ""
 		for (j = 1; j <= n; j++) {
 			k = keys[j]
-			if (k ~ /^(block|sched|attached|attach_ms|host_cpu_ms|host_rc|secs|exit)$/) continue
+			if (k ~ /^(block|sched|attached|attach_ms|host_cpu_ms|host_rc|secs|exit|restarts)$/) continue
 			st = st (st == "" ? "" : ", ") jstr(k) ": " (isnum(E[k]) ? E[k] + 0 : jstr(E[k]))
 		}
 		tpb = (E["nr_batches"] > 0) ? sprintf("%.2f", E["nr_tasks"] / E["nr_batches"]) : "null"
-		printf "    {\"block\": %d, \"sched\": %s, \"ended\": %s, \"attached\": %s, \"attach_ms\": %s, \"host_cpu_ms\": %s, \"host_rc\": %s, \"secs\": %s, \"exit\": %s, \"tasks_per_batch\": %s, \"stats\": {%s}}%s\n", \
-			b, jstr(sched[b]), (b in bend) ? "true" : "false", jnum(E["attached"]), jnum(E["attach_ms"]), jnum(E["host_cpu_ms"]), \
+		printf "    {\"block\": %d, \"sched\": %s, \"ended\": %s, \"attached\": %s, \"restarts\": %s, \"attach_ms\": %s, \"host_cpu_ms\": %s, \"host_rc\": %s, \"secs\": %s, \"exit\": %s, \"tasks_per_batch\": %s, \"stats\": {%s}}%s\n", \
+			b, jstr(sched[b]), (b in bend) ? "true" : "false", jnum(E["attached"]), jnum(E["restarts"]), jnum(E["attach_ms"]), jnum(E["host_cpu_ms"]), \
 			jnum(E["host_rc"]), jnum(E["secs"]), jstr(E["exit"]), tpb, st, i < nb ? "," : "" > json
 	}
 	printf "  ],\n  \"results\": [\n" > json
@@ -256,9 +256,9 @@ END {
 	}
 	print line > md
 	print "" > md
-	print "Ratios: median / mean of the two EEVDF blocks' medians; below 1 is better for \"lower\", above 1 for \"higher\". `>=`: a run hit its time limit (the real figure is larger). DETACHED: the scheduler was not attached at the end of that workload." > md
+	print "Ratios: median / mean of the two EEVDF blocks' medians; below 1 is better for \"lower\", above 1 for \"higher\". `>=`: a run hit its time limit (the real figure is larger). DETACHED: the scheduler was ejected (or its host exited) during that workload; it is started again before the next one. Host figures come from the host's 1 s `stats:` lines (up to 1 s off at a workload's edges); host CPU and counters of the table below are those of the block's last host process when it restarted." > md
 	print "" > md
-	print "| sched_ext block | attached whole block | attach ms | host CPU s | batches | tasks | tasks/batch | max batch | other non-zero counters (last stats line) | exit |" > md
+	print "| sched_ext block | attached whole block (restarts) | attach ms | host CPU s | batches | tasks | tasks/batch | max batch | other non-zero counters (last stats line) | exit |" > md
 	print "|---|---|---|---|---|---|---|---|---|---|" > md
 	for (i = 1; i <= ns; i++) {
 		b = sx[i]
@@ -266,11 +266,11 @@ END {
 		other = ""
 		for (j = 1; j <= n; j++) {
 			k = keys[j]
-			if (k ~ /^(block|sched|attached|attach_ms|host_cpu_ms|host_rc|secs|exit|nr_batches|nr_tasks|max_batch|nr_online_cpus|nr_queued|nr_scheduled|nr_running|nr_pending)$/) continue
+			if (k ~ /^(block|sched|attached|attach_ms|host_cpu_ms|host_rc|secs|exit|restarts|nr_batches|nr_tasks|max_batch|nr_online_cpus|nr_queued|nr_scheduled|nr_running|nr_pending)$/) continue
 			if (isnum(E[k]) && E[k] != 0) other = other (other == "" ? "" : " ") k "=" E[k]
 		}
 		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sched[b], \
-			(b in bend) ? (E["attached"] == 1 ? "yes" : "NO") : "block did not end", E["attach_ms"], \
+			(b in bend) ? (E["attached"] == 1 ? "yes" : "NO (" (E["restarts"] + 0) ")") : "block did not end", E["attach_ms"], \
 			(isnum(E["host_cpu_ms"]) && E["host_cpu_ms"] >= 0 ? sprintf("%.1f", E["host_cpu_ms"] / 1000) : "-"), \
 			E["nr_batches"], E["nr_tasks"], (E["nr_batches"] > 0) ? sprintf("%.2f", E["nr_tasks"] / E["nr_batches"]) : "-", \
 			E["max_batch"], other, E["exit"] > md

@@ -20,16 +20,17 @@
 #                                     stressng (default: all)
 #   VMBENCH_RUNS=3                    runs per workload and block (stressng: VMBENCH_STRESS_RUNS=1)
 #   VMBENCH_TIMEOUT=30                seconds one run may take (then killed, shown as ">=")
-#   VMBENCH_BUDGET=780                seconds for the guest's whole run (sched_ext runs are
+#   VMBENCH_BUDGET=840                seconds for the guest's whole run (sched_ext runs are
 #                                     skipped past it, keeping time for the last EEVDF block)
 #   VMBENCH_WARMUP="hackbench_pipe hackbench_sock batch"   workloads of the warm-up ("" = none)
 #   VMBENCH_HOST_ARGS="-c,config/x.yaml"  extra gthulhu-lua options (commas = spaces)
 #   VMBENCH_STRESS_SECS=10, VMBENCH_HB_LOOPS=500, VMBENCH_HB_SOCK_LOOPS=300,
 #   VMBENCH_STORM_N=600, VMBENCH_BATCH_MLOOPS=1500, VMBENCH_PP_SECS=3, VMBENCH_PM_LOOPS=100,
-#   VMBENCH_PPIPE_LOOPS=20000, VMBENCH_WAKE_SECS=5   workload sizes
+#   VMBENCH_PPIPE_LOOPS=10000, VMBENCH_WAKE_SECS=5   workload sizes
 #   GTHULHU_BIN_B=PATH                a second gthulhu-lua build in the image: a block named
 #                                     NAME@b (e.g. VMBENCH_SCHEDS="gthulhu@b gthulhu") runs
-#                                     policy NAME with it, for A/B runs of two builds in one boot
+#                                     policy NAME with it, for A/B runs of two builds in one boot;
+#                                     NAME+CFG runs policy NAME with -c tests/vm/bench-CFG.yaml
 #   VM_SMP (2), VM_MEM, VM_TIMEOUT, GTHULHU_BIN: as for scripts/vm.sh
 #
 # Exit status: 0 the run completed and the results are written; 1 otherwise (the message

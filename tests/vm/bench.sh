@@ -19,7 +19,8 @@
 #                      perf_messaging perf_pipe stressng (default: all; perf_* need perf)
 #   VMBENCH_RUNS       runs per workload per block (default 3; stressng: VMBENCH_STRESS_RUNS, 1)
 #   VMBENCH_TIMEOUT    seconds one run may take before it is killed (default 30)
-#   VMBENCH_BUDGET     seconds for the whole guest part (default 780)
+#   VMBENCH_BUDGET     seconds for the whole guest part (default 840); each sched_ext block
+#                      gets an equal share of what the EEVDF blocks leave
 #   VMBENCH_WARMUP     workloads of the warm-up block (default "hackbench_pipe hackbench_sock batch")
 #   VMBENCH_HOST_ARGS  extra options for gthulhu-lua (e.g. "-c config/x.yaml")
 #   VMBENCH_STRESS_SECS  length of the stress-ng run (default 10)
@@ -31,8 +32,10 @@
 #   BENCHH block=B sched=S wl=W phase=begin|end host_cpu_ms=N <the host's last stats keys>
 #   BENCHA block=B sched=S wl=W attached=0|1 state=... ops=... seq=N
 #   BENCHS block=B sched=S wl=stressng run=R stressor=NAME bogo_ops=N   (one per stressor)
+#   BENCH-RESTART block=B sched=S before=W exit="..."   (re-attached after an ejection)
 #   BENCH-BLOCK-END block=B sched=S attached=0|1 attach_ms=N host_cpu_ms=N host_rc=N
-#                   secs=N exit="the host's exit: line" <the host's last stats keys>
+#                   secs=N restarts=N exit="the host's (first abnormal) exit: line"
+#                   <the last host's last stats keys>
 # "censored=1": the run hit its time limit; the value is the limit (the real figure is
 # larger). Lines starting with "  |" are diagnostics.
 
@@ -45,7 +48,7 @@ WLS=${VMBENCH_WORKLOADS:-$ALL_WL}
 RUNS=${VMBENCH_RUNS:-3}
 STRESS_RUNS=${VMBENCH_STRESS_RUNS:-1}
 TMO=${VMBENCH_TIMEOUT:-30}
-BENCH_BUDGET=${VMBENCH_BUDGET:-780}
+BENCH_BUDGET=${VMBENCH_BUDGET:-840}
 WARMUP=${VMBENCH_WARMUP-hackbench_pipe hackbench_sock batch}
 STRESS_SECS=${VMBENCH_STRESS_SECS:-10}
 # Sizes, calibrated so that one EEVDF run takes a few seconds in the 2-vCPU TCG VM.
@@ -55,7 +58,7 @@ STORM_N=${VMBENCH_STORM_N:-600}
 BATCH_MLOOPS=${VMBENCH_BATCH_MLOOPS:-1500}
 PP_SECS=${VMBENCH_PP_SECS:-3}
 PM_LOOPS=${VMBENCH_PM_LOOPS:-100}
-PP_LOOPS=${VMBENCH_PPIPE_LOOPS:-20000}
+PP_LOOPS=${VMBENCH_PPIPE_LOOPS:-10000}
 WAKE_SECS=${VMBENCH_WAKE_SECS:-5}
 # start_host's own kill limit (BUDGET + 30 s) must outlast a whole block.
 BUDGET=$BENCH_BUDGET
@@ -171,6 +174,7 @@ wl_stressng() {
 	rm -f $T/stress.yaml
 	bounded $((STRESS_SECS + TMO)) $OUTF stress-ng --class scheduler --all 1 -t ${STRESS_SECS}s \
 		--temp-path /tmp --metrics --yaml $T/stress.yaml
+	kill_comm 'stress-ng*'   # stressors that left the session (e.g. the session stressor)
 	local done=0
 	case $RC in 0|3|4) [ $TIMEOUT = 0 ] && done=1 ;; esac
 	emit completed $done higher rc=$RC
@@ -214,38 +218,87 @@ policy_path() {
 	esac
 }
 
+# host_up: start the scheduler of block $S and wait (<= 60 s) until it is attached.
+# Sets SEQ (enable_seq, to see a detach/re-attach later) and ATT_MS. Returns 1 if it did
+# not attach (FAILS says why).
+host_up() {
+	local ta=$(now_ms)
+	FAILS="" KV="" HCPU=-1
+	# NAME@b: the same policy run by the second binary (GTHULHU_BIN_B), for A/B
+	# comparisons of two builds in one boot. NAME+CFG: with -c tests/vm/bench-CFG.yaml
+	# (A/B of config settings).
+	local pol=$S cfgarg=""
+	HOST=$G/build/gthulhu-lua
+	case $pol in *@b) HOST=$G/build/gthulhu-lua-b; pol=${pol%@b} ;; esac
+	case $pol in *+*) cfgarg="-c $G/tests/vm/bench-${pol#*+}.yaml"; pol=${pol%%+*} ;; esac
+	start_host $(policy_path $pol) $cfgarg $VMBENCH_HOST_ARGS
+	if [ -z "$HOST_PID" ] || ! wait_attach 60; then
+		[ -n "$HOST_PID" ] && { kill -9 $HOST_PID; wait $HOST_PID; }
+		HOST_PID=""
+		DIAG_LINES=20 diag $T/host.err
+		wait_state disabled 10
+		return 1
+	fi
+	ATT_MS=$(( $(now_ms) - ta ))
+	SEQ=$(enable_seq)
+	# A first stats line, so the first workload has a "begin" figure.
+	wait_stats 1 5
+	return 0
+}
+# host_down: SIGINT and wait for the detach (or reap a host that already exited). Adds
+# its CPU time to CPU_SUM, sets HOST_RC and HOST_EXIT (its exit: line), keeps its output
+# as host.B.N.{out,err}.
+host_down() {
+	read_hcpu
+	[ "$HCPU" -ge 0 ] && CPU_SUM=$((CPU_SUM + HCPU))
+	LAST_ST=$(last_stats)
+	FAILS="" KV=""
+	if alive $HOST_PID; then
+		stop_host   # SIGINT, waits (<= 15 s) for the exit, then for state=disabled
+		HOST_RC=$(echo "$KV" | tr ' ' '\n' | sed -n 's/^host_rc=//p' | tail -n 1)
+		[ -n "$FAILS" ] && DIAG_LINES=10 diag $T/host.err
+	else
+		wait $HOST_PID; HOST_RC=$?
+		echo "  ! gthulhu-lua had exited (rc=$HOST_RC) during block $B ($S)"
+		wait_state disabled 10
+	fi
+	HOST_PID="" KV=""
+	HOST_EXIT=$(grep -h '^gthulhu-lua: exit:' $T/host.out $T/host.err | tail -n 1 | cut -c 20-220 | tr '"' "'")
+	N_HOST=$((N_HOST + 1))
+	mv $T/host.out $T/host.$B.$N_HOST.out; mv $T/host.err $T/host.$B.$N_HOST.err
+}
+
 # block B SCHED WORKLOADS RUNS
+# If the scheduler is ejected (or its host exits) during a workload, that workload is
+# marked detached and the scheduler is started again before the next one, so every
+# workload is measured under it; the block then reports attached=0, restarts=N and the
+# first abnormal exit line.
 block() {
 	B=$1 S=$2
-	local wls=$3 runs=$4 t0=$(now_ms) n att_ms=-1
+	local wls=$3 runs=$4 t0=$(now_ms) n att_ms=-1 restarts=0 first_exit="" rc=-1
 	SX=1; case $S in eevdf|warmup) SX=0 ;; esac
-	BLOCK_ATT=1 HOST_PID="" FAILS="" HCPU=-1
+	BLOCK_ATT=1 HOST_PID="" FAILS="" HCPU=-1 CPU_SUM=0 N_HOST=0 LAST_ST=""
 	echo "BENCH-BLOCK-BEGIN block=$B sched=$S uptime=$(cut -d' ' -f1 /proc/uptime)"
 	if [ $SX = 1 ]; then
-		# NAME@b: the same policy run by the second binary (GTHULHU_BIN_B), for A/B
-		# comparisons of two builds in one boot. NAME+CFG: with -c tests/vm/bench-CFG.yaml
-		# (A/B of config settings).
-		local pol=$S cfgarg=""
-		HOST=$G/build/gthulhu-lua
-		case $pol in *@b) HOST=$G/build/gthulhu-lua-b; pol=${pol%@b} ;; esac
-		case $pol in *+*) cfgarg="-c $G/tests/vm/bench-${pol#*+}.yaml"; pol=${pol%%+*} ;; esac
-		start_host $(policy_path $pol) $cfgarg $VMBENCH_HOST_ARGS
-		local ta=$(now_ms)
-		if [ -z "$HOST_PID" ] || ! wait_attach 60; then
-			echo "BENCH-BLOCK-END block=$B sched=$S attached=0 attach_ms=-1 host_cpu_ms=-1 host_rc=-1 secs=0 exit=\"not attached: $(printf %s "$FAILS" | tr '"\n' "' ")\""
-			[ -n "$HOST_PID" ] && { kill -9 $HOST_PID; wait $HOST_PID; }
-			DIAG_LINES=20 diag $T/host.err
-			wait_state disabled 10
+		if ! host_up; then
+			echo "BENCH-BLOCK-END block=$B sched=$S attached=0 attach_ms=-1 host_cpu_ms=-1 host_rc=-1 secs=0 restarts=0 exit=\"not attached: $(printf %s "$FAILS" | tr '"\n' "' ")\""
 			return
 		fi
-		att_ms=$(( $(now_ms) - ta ))
-		SEQ=$(enable_seq)
-		# A first stats line, so the first workload has a "begin" figure.
-		wait_stats 1 5
+		att_ms=$ATT_MS
 	fi
 	for WL in $wls; do
 		type wl_$WL > /dev/null 2>&1 || { R=0 RC=2 TIMEOUT=0; efail "unknown workload (known: $ALL_WL)"; continue; }
 		n=$runs; [ $WL = stressng ] && [ $S != warmup ] && n=$STRESS_RUNS
+		if [ $SX = 1 ] && { [ -z "$HOST_PID" ] || ! alive $HOST_PID || ! attached || [ "$(enable_seq)" != "$SEQ" ]; }; then
+			[ -n "$HOST_PID" ] && host_down
+			[ -n "$first_exit" ] || first_exit=$HOST_EXIT
+			restarts=$((restarts + 1))
+			echo "BENCH-RESTART block=$B sched=$S before=$WL exit=\"$HOST_EXIT\""
+			if ! host_up; then
+				R=0 RC=-1 TIMEOUT=0 SKIP=1; efail "the scheduler did not attach again: $FAILS"; SKIP=0
+				continue
+			fi
+		fi
 		hstat begin
 		attach_check
 		R=1
@@ -263,26 +316,11 @@ block() {
 		attach_check
 	done
 	if [ $SX = 1 ]; then
-		read_hcpu
-		local cpu=$HCPU st=$(last_stats) rc
-		FAILS="" KV=""
-		if alive $HOST_PID; then
-			# stop_host: SIGINT, waits (<= 15 s) for the exit, then for state=disabled.
-			stop_host
-			rc=$(echo "$KV" | tr ' ' '\n' | sed -n 's/^host_rc=//p' | tail -n 1)
-		else
-			wait $HOST_PID; rc=$?
-			echo "  ! gthulhu-lua had exited (rc=$rc) before the end of the block"
-			HOST_PID=""
-			wait_state disabled 10
-		fi
-		KV=""
-		local ex; ex=$(grep -h '^gthulhu-lua: exit:' $T/host.out $T/host.err | tail -n 1 | cut -c 20-220 | tr '"' "'")
-		[ -n "$FAILS" ] && DIAG_LINES=10 diag $T/host.err
-		echo "BENCH-BLOCK-END block=$B sched=$S attached=$BLOCK_ATT attach_ms=$att_ms host_cpu_ms=$cpu host_rc=${rc:--1} secs=$(( ($(now_ms) - t0) / 1000 )) exit=\"$ex\" $st"
-		mv $T/host.out $T/host.$B.out; mv $T/host.err $T/host.$B.err
+		[ -n "$HOST_PID" ] && host_down
+		[ -n "$first_exit" ] || first_exit=$HOST_EXIT
+		echo "BENCH-BLOCK-END block=$B sched=$S attached=$BLOCK_ATT attach_ms=$att_ms host_cpu_ms=$CPU_SUM host_rc=${HOST_RC:--1} secs=$(( ($(now_ms) - t0) / 1000 )) restarts=$restarts exit=\"$first_exit\" $LAST_ST"
 	else
-		echo "BENCH-BLOCK-END block=$B sched=$S attached=1 attach_ms=-1 host_cpu_ms=-1 host_rc=-1 secs=$(( ($(now_ms) - t0) / 1000 ))"
+		echo "BENCH-BLOCK-END block=$B sched=$S attached=1 attach_ms=-1 host_cpu_ms=-1 host_rc=-1 secs=$(( ($(now_ms) - t0) / 1000 )) restarts=0"
 	fi
 }
 
@@ -295,10 +333,16 @@ if [ -n "$WARMUP" ]; then block $b warmup "$WARMUP" 1; b=$((b + 1)); fi
 te=$(now_ms)
 block $b eevdf "$WLS" $RUNS; b=$((b + 1))
 eevdf_ms=$(( $(now_ms) - te ))
-# Keep 1.5x the first EEVDF block's time (and 60 s for detaching) for the last one.
-SX_DEADLINE=$(( T0 + BENCH_BUDGET * 1000 - eevdf_ms * 3 / 2 - 60000 ))
+# Keep 1.25x the first EEVDF block's time (and 30 s for detaching) for the last one (seen:
+# the last EEVDF block took 0.85-1.2x the first); the sched_ext blocks share the rest:
+# each may use an equal part of what is left when it starts (time a fast block leaves
+# goes to the later ones).
+SX_END=$(( T0 + BENCH_BUDGET * 1000 - eevdf_ms * 5 / 4 - 30000 ))
+left=$(echo $SCHEDS | wc -w)
 for s in $SCHEDS; do
-	block $b $s "$WLS" $RUNS; b=$((b + 1))
+	now=$(now_ms)
+	SX_DEADLINE=$(( now + (SX_END - now) / left ))
+	block $b $s "$WLS" $RUNS; b=$((b + 1)) left=$((left - 1))
 done
 block $b eevdf "$WLS" $RUNS
 echo "BENCH-DONE secs=$(( ($(now_ms) - T0) / 1000 ))"

@@ -35,6 +35,15 @@ alive() {
 	s=$(sed 's/^.*) //' /proc/$1/stat 2>/dev/null) || return 1
 	[ -n "$s" ] && [ "${s%% *}" != Z ] && [ "${s%% *}" != X ]
 }
+# kill_comm GLOB: SIGKILL every process whose comm matches (busybox has no pkill; stress-ng
+# renames its stressors stress-ng-NAME, which pidof does not match).
+kill_comm() {
+	local d c
+	for d in /proc/[0-9]*; do
+		read c < $d/comm 2>/dev/null || continue
+		case $c in $1) kill -9 ${d#/proc/} 2>/dev/null ;; esac
+	done
+}
 diag() { sed 's/^/  | /' "$@" 2>/dev/null | tail -n ${DIAG_LINES:-15}; }
 fail() { FAILS="${FAILS:+$FAILS; }$*"; echo "  ! $*"; }
 kv() { KV="$KV $1=$2"; }
@@ -742,6 +751,11 @@ stress_common() { # POLICY ("" = EEVDF)
 		echo -1000 > /proc/$HOST_PID/oom_score_adj
 		$W/scxmon --name scxmon --ops $OPS --interval-ms 200 -d $BUDGET > $T/mon.out 2>&1 &
 		MON_PID=$! mon_t0=$(now_ms)
+		# Its first sample (a CHANGE line) before the first class, so a later CHANGE line
+		# always means a change.
+		local end=$(( $(now_ms) + 5000 ))
+		while ! grep -q '^CHANGE' $T/mon.out 2>/dev/null && [ "$(now_ms)" -lt $end ]; do msleep 50; done
+		grep -q '^CHANGE.*attached=1' $T/mon.out || { fail "scxmon did not see the scheduler attached at the start: $(head -n 2 $T/mon.out | tr '\n' ' ')"; kill $MON_PID; return; }
 	fi
 	d0=$(scx_dmesg)
 	for c in scheduler cpu os; do
@@ -757,6 +771,7 @@ stress_common() { # POLICY ("" = EEVDF)
 		sx=$!
 		wait $sx; rc=$?
 		kill -9 -$sx 2>/dev/null   # stressors left behind by a killed run
+		kill_comm 'stress-ng*'
 		secs=$(( ($(now_ms) - t0) / 1000 ))
 		ops=$(awk '/bogo-ops:/{s+=$2} END{printf "%d", s}' $T/stress.$c.yaml 2>/dev/null)
 		kv ${c}_rc $rc; kv ${c}_s $secs; kv ${c}_bogo_ops "${ops:-0}"
@@ -943,9 +958,10 @@ one() {
 # Kill whatever a scenario left behind and wait for sched_ext to be disabled again.
 cleanup() {
 	local p
-	for p in $(pidof gthulhu-lua) $(pidof hog sleeper pingpong storm pinned progress scxmon stress-ng) ; do
+	for p in $(pidof gthulhu-lua) $(pidof hog sleeper pingpong storm pinned progress scxmon) ; do
 		kill -9 $p 2>/dev/null
 	done
+	kill_comm 'stress-ng*'
 	[ -d $SCX ] && ! wait_state disabled 10 && echo "  ! sched_ext state still $(scx_state) after cleanup"
 }
 
