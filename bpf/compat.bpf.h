@@ -88,9 +88,6 @@ struct scx_bpf_dsq_insert_vtime_args___compat {
 bool __scx_bpf_dsq_insert_vtime(struct task_struct *p,
 				struct scx_bpf_dsq_insert_vtime_args___compat *args) __ksym __weak;
 
-/* ops.cpu_release: send the local DSQ's tasks back through ops.enqueue (SCX_ENQ_REENQ). */
-u32 scx_bpf_reenqueue_local(void) __ksym __weak;
-
 /* 6.19 and later: the first task of a DSQ without an iterator. */
 struct task_struct *scx_bpf_dsq_peek(u64 dsq_id) __ksym __weak;
 
@@ -98,7 +95,6 @@ struct task_struct *scx_bpf_dsq_peek(u64 dsq_id) __ksym __weak;
 #define SCX_ENQ_HEAD    ((u64)bpf_core_enum_value(enum scx_enq_flags, SCX_ENQ_HEAD))
 #define SCX_ENQ_PREEMPT ((u64)bpf_core_enum_value(enum scx_enq_flags, SCX_ENQ_PREEMPT))
 #define SCX_ENQ_WAKEUP  ((u64)bpf_core_enum_value(enum scx_enq_flags, SCX_ENQ_WAKEUP))
-#define SCX_ENQ_REENQ   ((u64)bpf_core_enum_value(enum scx_enq_flags, SCX_ENQ_REENQ))
 #define SCX_TASK_QUEUED ((u32)bpf_core_enum_value(enum scx_ent_flags, SCX_TASK_QUEUED))
 #define SCX_RQ_ONLINE   ((u32)bpf_core_enum_value(enum scx_rq_flags, SCX_RQ_ONLINE))
 

@@ -118,7 +118,6 @@ volatile u64 nr_prio_throttled;     /* priority decisions applied as ordinary on
 volatile u64 nr_resumed;            /* preempted tasks put back in-kernel with the slice they had left */
 volatile u64 nr_placed;             /* waking tasks BPF ran on an idle CPU at once (policy told) */
 volatile u64 nr_starved;            /* tasks run out of vtime order: waited past wait_bound_ns in a DSQ */
-volatile u64 nr_reenqueued;         /* tasks moved off a CPU a higher sched class took (cpu_release) */
 volatile u64 nr_placed_untold;      /* ... whose record did not fit in the ringbuf */
 volatile u64 idle_mask[MAX_CPUS / 64]; /* idle-CPU hints for the policy */
 
@@ -505,17 +504,6 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 		 * no CPU is idle. */
 		g_insert(p, SCHED_DSQ, slice_ns_default, enq_flags);
 		kick_for(p, -1, nr_pending > 0 || host_stalled);
-		return;
-	}
-	if (enq_flags & SCX_ENQ_REENQ) {
-		/* Sent back from the local DSQ of a CPU a real-time or deadline task took
-		 * (gthulhu_cpu_release): the decision stands, only the CPU is gone. To the
-		 * shared DSQ in its vtime order, keeping its queued_at (the starvation scan
-		 * still sees how long it has waited); an idle CPU takes it. */
-		__sync_fetch_and_add(&nr_reenqueued, 1);
-		g_insert_vtime(p, SHARED_DSQ, p->scx.slice ? p->scx.slice : slice_ns_min,
-			       p->scx.dsq_vtime, 0);
-		kick_for(p, -1, false);
 		return;
 	}
 	if (is_critical_kthread(p)) {
@@ -1030,16 +1018,6 @@ void BPF_STRUCT_OPS(gthulhu_update_idle, s32 cpu, bool idle)
 		__sync_fetch_and_and(&idle_mask[w], ~(1ULL << (cpu & 63)));
 }
 
-/* A higher sched class (RT, deadline) took this CPU. What waits in its local DSQ (decisions
- * applied, starved tasks the scan moved here, kernel threads) would wait as long as that
- * class keeps the CPU: under stress-ng's real-time stressors a task sat there 6 s and the
- * watchdog ejected us. Send them back through ops.enqueue (SCX_ENQ_REENQ). */
-void BPF_STRUCT_OPS(gthulhu_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
-{
-	if (bpf_ksym_exists(scx_bpf_reenqueue_local))
-		scx_bpf_reenqueue_local();
-}
-
 /* The task left our custody without a decision (property change, class change, exit):
  * forget it, so nr_pending stays true and the rescue does not chase it. A decision that
  * still arrives for it is cancelled (no pending entry). */
@@ -1206,7 +1184,6 @@ struct sched_ext_ops gthulhu_lua_ops = {
 	.running	= (void *)gthulhu_running,
 	.stopping	= (void *)gthulhu_stopping,
 	.update_idle	= (void *)gthulhu_update_idle,
-	.cpu_release	= (void *)gthulhu_cpu_release,
 	.init_task	= (void *)gthulhu_init_task,
 	.exit_task	= (void *)gthulhu_exit_task,
 	.init		= (void *)gthulhu_init,
