@@ -68,7 +68,7 @@ static const struct opt opts[] = {
 	{ "scheduler.stall_timeout_ms", OT_U32, C_OFF(stall_timeout_ms), 0, 50, 60000, 0, "1000",
 	  "ms the host may stay silent with tasks pending before BPF dispatches them itself" },
 	{ "scheduler.watchdog_timeout_ms", OT_U32, C_OFF(watchdog_timeout_ms), 0,
-	  500, 30000, OF_ZERO_OK, "5000",
+	  500, 30000, OF_ZERO_OK, "0",
 	  "sched_ext watchdog timeout in ms; 0 = the kernel default" },
 	{ "scheduler.lua_heap_max_mb", OT_U32, C_OFF(lua_heap_max_mb), 0, 8, 65536, OF_ZERO_OK, "256",
 	  "MiB the policy's Lua heap may hold; past it the host decides every task itself until a reload; 0 = no cap" },
@@ -133,7 +133,7 @@ static const struct opt sopts[] = {
 	  "container id or a prefix of >= 12 hex digits, matched in kubepods cgroup paths; \"\" = not set" },
 	{ "priority", OT_BOOL, S_OFF(priority), 0, 0, 1, 0, "false",
 	  "matching tasks run before all others (vtime 0)" },
-	{ "execution_time", OT_U64, S_OFF(execution_time), 0, 10000, 3750000000ull, OF_ZERO_OK, "0",
+	{ "execution_time", OT_U64, S_OFF(execution_time), 0, 10000, 1000000000ull, OF_ZERO_OK, "0",
 	  "time slice in ns for matching tasks; 0 = the policy's own; at most 1/8 of the watchdog timeout" },
 };
 #define NR_SOPTS ((int)(sizeof(sopts) / sizeof(sopts[0])))
@@ -693,7 +693,9 @@ uint32_t cfg_watchdog_ms(const struct cfg *c)
 
 uint64_t cfg_slice_max_ns(const struct cfg *c)
 {
-	return (uint64_t)cfg_watchdog_ms(c) * 1000000ull / 8;
+	uint64_t w8 = (uint64_t)cfg_watchdog_ms(c) * 1000000ull / 8;
+
+	return w8 < CFG_SLICE_MAX_NS ? w8 : CFG_SLICE_MAX_NS;
 }
 
 static int opt_index(size_t off)

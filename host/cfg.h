@@ -85,12 +85,13 @@ struct cfg {
 uint32_t cfg_watchdog_ms(const struct cfg *c);
 
 /* The longest slice anything may get (config, strategy, policy; BPF clamps to it too):
- * 1/8 of the watchdog timeout, so a task waiting behind one slice is far from being
+ * 1/8 of the watchdog timeout, at most 1 s, so a task waiting behind one slice is far from being
  * reported as stalled. stall_timeout_ms is at most half the watchdog, for the same
  * reason: a held task is rescued well before the watchdog fires. */
 uint64_t cfg_slice_max_ns(const struct cfg *c);
 
 #define CFG_KERNEL_WATCHDOG_MS 30000   /* the kernel's SCX_WATCHDOG_MAX_TIMEOUT */
+#define CFG_SLICE_MAX_NS 1000000000ull /* no slice longer than 1 s, whatever the watchdog */
 
 /* Fill *c with the built-in defaults (a complete, valid configuration). */
 void cfg_defaults(struct cfg *c);

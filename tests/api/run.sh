@@ -89,6 +89,8 @@ dryrun:
   tasks: 12
   mix: "cpu,io,light"
   rate: 20000
+scheduler:
+  watchdog_timeout_ms: 5000   # slices and execution_time: at most 625 ms
 strategies:
   - pid: 100011
     execution_time: 7000000
@@ -523,7 +525,7 @@ check "client: got a token and the server's $nA strategies (decision maker ok)" 
 check "client: they reach its policy (io priority, pid 100000 4 ms)" wait_for 5 probe_b "100000:0:4000000.*100004:1:0"
 req GET /metrics
 check "server: the client's counters arrived (POST /api/v1/metrics)" wait_for 10 eval 'curl -s "$URL/metrics" | grep -qE "^gthulhu_reported_nr_user_dispatches [1-9]"'
-check "server: reported usersched_last_run_at is a recent monotonic ns stamp" eval 'curl -s "$URL/metrics" | grep -qE "^gthulhu_reported_usersched_last_run_at [1-9][0-9]{6,}"'
+check "server: reported usersched_last_run_at is a recent monotonic ns stamp" wait_for 10 eval 'curl -s "$URL/metrics" | grep -qE "^gthulhu_reported_usersched_last_run_at [1-9][0-9]{6,}"'
 out=$(curl -s "$URLB/api/v1/strategies")
 check "client: its GET /api/v1/strategies lists them as decision_maker" [ "$(jq -r '.data.decision_maker | length' <<<"$out")" = "$nA" ]
 # the server goes away: keep the last good set, log once
