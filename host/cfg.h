@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * cfg.h - configuration: one declarative table of options (cfg.c) drives YAML parsing,
- * defaults, range checks, `--help` text and (later) the API's view of the config.
+ * defaults, range checks, `--help` text and the API's view of the config (GET/PUT
+ * /api/v1/config reads and sets keys by name through it: cfg_get_text, cfg_set_text).
  *
  * Ownership: struct cfg is a plain value owned by the caller; cfg_* never allocate
  * anything the caller must free (strings are fixed-size arrays inside the struct).

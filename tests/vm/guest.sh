@@ -781,7 +781,7 @@ stress_common() { # POLICY ("" = EEVDF)
 		ops=$(awk '/bogo-ops:/{s+=$2} END{printf "%d", s}' $T/stress.$c.yaml 2>/dev/null)
 		kv ${c}_rc $rc; kv ${c}_s $secs; kv ${c}_bogo_ops "${ops:-0}"
 		total=$((total + ${ops:-0}))
-		stress_rc_ok $rc || { fail "stress-ng --class $c: $(stress_rc_name $rc) (rc=$rc)"; diag $T/stress.$c.out; }
+		stress_rc_ok $rc || { fail "stress-ng --class $c: $(stress_rc_name $rc) (rc=$rc): $(grep -E ' (fail|FAIL): ' $T/stress.$c.out | head -n 3 | cut -c1-150 | tr '\n' ';')"; diag $T/stress.$c.out; }
 		if [ -n "$pol" ]; then
 			n1=$(grep -c '^CHANGE' $T/mon.out 2>/dev/null)
 			if ! attached || ! alive $HOST_PID || [ "$n1" != "$n0" ]; then
