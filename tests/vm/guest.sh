@@ -718,14 +718,14 @@ STRESS_SECS=${STRESS_SECS:-20}
 # Left out on purpose, each checked under EEVDF (stress_eevdf):
 #  cpu-online (cpu, os): takes CPUs offline; the kernel unregisters every sched_ext
 #    scheduler on hotplug and asks it to restart (the hotplug scenario covers that path).
-#  opcode (cpu): executes random instruction bytes; under QEMU TCG one of them made the
+#  opcode (cpu, os): executes random instruction bytes; under QEMU TCG one of them made the
 #    emulated kernel report a kernel-mode fault for a user-mode access ("BUG: unable to
 #    handle page fault ... supervisor read access in user mode", Oops) and, with oops=panic,
 #    crash the guest: an emulator problem, whatever the scheduler.
 stress_exclude() {
 	case $1 in
 	cpu) echo cpu-online,opcode ;;
-	os) echo cpu-online ;;
+	os) echo cpu-online,opcode ;;
 	esac
 }
 # stress-ng(1) EXIT STATUS: 0 success, 3 some stressors could not start (no resources or
