@@ -58,7 +58,7 @@ static const struct opt opts[] = {
 	{ "scheduler.builtin_idle", OT_BOOL, C_OFF(builtin_idle), 0, 0, 1, 0, "false",
 	  "select_cpu uses the kernel's built-in idle CPU selection" },
 	{ "scheduler.early_processing", OT_BOOL, C_OFF(early_processing), 0, 0, 1, 0, "false",
-	  "when an idle CPU is found at wakeup, dispatch there directly in BPF" },
+	  "when an idle CPU is found at wakeup, run the task there directly in BPF and tell the policy afterwards (RL_ENQ_PLACED)" },
 	{ "scheduler.partial", OT_BOOL, C_OFF(partial), 0, 0, 1, 0, "false",
 	  "partial switch (SCX_OPS_SWITCH_PARTIAL): only tasks set to SCHED_EXT are scheduled by the policy, the rest stay with the kernel's scheduler" },
 	{ "scheduler.debug", OT_BOOL, C_OFF(debug), 0, 0, 1, 0, "false",
