@@ -23,29 +23,32 @@ mapfile -t SCEN < <(bash scripts/vm.sh list)
 
 say() { echo "matrix: $*" >&2; }
 
-# The kernel list: "LABEL DIR" lines (DIR empty when it could not be had, LABEL says why).
+# The kernels, resolved one at a time (a source build may take minutes): "LABEL|DIR"
+# entries (DIR empty when it could not be had, LABEL then says why).
 list=()
 if [ "$KERNELS" = all ]; then
 	mapfile -t series < <(bash scripts/kernel.sh series)
-	[ ${#series[@]} -gt 0 ] || say "no Debian binary series found (offline?): only the cached ones"
-	KERNELS="6.12 ${series[*]}"
-fi
-for k in $KERNELS; do
-	if [ -d "$k" ]; then list+=("$(cat "$k/version" 2>/dev/null || basename "$k")|$k"); continue; fi
-	case $k in
-	6.12) d=$(bash scripts/kernel-src.sh 6.12) || d="" ;;
-	*)    d=$(bash scripts/kernel.sh "$k") || d="" ;;
-	esac
-	if [ -n "$d" ] && [ -s "$d/vmlinuz" ]; then
-		list+=("$(cat "$d/version" 2>/dev/null || basename "$d")|$d")
-	else
-		list+=("$k (not available)|")
+	if [ ${#series[@]} -eq 0 ]; then
+		say "no Debian binary series listed (offline?): the cached kernels"
+		mapfile -t series < <(ls -1d "${GTHULHU_CACHE:-${HOME:-/root}/.cache/gthulhu-lua}"/kernels/*/ 2>/dev/null | sed 's:/$::')
 	fi
-done
+	KERNELS="${series[*]} 6.12"   # 6.12 last: its first build (~6 min) may be under way
+fi
+resolve() {
+	local k=$1 d
+	if [ -d "$k" ]; then d=$k
+	else case $k in
+		6.12) d=$(bash scripts/kernel-src.sh 6.12) || d="" ;;
+		*)    d=$(bash scripts/kernel.sh "$k") || d="" ;;
+	esac; fi
+	if [ -n "$d" ] && [ -s "$d/vmlinuz" ]; then echo "$(cat "$d/version" 2>/dev/null || basename "$d")|$d"
+	else echo "$k (not available)|"; fi
+}
 
 pass=0 fail=0 t_all=$SECONDS
 declare -A cell
-for e in "${list[@]}"; do
+for k in $KERNELS; do
+	e=$(resolve "$k"); list+=("$e")
 	label=${e%%|*} dir=${e#*|}
 	if [ -z "$dir" ]; then
 		for s in "${SCEN[@]}"; do cell[$label,$s]="-"; fail=$((fail + 1)); done
