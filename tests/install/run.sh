@@ -45,7 +45,7 @@ check "unit: ExecStart is the installed binary with the installed config" \
 	grep -qx "ExecStart=$P/bin/gthulhu-lua -c $P/etc/gthulhu-lua/config.yaml" "$unit"
 check "unit: Restart=on-failure" grep -qx 'Restart=on-failure' "$unit"
 check "unit: ExecReload sends SIGHUP" grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$unit"
-check "unit: CapabilityBoundingSet" grep -qx 'CapabilityBoundingSet=CAP_SYS_ADMIN CAP_BPF CAP_PERFMON' "$unit"
+check "unit: CapabilityBoundingSet" grep -qx 'CapabilityBoundingSet=CAP_BPF CAP_PERFMON' "$unit"
 check "unit: no @placeholders@ left" bash -c "! grep -q '@[A-Z]*@' '$unit'"
 if command -v systemd-analyze >/dev/null; then
 	# verify checks that ExecStart exists: point it at the DESTDIR copy of the binary.
