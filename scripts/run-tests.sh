@@ -2,7 +2,8 @@
 # run-tests.sh SUITE...: run test suites and sum their results into one closing line.
 # Suites: unit (build/tests/test_*), spec (busted under LuaJIT), transport (real BPF
 # ringbufs on this kernel; needs root), fuzz (fuzz targets replay their corpus),
-# install (make install/uninstall into a DESTDIR), vm (real sched_ext kernel in QEMU), all.
+# install (make install/uninstall into a DESTDIR), compat (main.bpf.c against every cached
+# kernel's BTF), vm (real sched_ext kernel in QEMU), all.
 # Every suite ends with an "N passed, N failed" line (busted's summary is converted);
 # a suite that crashes or prints no such line counts as one failure.
 set -uo pipefail
@@ -81,7 +82,9 @@ for s in "${suites[@]}"; do
 	vm) vm ;;
 	fuzz) fuzz ;;
 	install) run_suite install bash tests/install/run.sh ;;
-	all) unit; run_suite spec spec; transport; fuzz; run_suite install bash tests/install/run.sh; vm ;;
+	compat) run_suite bpf-compat bash tests/compat/build.sh ;;
+	all) unit; run_suite spec spec; transport; fuzz; run_suite install bash tests/install/run.sh
+	     run_suite bpf-compat bash tests/compat/build.sh; vm ;;
 	*) echo "run-tests: unknown suite $s" >&2; exit 2 ;;
 	esac
 done
