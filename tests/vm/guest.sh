@@ -513,6 +513,10 @@ sc_partial() {
 	   *) fail "kernel $(uname -r) but not the scx_bpf_dsq_insert path: '$iface'" ;; esac ;;
 	esac
 
+	# --version while attached: sched_ext available, our scheduler named.
+	$HOST --version | grep -q "^sched_ext: available, state=enabled (scheduler '$OPS')" ||
+		fail "--version while attached: '$($HOST --version | tail -n 1)'"
+
 	# 1: an ordinary (SCHED_OTHER) hog alone: nothing reaches the policy.
 	local n t0 u0 k0 t1 u1 k1
 	n=$(nstats); t0=$(sget nr_tasks $n); u0=$(sget nr_user_dispatches $n); k0=$(sget nr_kernel_dispatches $n)
