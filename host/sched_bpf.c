@@ -7,6 +7,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "common.h"
 #include "sched_bpf.h"
@@ -157,6 +158,49 @@ int sched_open(struct sched *s, const struct cfg *c, const struct topo *t, char 
 	return G_OK;
 }
 
+/*
+ * Kfuncs with an implicit `struct bpf_prog_aux *aux` argument (KF_IMPLICIT_ARGS) are shown
+ * in the kernel's BTF without it, next to a NAME_impl with it; the verifier needs both.
+ * Some kernel builds (seen: Debian's 7.1.13 and 7.2.12 cloud kernels) left the aux
+ * argument on some sched_ext kfuncs and have no NAME_impl: no program can call those, so
+ * no scheduler that uses them loads. Names the first such kfunc we need, or returns NULL.
+ */
+static const char *broken_implicit_kfunc(void)
+{
+	static const char *const names[] = {
+		"scx_bpf_create_dsq", "scx_bpf_dsq_nr_queued", "scx_bpf_dispatch_nr_slots",
+		"scx_bpf_kick_cpu", "scx_bpf_pick_idle_cpu", "scx_bpf_test_and_clear_cpu_idle",
+		"scx_bpf_error_bstr", "scx_bpf_task_cpu", "scx_bpf_select_cpu_dfl",
+		"scx_bpf_dsq_insert", "scx_bpf_dsq_insert_vtime", "scx_bpf_dsq_move_to_local",
+	};
+	static char bad[64];
+	struct btf *vb = btf__load_vmlinux_btf();
+	const char *found = NULL;
+
+	if (!vb)
+		return NULL;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && !found; i++) {
+		char impl[96];
+		int id = btf__find_by_name_kind(vb, names[i], BTF_KIND_FUNC);
+		const struct btf_type *fn, *proto;
+
+		if (id < 0)
+			continue;
+		fn = btf__type_by_id(vb, id);
+		proto = fn ? btf__type_by_id(vb, fn->type) : NULL;
+		if (!proto || !btf_is_func_proto(proto) || !btf_vlen(proto))
+			continue;
+		snprintf(impl, sizeof(impl), "%s_impl", names[i]);
+		if (!strcmp(btf__name_by_offset(vb, btf_params(proto)[btf_vlen(proto) - 1].name_off), "aux") &&
+		    btf__find_by_name_kind(vb, impl, BTF_KIND_FUNC) < 0) {
+			snprintf(bad, sizeof(bad), "%s", names[i]);
+			found = bad;
+		}
+	}
+	btf__free(vb);
+	return found;
+}
+
 int sched_attach(struct sched *s, const struct topo *t, char *err, size_t errlen)
 {
 	int err_, fd;
@@ -164,8 +208,19 @@ int sched_attach(struct sched *s, const struct topo *t, char *err, size_t errlen
 
 	err_ = main_bpf__load(s->skel);
 	if (err_) {
-		snprintf(err, errlen, "loading the BPF scheduler failed (%s): the verifier log is "
-			 "above; see README 'Troubleshooting'", strerror(-err_));
+		const char *bad = broken_implicit_kfunc();
+		struct utsname u;
+
+		uname(&u);
+		if (bad)
+			snprintf(err, errlen, "loading the BPF scheduler failed (%s): this kernel's BTF "
+				 "(%s) declares the sched_ext kfunc %s with its implicit aux argument "
+				 "and has no %s_impl, so no BPF program can call it (a kernel build "
+				 "problem, seen with Debian's 7.1.13 and 7.2.12 kernels): use another "
+				 "kernel", strerror(-err_), u.release, bad, bad);
+		else
+			snprintf(err, errlen, "loading the BPF scheduler failed (%s): the verifier "
+				 "log is above; see README 'Troubleshooting'", strerror(-err_));
 		return G_ERR;
 	}
 	fd = bpf_map__fd(s->skel->maps.cpu_topo);

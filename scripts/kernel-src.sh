@@ -64,6 +64,12 @@ fi
 
 bld=$CACHE/build/linux-$debver
 mkdir -p "$bld"
+# One build at a time in a build tree (the matrix and a user may both ask).
+exec 9> "$bld.lock"
+flock 9
+if [ -s "$out/vmlinuz" ] && [ "$(cat "$out/fragment.sha" 2>/dev/null)" = "$fsum" ]; then
+	echo "$out"; exit 0    # built by whoever held the lock
+fi
 K=(make -C "$src" O="$bld" ARCH=x86_64)
 log "configuring $upver (allnoconfig + $(basename "$FRAG")) in $bld"
 KCONFIG_ALLCONFIG=$FRAG "${K[@]}" -s allnoconfig >&2

@@ -42,9 +42,20 @@ binary_versions() {
 		sed -n "s/^linux-binary-\([0-9][0-9.]*+[a-z0-9]*-$FLAVOUR\)$/\1/p" | sort -V
 }
 
+# The cache (and its apt lists) may be shared by several checkouts: wait for their lock;
+# if the update still fails, the lists of the last update (if any) are used.
 updated=0
-if timeout 300 apt-get "${O[@]}" -q update >"$CACHE/apt/update.log" 2>&1; then updated=1
-else log "apt update of $SUITE failed (see $CACHE/apt/update.log)"; fi
+for try in 1 2 3 4 5 6; do
+	if timeout 300 apt-get "${O[@]}" -o DPkg::Lock::Timeout=60 -q update >"$CACHE/apt/update.log" 2>&1; then
+		updated=1; break
+	fi
+	grep -q 'Could not get lock\|Unable to lock' "$CACHE/apt/update.log" || break
+	sleep 10
+done
+if [ $updated = 0 ]; then
+	log "apt update of $SUITE failed (see $CACHE/apt/update.log)"
+	ls "$CACHE"/apt/lists/*_Packages >/dev/null 2>&1 && { updated=1; log "using the lists of the last update"; }
+fi
 
 if [ "$ARG" = series ]; then
 	[ $updated = 1 ] || die "cannot list the series without the $SUITE index"

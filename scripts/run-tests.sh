@@ -7,8 +7,8 @@
 # asan (make asan-build: C tests, transport, --check under ASan+UBSan+LSan), hygiene (the
 # bench's no-fault/alloc/syscall-per-task assertions, short run), fuzz (fuzz targets
 # replay their corpus), install (make install/uninstall into a DESTDIR), sim (the
-# simulator, record and replay: tests/sim),
-# vm (real sched_ext kernel in QEMU), all.
+# simulator, record and replay: tests/sim), compat (main.bpf.c against every cached
+# kernel's BTF), vm (real sched_ext kernel in QEMU), all.
 # Every suite ends with an "N passed, N failed" line (busted's summary is converted);
 # a suite that crashes or prints no such line counts as one failure.
 set -uo pipefail
@@ -136,7 +136,10 @@ for s in "${suites[@]}"; do
 	hygiene) hygiene ;;
 	sim) sim ;;
 	api) api ;;
-	all) unit; run_suite spec spec; transport; bpfunit; sim; dryrun; api; host; asan; hygiene; fuzz; run_suite install bash tests/install/run.sh; vm ;;
+	compat) run_suite bpf-compat bash tests/compat/build.sh ;;
+	all) unit; run_suite spec spec; transport; bpfunit; sim; dryrun; api; host; asan; hygiene; fuzz
+	     run_suite install bash tests/install/run.sh
+	     run_suite bpf-compat bash tests/compat/build.sh; vm ;;
 	*) echo "run-tests: unknown suite $s" >&2; exit 2 ;;
 	esac
 done

@@ -40,12 +40,25 @@ out=$(cd / && "$D$P/bin/gthulhu-lua" --check policies/gthulhu.lua 2>&1); rc=$?
 check "an explicit missing policy still fails (rc=$rc, expected 4)" [ $rc -eq 4 ]
 check "with a message naming it" grep -q "policy policies/gthulhu.lua: No such file" <<<"$out"
 
+# --version of the installed binary: every line a bug report needs.
+v=$("$D$P/bin/gthulhu-lua" --version 2>&1); rc=$?
+check "--version exits 0" [ $rc -eq 0 ]
+check "--version: program version" grep -qE '^gthulhu-lua [0-9]+\.[0-9]+\.[0-9]+$' <<<"$v"
+check "--version: libbpf run-time and build-time versions" grep -qE '^libbpf [0-9]+\.[0-9]+ \(built with [0-9]+\.[0-9]+\)$' <<<"$v"
+check "--version: LuaJIT" grep -qE '^LuaJIT 2\.' <<<"$v"
+check "--version: the running kernel" grep -qxF "kernel $(uname -s) $(uname -r) $(uname -m)" <<<"$v"
+if [ -d /sys/kernel/sched_ext ]; then
+	check "--version: sched_ext available" grep -q '^sched_ext: available, state=' <<<"$v"
+else
+	check "--version: sched_ext not available, and why" grep -q '^sched_ext: not available (/sys/kernel/sched_ext is missing' <<<"$v"
+fi
+
 unit=$D$P/lib/systemd/system/gthulhu-lua.service
 check "unit: ExecStart is the installed binary with the installed config" \
 	grep -qx "ExecStart=$P/bin/gthulhu-lua -c $P/etc/gthulhu-lua/config.yaml" "$unit"
 check "unit: Restart=on-failure" grep -qx 'Restart=on-failure' "$unit"
 check "unit: ExecReload sends SIGHUP" grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$unit"
-check "unit: CapabilityBoundingSet" grep -qx 'CapabilityBoundingSet=CAP_SYS_ADMIN CAP_BPF CAP_PERFMON' "$unit"
+check "unit: CapabilityBoundingSet" grep -qx 'CapabilityBoundingSet=CAP_BPF CAP_PERFMON' "$unit"
 check "unit: no @placeholders@ left" bash -c "! grep -q '@[A-Z]*@' '$unit'"
 if command -v systemd-analyze >/dev/null; then
 	# verify checks that ExecStart exists: point it at the DESTDIR copy of the binary.
