@@ -116,9 +116,12 @@ static void xp_published(void *ctx, int n)
 {
 	struct xport *x = ctx;
 
-	/* Our thread goes back through ops.dispatch, which drains the decisions now rather
-	 * than when some other CPU next happens to dispatch. One syscall per batch. */
-	if (x->yield_after_publish)
+	/* Let this CPU's ops.dispatch drain the decisions now rather than when another CPU
+	 * next dispatches, but only when more records wait (we would keep running): with the
+	 * ring empty we are about to sleep in epoll_wait, which goes through ops.dispatch on
+	 * this CPU anyway, and a yield would be one more syscall and trip through the
+	 * scheduler per batch for nothing. */
+	if (x->yield_after_publish && ring__avail_data_size(ring_buffer__ring(x->rb, 0)) > 0)
 		sched_yield();
 }
 
