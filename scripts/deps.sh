@@ -14,7 +14,7 @@ PKGS=(make gcc pkg-config clang-19 llvm-19 libelf-dev zlib1g-dev libzstd-dev
       libluajit-5.1-dev luajit libyaml-dev libmicrohttpd-dev libjansson-dev libjwt-dev
       lua-busted qemu-system-x86 busybox-static cpio zstd gzip binutils valgrind curl
       libclang-rt-19-dev strace rt-tests stress-ng linux-perf libcurl4-openssl-dev libssl-dev openssl
-      jq librsvg2-bin
+      jq librsvg2-bin python3 perl
       flex bison bc dwarves debootstrap)   # kernel-src.sh (6.12 test kernel), make distcheck
 BPO_PKGS=(libbpf-dev bpftool)
 NEED_LIBBPF="1.4"
