@@ -15,7 +15,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 B=build
 total_pass=0 total_fail=0
-declare -a summary=()
+declare -a summary=() failed_checks=()
 
 record() { # name pass fail
 	total_pass=$((total_pass + $2)); total_fail=$((total_fail + $3))
@@ -30,6 +30,12 @@ run_suite() {
 	"$@" 2>&1 | tee "$log"
 	local rc=${PIPESTATUS[0]}
 	local line; line=$(grep -E '^([A-Za-z_-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	# The names of failed checks go into the summary too: CI shows only its tail, and a
+	# bare "1 failed" there says nothing about which check to look at.
+	local f_line
+	while IFS= read -r f_line; do
+		failed_checks+=("$name: ${f_line:0:200}")
+	done < <(grep -E '^(FAIL|not ok)|^[A-Za-z0-9_]+ +FAIL ' "$log" | head -n 8)
 	rm -f "$log"
 	if [ -z "$line" ]; then
 		echo "$name: no result line (exit $rc): counted as one failure"
@@ -147,5 +153,9 @@ done
 echo
 echo "=== Summary"
 printf '%s\n' "${summary[@]}"
+if [ ${#failed_checks[@]} -gt 0 ]; then
+	echo "--- failed checks (first lines of each suite's failures):"
+	printf '  %s\n' "${failed_checks[@]}"
+fi
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
