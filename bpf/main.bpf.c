@@ -76,6 +76,7 @@ const volatile u64 slice_ns_min = NSEC_PER_MSEC;
 const volatile u32 host_tgid;
 const volatile bool builtin_idle;
 const volatile bool early_processing;
+const volatile bool wakeup_preempt;
 const volatile bool debug;
 const volatile u64 stall_timeout_ns = 1000 * NSEC_PER_MSEC;
 const volatile u32 nr_cpu_ids_max = 1;   /* CPU ids are < this (the host reads sysfs) */
@@ -119,6 +120,7 @@ volatile u64 nr_resumed;            /* preempted tasks put back in-kernel with t
 volatile u64 nr_placed;             /* waking tasks BPF ran on an idle CPU at once (policy told) */
 volatile u64 nr_starved;            /* tasks run out of vtime order: waited past wait_bound_ns in a DSQ */
 volatile u64 nr_placed_untold;      /* ... whose record did not fit in the ringbuf */
+volatile u64 nr_wakeup_preempts;    /* woken tasks whose decision preempted a later-vtime task */
 volatile u64 idle_mask[MAX_CPUS / 64]; /* idle-CPU hints for the policy */
 
 struct user_exit_info uei;          /* exit info, read by the host after detach */
@@ -147,6 +149,7 @@ struct task_ctx {
 	bool fresh;        /* enqueued since it last ran: the next run sets start_ts */
 	bool decided;      /* placed by a host decision (not in-kernel) */
 	bool prio;         /* placed by a priority decision: its runtime counts against the budget */
+	bool woke;         /* its last enqueue was a wake-up (for wakeup_preempt) */
 };
 
 /* Per CPU: priority runtime in the current throttling period. */
@@ -155,6 +158,13 @@ struct cpu_ctx {
 	u64 prio_runtime;
 	u64 scan_epoch;        /* starve_epoch of this CPU's last starvation scan */
 	u32 scan_cursor;       /* which other CPUs' DSQs the next scan looks through */
+	/* What runs on this CPU now, for wakeup_preempt: a task placed by an ordinary host
+	 * decision (run_vt valid), or anything else (host, kernel thread, priority: never
+	 * preempted by a wake-up). */
+	u64 run_vt;            /* its vtime when it started running */
+	u64 run_start;
+	u64 run_w;             /* its weight (100 = nice 0) */
+	bool run_user;
 };
 
 struct {
@@ -529,6 +539,7 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 	if (tctx) {
 		tctx->fresh = true;
 		tctx->decided = false;
+		tctx->woke = enq_flags & SCX_ENQ_WAKEUP;
 	}
 	if (p->flags & PF_KTHREAD) {
 		/* Other kernel threads: in-kernel, ahead of user tasks (they are short and
@@ -593,6 +604,60 @@ static __always_inline void prio_charge(u64 ran, u64 now)
 		c->prio_runtime = 0;
 	}
 	c->prio_runtime += ran;
+}
+
+/* --- Wake-up preemption (scheduler.wakeup_preempt) ----------------------------------------
+ * A decision only queues a task; without this, a woken task waits for whatever runs on its
+ * CPU to use up its slice (at a tick: up to 4 ms at HZ=250), however early its vtime. With
+ * it, like EEVDF's wake-up preemption, a woken task whose decided vtime is earlier, by more
+ * than one minimum slice of virtual time, than the current vtime of the ordinary task
+ * running on the CPU it is queued for preempts that task. The preempted task keeps its
+ * decision and the slice it has left (resume_preempted), so this costs no extra round trip. */
+static __always_inline void note_running(struct task_struct *p, const struct task_ctx *tctx,
+					 u64 now)
+{
+	u32 key = 0;
+	struct cpu_ctx *c = bpf_map_lookup_elem(&cpu_ctx_stor, &key);
+
+	if (!c)
+		return;
+	c->run_user = p && tctx && tctx->decided && !tctx->prio && !is_host_task(p) &&
+		      !(p->flags & PF_KTHREAD);
+	if (!c->run_user)
+		return;
+	c->run_vt = p->scx.dsq_vtime;
+	c->run_start = now;
+	c->run_w = p->scx.weight ? p->scx.weight : 100;
+}
+
+/* Would a task of vtime vt, queued now, run before what runs on cpu? */
+static __always_inline bool wakeup_beats(s32 cpu, u64 vt, u64 now)
+{
+	u32 key = 0;
+	struct cpu_ctx *c;
+	u64 cur;
+
+	if (!cpu_ok(cpu))
+		return false;
+	c = bpf_map_lookup_percpu_elem(&cpu_ctx_stor, &key, cpu);
+	if (!c || !c->run_user)
+		return false;
+	cur = c->run_vt + (now > c->run_start ? (now - c->run_start) * 100 / c->run_w : 0);
+	return vt + slice_ns_min < cur;
+}
+
+static __always_inline bool try_wakeup_preempt(struct task_struct *p, s32 cpu, u64 vt, u64 now)
+{
+	s32 here = bpf_get_smp_processor_id();
+
+	if (cpu < 0)
+		cpu = scx_bpf_task_cpu(p);
+	/* The CPU applying the decision is in ops.dispatch: it picks by vtime next anyway. */
+	if (cpu == here || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr) || !wakeup_beats(cpu, vt, now))
+		return false;
+	scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+	__sync_fetch_and_add(&nr_wakeup_preempts, 1);
+	return true;
 }
 
 static void apply_decision(struct task_struct *p, const struct dispatched_task_ctx *d)
@@ -664,10 +729,14 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task_c
 			kick_for(p, -1, true);
 		}
 	} else {
+		bool woke = tctx && tctx->woke;
+
 		g_insert_vtime(p, dsq, slice, vtime, 0);
 		if ((s64)(vtime - vtime_floor) > 0)
 			vtime_floor = vtime;
-		kick_for(p, dsq == SHARED_DSQ ? -1 : cpu, false);
+		if (!(wakeup_preempt && woke &&
+		      try_wakeup_preempt(p, dsq == SHARED_DSQ ? -1 : cpu, vtime, now)))
+			kick_for(p, dsq == SHARED_DSQ ? -1 : cpu, false);
 	}
 	__sync_fetch_and_add(&nr_user_dispatches, 1);
 }
@@ -972,6 +1041,8 @@ void BPF_STRUCT_OPS(gthulhu_running, struct task_struct *p)
 		host_last_cpu = scx_bpf_task_cpu(p);
 	}
 	tctx = lookup_tctx(p);
+	if (wakeup_preempt)
+		note_running(p, tctx, now);
 	if (!tctx)
 		return;
 	tctx->run_start = now;
@@ -988,6 +1059,8 @@ void BPF_STRUCT_OPS(gthulhu_stopping, struct task_struct *p, bool runnable)
 	u64 now = bpf_ktime_get_ns();
 
 	__sync_fetch_and_sub(&nr_running, 1);
+	if (wakeup_preempt)
+		note_running(NULL, NULL, now);
 	if (p->pid == host_tgid && host_tgid && (p->flags & PF_EXITING) && !host_dead) {
 		/* The host's main thread is dying (killed: a clean exit detaches first). Until
 		 * the kernel finishes unregistering us, schedule in-kernel and give back every

@@ -44,6 +44,8 @@ struct cfg {
 	uint64_t slice_ns_min;             /* smallest slice a policy should give */
 	bool     builtin_idle;             /* select_cpu uses the kernel's idle picking */
 	bool     early_processing;         /* idle CPU found at wakeup: dispatch there in BPF */
+	uint32_t host_poll_us;             /* poll the ringbuf this long before sleeping */
+	bool     wakeup_preempt;           /* a woken task with an earlier vtime preempts its CPU */
 	bool     partial;                  /* SCX_OPS_SWITCH_PARTIAL: only SCHED_EXT tasks */
 	bool     debug;                    /* BPF side prints trace events (bpf_printk) */
 	uint32_t batch_max;                /* most tasks per policy call (1..MAX_BATCH) */

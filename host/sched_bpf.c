@@ -124,6 +124,8 @@ int sched_open(struct sched *s, const struct cfg *c, const struct topo *t, char 
 	s->skel->rodata->host_tgid = (uint32_t)getpid();
 	s->skel->rodata->builtin_idle = c->builtin_idle;
 	s->skel->rodata->early_processing = c->early_processing;
+	s->skel->rodata->wakeup_preempt = c->wakeup_preempt;
+	s->poll_us = c->host_poll_us;   /* for the transport, opened at attach */
 	s->skel->rodata->debug = c->debug;
 	s->skel->rodata->stall_timeout_ns = (uint64_t)c->stall_timeout_ms * 1000000ull;
 	s->skel->rodata->nr_cpu_ids_max = (uint32_t)ncpu;
@@ -236,6 +238,7 @@ int sched_attach(struct sched *s, const struct topo *t, char *err, size_t errlen
 	s->xp_open = true;
 	s->xp.nr_scheduled = (volatile uint64_t *)&s->skel->bss->nr_scheduled;
 	s->xp.yield_after_publish = true;
+	s->xp.poll_us = s->poll_us;
 
 	s->skel->bss->host_hb_ns = g_now_ns();
 	s->link = bpf_map__attach_struct_ops(s->skel->maps.gthulhu_lua_ops);
@@ -374,7 +377,7 @@ int sched_format_stats(const struct sched *s, char *buf, size_t len)
 		"nr_bounce_dispatches=%llu nr_failed_dispatches=%llu nr_sched_congested=%llu "
 		"nr_host_stalls=%llu nr_rescued=%llu nr_pending=%llu host_stalled=%llu nr_kept=%llu "
 		"nr_slice_clamped=%llu nr_keep_bounded=%llu nr_prio_throttled=%llu nr_resumed=%llu "
-		"nr_placed=%llu nr_placed_untold=%llu nr_starved=%llu",
+		"nr_placed=%llu nr_placed_untold=%llu nr_starved=%llu nr_wakeup_preempts=%llu",
 		(unsigned long long)b->nr_queued, (unsigned long long)b->nr_scheduled,
 		(unsigned long long)b->nr_running, (unsigned long long)b->nr_online_cpus,
 		(unsigned long long)b->nr_user_dispatches, (unsigned long long)b->nr_kernel_dispatches,
@@ -385,5 +388,6 @@ int sched_format_stats(const struct sched *s, char *buf, size_t len)
 		(unsigned long long)b->nr_kept, (unsigned long long)b->nr_slice_clamped,
 		(unsigned long long)b->nr_keep_bounded, (unsigned long long)b->nr_prio_throttled,
 		(unsigned long long)b->nr_resumed, (unsigned long long)b->nr_placed,
-		(unsigned long long)b->nr_placed_untold, (unsigned long long)b->nr_starved);
+		(unsigned long long)b->nr_placed_untold, (unsigned long long)b->nr_starved,
+		(unsigned long long)b->nr_wakeup_preempts);
 }

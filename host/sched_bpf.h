@@ -24,6 +24,7 @@ struct sched {
 	struct xport xp;
 	bool xp_open;
 	uint64_t hotplug_seq;   /* what sched_open() put in ops.hotplug_seq */
+	uint32_t poll_us;       /* scheduler.host_poll_us, for xport at attach */
 };
 
 /* /sys/kernel/sched_ext/hotplug_seq (0 if unreadable). */

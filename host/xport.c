@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* xport.c - ringbuf transport; see xport.h. */
+#include <time.h>
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
@@ -92,12 +93,39 @@ static int xp_send(void *ctx, const struct dispatched_task_ctx *d, int n)
 	return i;
 }
 
+/* Poll the ring for up to x->poll_us: true when a record arrived. Reads shared memory
+ * and the vDSO clock only: no syscall. */
+static bool xp_poll(struct xport *x)
+{
+	struct ring *ring = ring_buffer__ring(x->rb, 0);
+	struct timespec t0, t;
+	uint64_t spent_ns, limit_ns = (uint64_t)x->poll_us * 1000;
+	unsigned int i = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		if (ring__avail_data_size(ring) > 0) {
+			x->nr_poll_hits++;
+			return true;
+		}
+		if (++i % 64)
+			continue;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		spent_ns = (uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000ull + (uint64_t)t.tv_nsec -
+			   (uint64_t)t0.tv_nsec;
+		if (spent_ns >= limit_ns)
+			return false;
+	}
+}
+
 static int xp_wait(void *ctx, int timeout_ms)
 {
 	struct xport *x = ctx;
 	struct epoll_event ev;
 	int r;
 
+	if (x->poll_us && timeout_ms != 0 && xp_poll(x))
+		return 1;
 	r = epoll_wait(x->epfd, &ev, 1, timeout_ms);
 	if (r < 0)
 		return -errno;
@@ -120,8 +148,9 @@ static void xp_published(void *ctx, int n)
 	 * next dispatches, but only when more records wait (we would keep running): with the
 	 * ring empty we are about to sleep in epoll_wait, which goes through ops.dispatch on
 	 * this CPU anyway, and a yield would be one more syscall and trip through the
-	 * scheduler per batch for nothing. */
-	if (x->yield_after_publish && ring__avail_data_size(ring_buffer__ring(x->rb, 0)) > 0)
+	 * scheduler per batch for nothing. A polling host does not sleep soon: yield. */
+	if (x->yield_after_publish &&
+	    (x->poll_us || ring__avail_data_size(ring_buffer__ring(x->rb, 0)) > 0))
 		sched_yield();
 }
 

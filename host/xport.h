@@ -7,6 +7,8 @@
  *
  * Both ringbufs are mmapped: receiving and sending touch shared memory only; the only
  * syscalls are epoll_wait when idle and the optional yield after a published batch.
+ * With poll_us (scheduler.host_poll_us) the host first polls the ring for that long, so a
+ * record that arrives soon after a batch costs no wake-up (at the price of the CPU time).
  *
  * Ownership: xport_open() creates libbpf ring objects that xport_close() frees
  * (NULL-safe, idempotent). The map fds stay the caller's.
@@ -32,6 +34,8 @@ struct xport {
 	int dst_n, dst_max;
 	volatile uint64_t *nr_scheduled; /* BPF .bss counter the host keeps true, or NULL */
 	bool yield_after_publish;        /* live scheduler: let this CPU drain the decisions */
+	uint32_t poll_us;                /* before sleeping, poll the ring this long (0: never) */
+	uint64_t nr_poll_hits;           /* records found by polling, without a wake-up */
 	uint64_t nr_recv, nr_sent, nr_bad_records;
 };
 

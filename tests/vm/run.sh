@@ -37,6 +37,7 @@ ready=$(grep -c 'GUEST-READY kernel=' "$LOG")
 boot_s=$(grep -m1 'GUEST-READY kernel=' "$LOG" | sed -n 's/.*uptime=\([0-9.]*\).*/\1/p')
 
 pass=0 fail=0
+failed=()
 : > "$RES"
 printf '\n%-16s %-5s %7s  %s\n' SCENARIO RESULT SECONDS "KEY FIGURES / REASON" | tee -a "$RES"
 for s in "${scen[@]}"; do
@@ -51,6 +52,7 @@ for s in "${scen[@]}"; do
 		reason=""; [[ $rest == *reason=* ]] && reason=${rest#*reason=}
 		printf '%-16s %-5s %7s  %s\n' "$s" "$verdict" "$secs" "$figures" | tee -a "$RES"
 		[ -n "$reason" ] && printf '%-16s %-5s %7s  reason: %s\n' "" "" "" "$reason" | tee -a "$RES"
+		[ "$verdict" = PASS ] || failed+=("FAIL $s: ${reason:-$figures}")
 	else
 		fail=$((fail + 1))
 		if [ "$boot_to" -gt 0 ] || [ "$ready" -eq 0 ]; then
@@ -65,6 +67,7 @@ for s in "${scen[@]}"; do
 			why="not run: the VM stopped before reaching it (time limit or hang in an earlier scenario)"
 		fi
 		printf '%-16s %-5s %7s  %s\n' "$s" FAIL "$secs" "$why" | tee -a "$RES"
+		failed+=("FAIL $s: $why")
 	fi
 done
 echo | tee -a "$RES"
@@ -72,5 +75,8 @@ echo "vmtest: boot to guest init ${boot_s:-?} s (guest uptime), whole VM run ${e
 if [ -n "$crash" ]; then
 	echo "vmtest: WARNING: the guest kernel crashed (line ${crash%%:*} of $LOG): this is a VM/emulator problem, not a scheduler failure" | tee -a "$RES"
 fi
+# One line per failed scenario with its reason (scripts/run-tests.sh carries "FAIL" lines
+# into its summary).
+[ ${#failed[@]} -eq 0 ] || printf '%s\n' "${failed[@]}" | tee -a "$RES"
 echo "$pass passed, $fail failed" | tee -a "$RES"
 [ "$fail" -eq 0 ]
