@@ -77,6 +77,12 @@ const volatile u32 host_tgid;
 const volatile bool builtin_idle;
 const volatile bool early_processing;
 const volatile bool wakeup_preempt;
+/* Batched host wake-ups (scheduler.wake_batch, wake_delay_us): records are submitted
+ * without waking the host until wake_batch of them wait or the oldest has waited
+ * wake_delay_ns (checked at every enqueue and dispatch). 0: the ringbuf's own adaptive
+ * wake-up (the host is woken when it has caught up). */
+const volatile u32 wake_batch;
+const volatile u64 wake_delay_ns = 1000000;
 const volatile bool debug;
 const volatile u64 stall_timeout_ns = 1000 * NSEC_PER_MSEC;
 const volatile u32 nr_cpu_ids_max = 1;   /* CPU ids are < this (the host reads sysfs) */
@@ -121,6 +127,7 @@ volatile u64 nr_placed;             /* waking tasks BPF ran on an idle CPU at on
 volatile u64 nr_starved;            /* tasks run out of vtime order: waited past wait_bound_ns in a DSQ */
 volatile u64 nr_placed_untold;      /* ... whose record did not fit in the ringbuf */
 volatile u64 nr_wakeup_preempts;    /* woken tasks whose decision preempted a later-vtime task */
+volatile u64 nr_host_wakes;         /* wake_batch: forced wake-ups of the host */
 volatile u64 idle_mask[MAX_CPUS / 64]; /* idle-CPU hints for the policy */
 
 struct user_exit_info uei;          /* exit info, read by the host after detach */
@@ -131,6 +138,7 @@ static bool rescue_needed;
 static u64 starve_epoch;            /* bumped by the heartbeat: CPUs scan for starved tasks */
 static bool host_dead;              /* the host's main thread is exiting: stalled for good */
 static s32 host_last_cpu;
+static u64 unwoken_since;           /* wake_batch: oldest record submitted without a wake-up */
 
 /* --- Maps ------------------------------------------------------------------------------ */
 #include "rings.bpf.h"   /* queued, dispatched */
@@ -424,6 +432,28 @@ static __always_inline void tell_placed(struct task_struct *p)
 	__sync_fetch_and_add(&nr_placed, 1);
 }
 
+/* wake_batch: wake the host now. A record reserved and discarded with FORCE_WAKEUP wakes
+ * the consumer without giving it anything to read (libbpf skips discarded records). */
+static __always_inline void wake_host_now(void)
+{
+	struct queued_task_ctx *r;
+
+	unwoken_since = 0;
+	r = bpf_ringbuf_reserve(&queued, sizeof(*r), 0);
+	if (!r)
+		return;     /* full: the host has plenty to read and was woken before */
+	bpf_ringbuf_discard(r, BPF_RB_FORCE_WAKEUP);
+	__sync_fetch_and_add(&nr_host_wakes, 1);
+}
+
+static __always_inline void wake_host_if_due(void)
+{
+	u64 since = unwoken_since;
+
+	if (wake_batch && since && bpf_ktime_get_ns() - since >= wake_delay_ns)
+		wake_host_now();
+}
+
 /* --- Idle CPU selection ---------------------------------------------------------------- */
 #define IDLE_ALLOWED(p, cpu) (cpu_ok(cpu) && bpf_cpumask_test_cpu(cpu, (p)->cpus_ptr))
 #define IDLE_CLAIM(cpu) scx_bpf_test_and_clear_cpu_idle(cpu)
@@ -516,9 +546,13 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 
 	if (is_host_task(p)) {
 		/* The host woke because tasks wait for it: get it a CPU now, preempting if
-		 * no CPU is idle. */
+		 * no CPU is idle. Only on a wake-up: a host thread that was preempted is
+		 * already first in line (SCHED_DSQ), and kicking for it preempted whatever
+		 * ran, often another host thread, which came back here and kicked in turn: a
+		 * storm of preemptions among the host's threads (two of them swapped a CPU
+		 * every 8 us for 70 ms in a trace of the wakeup-latency probe). */
 		g_insert(p, SCHED_DSQ, slice_ns_default, enq_flags);
-		kick_for(p, -1, nr_pending > 0 || host_stalled);
+		kick_for(p, -1, (enq_flags & SCX_ENQ_WAKEUP) && (nr_pending > 0 || host_stalled));
 		return;
 	}
 	if (is_critical_kthread(p)) {
@@ -577,8 +611,17 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 
 	fill_record(r, p, tctx, enq_flags & ~(u64)RL_ENQ_PLACED);
-	bpf_ringbuf_submit(r, 0);
+	if (!wake_batch) {
+		bpf_ringbuf_submit(r, 0);
+		update_nr_queued();
+		return;
+	}
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 	update_nr_queued();
+	if (!unwoken_since)
+		unwoken_since = now;
+	if (nr_queued >= wake_batch || now - unwoken_since >= wake_delay_ns)
+		wake_host_now();
 }
 
 /* --- Applying the host's decisions ----------------------------------------------------- */
@@ -988,6 +1031,7 @@ void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 		 * on its next turn), so the irq_work a wake-up costs per drain buys nothing. */
 		bpf_user_ringbuf_drain(&dispatched, handle_decision, NULL, BPF_RB_NO_WAKEUP);
 	update_nr_queued();
+	wake_host_if_due();
 
 	/* Tasks that waited past the bound go first, even before the host: a host that is
 	 * runnable all the time (busy) would otherwise hold this CPU against everyone in

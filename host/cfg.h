@@ -44,7 +44,9 @@ struct cfg {
 	uint64_t slice_ns_min;             /* smallest slice a policy should give */
 	bool     builtin_idle;             /* select_cpu uses the kernel's idle picking */
 	bool     early_processing;         /* idle CPU found at wakeup: dispatch there in BPF */
-	uint32_t host_poll_us;             /* poll the ringbuf this long before sleeping */
+	uint32_t host_poll_us;
+	uint32_t wake_batch;               /* wake the host at this many records (0: adaptive) */
+	uint32_t wake_delay_us;            /* ... or when the oldest has waited this long */             /* poll the ringbuf this long before sleeping */
 	bool     wakeup_preempt;           /* a woken task with an earlier vtime preempts its CPU */
 	bool     partial;                  /* SCX_OPS_SWITCH_PARTIAL: only SCHED_EXT tasks */
 	bool     debug;                    /* BPF side prints trace events (bpf_printk) */

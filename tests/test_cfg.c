@@ -27,7 +27,9 @@ int g_verbose;
  * wrong offsetof there gets caught). */
 static const char *const all_keys[] = {
 	"scheduler.policy", "scheduler.slice_ns_default", "scheduler.slice_ns_min",
-	"scheduler.builtin_idle", "scheduler.early_processing", "scheduler.partial", "scheduler.debug",
+	"scheduler.builtin_idle", "scheduler.early_processing", "scheduler.wakeup_preempt",
+	"scheduler.host_poll_us", "scheduler.wake_batch", "scheduler.wake_delay_us",
+	"scheduler.partial", "scheduler.debug",
 	"scheduler.batch_max", "scheduler.stall_timeout_ms", "scheduler.watchdog_timeout_ms",
 	"scheduler.lua_heap_max_mb", "scheduler.topology_root", "api.enabled", "api.listen", "api.port", "api.public_key",
 	"api.private_key", "api.token_ttl_s", "api.auth", "api.max_body_bytes",
@@ -49,6 +51,10 @@ static bool get(const struct cfg *c, const char *key, char *out, size_t len)
 	U("scheduler.slice_ns_min", c->slice_ns_min)
 	B("scheduler.builtin_idle", c->builtin_idle)
 	B("scheduler.early_processing", c->early_processing)
+	B("scheduler.wakeup_preempt", c->wakeup_preempt)
+	U("scheduler.host_poll_us", c->host_poll_us)
+	U("scheduler.wake_batch", c->wake_batch)
+	U("scheduler.wake_delay_us", c->wake_delay_us)
 	B("scheduler.partial", c->partial)
 	B("scheduler.debug", c->debug)
 	U("scheduler.batch_max", c->batch_max)

@@ -6,9 +6,21 @@
  * CLOCK_MONOTONIC, default 1000 us) for SECONDS (default 5), after an unmeasured DELAY
  * (default 0; lets a strategy that matches the new name take effect first). Lateness = wakeup time minus
  * deadline. If it falls more than a period behind, the next deadline restarts from now.
- *   WL sleeper name=... count=N mean_us=N p50_us=N p99_us=N max_us=N
+ *   WL sleeper name=... count=N mean_us=N p50_us=N p99_us=N max_us=N sd_us=N
  */
 #include "wl.h"
+
+/* sqrt without libm (the VM build links no -lm). */
+static double sqrt_newton(double x)
+{
+	double r = x > 1 ? x : 1;
+
+	if (x <= 0)
+		return 0;
+	for (int i = 0; i < 200 && r * r - x > x * 1e-12; i++)
+		r = (r + x / r) / 2;
+	return r;
+}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -64,10 +76,17 @@ int main(int argc, char **argv)
 	uint64_t p50 = n ? late[n / 2] : 0;
 	uint64_t p99 = n ? late[n * 99 / 100 < n ? n * 99 / 100 : n - 1] : 0;
 	uint64_t max = n ? late[n - 1] : 0;
-	printf("WL sleeper name=%s pid=%d nice=%d count=%zu mean_us=%llu p50_us=%llu p99_us=%llu max_us=%llu\n",
+	/* Standard deviation (us), so two sleepers' means can be compared with their
+	 * standard errors (tests/vm/guest.sh: lower_by_3se). */
+	double mean = n ? (double)sum / n : 0, var = 0;
+	for (size_t i = 0; i < n; i++)
+		var += ((double)late[i] - mean) * ((double)late[i] - mean);
+	double sd_us = n > 1 ? sqrt_newton(var / (n - 1)) / 1000 : 0;
+	printf("WL sleeper name=%s pid=%d nice=%d count=%zu mean_us=%llu p50_us=%llu p99_us=%llu max_us=%llu sd_us=%llu\n",
 	       wl_comm(), (int)getpid(), getpriority(PRIO_PROCESS, 0), n,
 	       (unsigned long long)(n ? sum / n / 1000 : 0), (unsigned long long)(p50 / 1000),
-	       (unsigned long long)(p99 / 1000), (unsigned long long)(max / 1000));
+	       (unsigned long long)(p99 / 1000), (unsigned long long)(max / 1000),
+	       (unsigned long long)(sd_us + 0.5));
 	free(late);
 	return n ? 0 : 1;
 }
