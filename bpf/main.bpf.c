@@ -82,6 +82,11 @@ const volatile bool wakeup_preempt;
  * wake_delay_ns (checked at every enqueue and dispatch). 0: the ringbuf's own adaptive
  * wake-up (the host is woken when it has caught up). */
 const volatile u32 wake_batch;
+/* scheduler.host_last: serve the host's queue after this CPU's and the shared DSQ (as
+ * scx_rustland_core runs its user-space scheduler when no other task needs the CPU), so
+ * the host runs when the queued work is done and finds a larger backlog; it still goes
+ * first once it has waited slice_ns_min. false: the host first (the default). */
+const volatile bool host_last;
 const volatile u64 wake_delay_ns = 1000000;
 const volatile bool debug;
 const volatile u64 stall_timeout_ns = 1000 * NSEC_PER_MSEC;
@@ -139,6 +144,7 @@ static u64 starve_epoch;            /* bumped by the heartbeat: CPUs scan for st
 static bool host_dead;              /* the host's main thread is exiting: stalled for good */
 static s32 host_last_cpu;
 static u64 unwoken_since;           /* wake_batch: oldest record submitted without a wake-up */
+static u64 host_queued_at;          /* host_last: when a host thread was last put in SCHED_DSQ */
 
 /* --- Maps ------------------------------------------------------------------------------ */
 #include "rings.bpf.h"   /* queued, dispatched */
@@ -551,6 +557,7 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 		 * ran, often another host thread, which came back here and kicked in turn: a
 		 * storm of preemptions among the host's threads (two of them swapped a CPU
 		 * every 8 us for 70 ms in a trace of the wakeup-latency probe). */
+		host_queued_at = bpf_ktime_get_ns();
 		g_insert(p, SCHED_DSQ, slice_ns_default, enq_flags);
 		kick_for(p, -1, (enq_flags & SCX_ENQ_WAKEUP) && (nr_pending > 0 || host_stalled));
 		return;
@@ -1043,7 +1050,9 @@ void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 	/* Then the host: it is what makes everything else move, and after a stall it must
 	 * get a CPU to come back at all. It mostly sleeps in epoll_wait, so first place
 	 * costs the others little; a busy host holds at most one CPU per thread. */
-	if (!(fault_inject & FAULT_STARVE_HOST) && g_move_to_local(SCHED_DSQ))
+	if (!(fault_inject & FAULT_STARVE_HOST) &&
+	    (!host_last || bpf_ktime_get_ns() - host_queued_at >= slice_ns_min) &&
+	    g_move_to_local(SCHED_DSQ))
 		return;
 
 	/* This CPU's DSQ and the shared one are both vtime-ordered: serve whichever head
@@ -1062,6 +1071,8 @@ void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 		if (g_move_to_local(cpu) || g_move_to_local(SHARED_DSQ))
 			return;
 	}
+	if (host_last && !(fault_inject & FAULT_STARVE_HOST))
+		g_move_to_local(SCHED_DSQ);
 }
 
 /* --- Task lifecycle and accounting ------------------------------------------------------ */

@@ -65,6 +65,8 @@ static const struct opt opts[] = {
 	  "batch the host's wake-ups: BPF wakes it when this many records wait or the oldest has waited wake_delay_us (0: the ringbuf wakes the host whenever it has caught up)" },
 	{ "scheduler.wake_delay_us", OT_U32, C_OFF(wake_delay_us), 0, 1, 1000000, 0, "1000",
 	  "with wake_batch: the longest a record waits for the host's wake-up (checked at each enqueue and dispatch)" },
+	{ "scheduler.host_last", OT_BOOL, C_OFF(host_last), 0, 0, 1, 0, "false",
+	  "experiment: a CPU serves the host's queue after its own and the shared DSQ (as scx_rustland_core does), unless a host thread has waited slice_ns_min" },
 	{ "scheduler.wakeup_preempt", OT_BOOL, C_OFF(wakeup_preempt), 0, 0, 1, 0, "false",
 	  "a woken task whose decided vtime is earlier (by more than slice_ns_min) than that of the task running on its CPU preempts it; the preempted task keeps its decision and the slice it has left" },
 	{ "scheduler.partial", OT_BOOL, C_OFF(partial), 0, 0, 1, 0, "false",

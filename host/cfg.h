@@ -47,6 +47,7 @@ struct cfg {
 	uint32_t host_poll_us;
 	uint32_t wake_batch;               /* wake the host at this many records (0: adaptive) */
 	uint32_t wake_delay_us;            /* ... or when the oldest has waited this long */             /* poll the ringbuf this long before sleeping */
+	bool     host_last;                /* serve the host after the DSQs (rustland-like) */
 	bool     wakeup_preempt;           /* a woken task with an earlier vtime preempts its CPU */
 	bool     partial;                  /* SCX_OPS_SWITCH_PARTIAL: only SCHED_EXT tasks */
 	bool     debug;                    /* BPF side prints trace events (bpf_printk) */

@@ -126,6 +126,7 @@ int sched_open(struct sched *s, const struct cfg *c, const struct topo *t, char 
 	s->skel->rodata->early_processing = c->early_processing;
 	s->skel->rodata->wakeup_preempt = c->wakeup_preempt;
 	s->skel->rodata->wake_batch = c->wake_batch;
+	s->skel->rodata->host_last = c->host_last;
 	s->skel->rodata->wake_delay_ns = (uint64_t)c->wake_delay_us * 1000;
 	s->poll_us = c->host_poll_us;   /* for the transport, opened at attach */
 	s->skel->rodata->debug = c->debug;

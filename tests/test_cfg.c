@@ -28,7 +28,7 @@ int g_verbose;
 static const char *const all_keys[] = {
 	"scheduler.policy", "scheduler.slice_ns_default", "scheduler.slice_ns_min",
 	"scheduler.builtin_idle", "scheduler.early_processing", "scheduler.wakeup_preempt",
-	"scheduler.host_poll_us", "scheduler.wake_batch", "scheduler.wake_delay_us",
+	"scheduler.host_last", "scheduler.host_poll_us", "scheduler.wake_batch", "scheduler.wake_delay_us",
 	"scheduler.partial", "scheduler.debug",
 	"scheduler.batch_max", "scheduler.stall_timeout_ms", "scheduler.watchdog_timeout_ms",
 	"scheduler.lua_heap_max_mb", "scheduler.topology_root", "api.enabled", "api.listen", "api.port", "api.public_key",
@@ -52,6 +52,7 @@ static bool get(const struct cfg *c, const char *key, char *out, size_t len)
 	B("scheduler.builtin_idle", c->builtin_idle)
 	B("scheduler.early_processing", c->early_processing)
 	B("scheduler.wakeup_preempt", c->wakeup_preempt)
+	B("scheduler.host_last", c->host_last)
 	U("scheduler.host_poll_us", c->host_poll_us)
 	U("scheduler.wake_batch", c->wake_batch)
 	U("scheduler.wake_delay_us", c->wake_delay_us)
