@@ -452,13 +452,34 @@ static void print_pauses(const char *name, const char *how, uint64_t *d, int n)
 	       d[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] / 1e6, d[n - 1] / 1e6);
 }
 
+/* The calling thread's CPU time, context switches (voluntary + involuntary) and minor
+ * page faults: what a pause is made of (read outside the timed window). */
+struct thr_sample { uint64_t cpu; long csw, icsw, flt; };
+static struct thr_sample thr_sample(void)
+{
+	struct thr_sample t = { 0, 0, 0, 0 };
+	struct timespec ts;
+	struct rusage ru;
+
+	if (!clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts))
+		t.cpu = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (!getrusage(RUSAGE_THREAD, &ru)) {
+		t.csw = ru.ru_nvcsw + ru.ru_nivcsw;
+		t.icsw = ru.ru_nivcsw;
+		t.flt = ru.ru_minflt + ru.ru_majflt;
+	}
+	return t;
+}
+
 static int mode_reload(const char *name, int n)
 {
 	int i = pol_index(name);
 	struct bp b = bp_open(i, POL_PATH[i]);
-	uint64_t *d = calloc((size_t)n, sizeof(*d)), *s = calloc((size_t)n, sizeof(*s));
+	size_t sz = (size_t)n * sizeof(uint64_t);
+	uint64_t *d = malloc(sz), *dc = malloc(sz), *s = malloc(sz), *f = malloc(sz), *w = malloc(sz);
 	char err[4096];
 	int ns = n / 5 > 0 ? n / 5 : 1;
+	long sw_csw = 0, sw_icsw = 0, sw_flt = 0, sw_swapped_out = 0;
 
 	batches(&b, 64, warm_batches(64));
 	for (int k = 0; k < n; k++) {
@@ -467,12 +488,16 @@ static int mode_reload(const char *name, int n)
 			fprintf(stderr, "bench: reload start: %s\n", err);
 			return 1;
 		}
-		s[k] = now_ns() - t0;                   /* the old policy's save(), on this thread */
+		s[k] = now_ns() - t0;   /* the scheduling thread's time to start a reload */
 		for (;;) {
+			uint64_t b0 = now_ns();
 			one_batch(&b, 64);              /* the old policy schedules meanwhile */
+			w[k] = now_ns() - b0;           /* (the last one: a warm batch) */
+			struct thr_sample a = thr_sample();
 			uint64_t t0 = now_ns();
 			int r = pol_reload_poll(b.pol, err, sizeof(err));
 			uint64_t t1 = now_ns();
+			struct thr_sample z = thr_sample();
 			if (r == POL_RELOAD_BUILDING)
 				continue;
 			if (r != G_OK) {
@@ -480,13 +505,24 @@ static int mode_reload(const char *name, int n)
 				return 1;
 			}
 			d[k] = t1 - t0;
+			dc[k] = z.cpu - a.cpu;
+			sw_csw += z.csw - a.csw;
+			sw_icsw += z.icsw - a.icsw;
+			sw_flt += z.flt - a.flt;
+			sw_swapped_out += z.csw != a.csw;
 			break;
 		}
+		uint64_t f0 = now_ns();
 		one_batch(&b, 64);                      /* the first batch of the new policy */
+		f[k] = now_ns() - f0;
 	}
 	print_pauses(name, "swap", d, n);
+	print_pauses(name, "swap-cpu", dc, n);
 	print_pauses(name, "start", s, n);
-	free(s);
+	print_pauses(name, "batch-old", w, n);
+	print_pauses(name, "batch-new", f, n);
+	printf("RELOADX %s swaps %d context-switches %ld (involuntary %ld) in %ld swaps, page-faults %ld\n",
+	       name, n, sw_csw, sw_icsw, sw_swapped_out, sw_flt);
 	for (int k = 0; k < ns; k++) {
 		uint64_t t0 = now_ns();
 		if (pol_reload(b.pol, NULL, err, sizeof(err)) != G_OK) {
@@ -503,6 +539,10 @@ static int mode_reload(const char *name, int n)
 	}
 	pol_close(b.pol);
 	free(d);
+	free(dc);
+	free(s);
+	free(f);
+	free(w);
 	return 0;
 }
 
