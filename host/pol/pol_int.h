@@ -6,6 +6,16 @@
  * interrupting a call that runs too long.
  *
  * Ownership: struct pol is allocated by pol_open() (bridge.c) and owns everything below.
+ *
+ * Threads. The scheduling thread (the one calling pol_schedule) owns the running state
+ * p->st, with one hand-off: pol_reload_start() lends p->st to the reload worker, which runs
+ * the old policy's save() on it (watched in watchdog slot 1), stores lend_done and never
+ * touches p->st again. Between the two the scheduling thread does not touch p->st either:
+ * pol_schedule() gives every task the built-in C decision (pol_validate with no policy
+ * decision), strategies are kept and handed over at reclaim, pol_save() waits. The first
+ * pol_schedule() or pol_reload_poll() that sees lend_done (acquire) takes p->st back. The
+ * state being built (build.ns) is the worker's until `done`; the state a swap replaced
+ * (p->old) is the worker's from the swap on, and it closes it.
  */
 #ifndef GTHULHU_POL_INT_H
 #define GTHULHU_POL_INT_H
@@ -128,6 +138,7 @@ struct pol {
 		bool started;            /* a build was started and not yet polled */
 		int done;                /* atomic: the builder finished */
 		int rc;
+		bool save;               /* the worker runs save() on the lent p->st first */
 		struct pol_state ns;
 		char path[PATH_MAX], lib[PATH_MAX];
 		char err[POL_ERR_MAX];
@@ -136,6 +147,7 @@ struct pol {
 		struct strat_entry *strat;   /* the strategies when it started (owned) */
 		int nr_strat;
 		uint64_t strat_gen;
+		uint64_t save_ns, build_ns, restore_ns;   /* the worker's time (pol_reload_cost) */
 	} build;
 	struct pol_state old;            /* replaced by a swap, closed by the worker */
 	struct pol_worker {              /* the reload worker thread (bridge.c) */
@@ -143,8 +155,19 @@ struct pol {
 		bool started;
 		pthread_mutex_t mu;
 		pthread_cond_t cv;       /* jobs queued, job done */
-		bool build_req, close_req, stop;
+		bool build_req, stop;
+		/* atomic, set by the scheduling thread without waking the worker (a wake-up in
+		 * the swap let the worker preempt it): 1 = swapped (or refused), p->old is to be
+		 * closed. The worker polls for it after a build (see worker_main). */
+		int resolved;
 	} worker;
+
+	/* p->st lent to the worker for save() (see the header comment) */
+	bool lent;                   /* scheduling thread only */
+	int lend_done;               /* atomic: the worker is done with p->st */
+	bool strat_pending;          /* strategies came while lent: send them at reclaim */
+	uint64_t lent_at;            /* when it was lent (ns) */
+	struct pol_reload_cost cost; /* the last reload's (pol_reload_cost) */
 
 	/* validation scratch: vs for the live batches (scheduling thread), tvs for self-tests
 	 * (which may run on the reload builder thread meanwhile) */
