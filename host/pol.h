@@ -56,12 +56,14 @@ struct pol_stats {
 				  * save() ran on the reload worker (not in fallbacks) */
 };
 
-/* Where the last reload's time went (ns): the old policy's save() on the reload worker,
- * the scheduling thread's time without the policy meanwhile (lent: its batches got the
- * C decisions; from pol_reload_start() to the batch that took the state back), loading
- * and self-testing the new state, and its restore() + strategies (both on the worker). */
+/* Where the last reload's time went (ns): from pol_reload_start() until the worker took
+ * the job (wait: its wake-up), the old policy's save() on the reload worker, the
+ * scheduling thread's time without the policy meanwhile (lent: its batches got the C
+ * decisions; from pol_reload_start() to the batch that took the state back: wait + save
+ * + noticing), loading and self-testing the new state, and its restore() + strategies
+ * (both on the worker). */
 struct pol_reload_cost {
-	uint64_t save_ns, lent_ns, build_ns, restore_ns;
+	uint64_t wait_ns, save_ns, lent_ns, build_ns, restore_ns;
 	uint64_t lent_tasks;     /* tasks given the C decision while lent */
 };
 

@@ -1010,6 +1010,29 @@ static void test_reload_save_on_worker(void)
 	/* saved at the start: calls then (5 + the 0..n old batches after the gate opened are
 	 * not in it) + 1 for this batch */
 	CHECK(flags_new == 6, "calls carried over: %u (old policy reached %u)", flags_new, flags_before);
+	/* that thread (the reload worker) runs 10 nice levels below the scheduling thread, so
+	 * its save() and builds never preempt it (field 19 of /proc/.../stat: nice) */
+	char sp[96], sl[1024];
+	int nice_w = -100, nice_me = -100;
+	for (int k = 0; k < 2; k++) {
+		snprintf(sp, sizeof(sp), "/proc/self/task/%llu/stat",
+			 k ? (unsigned long long)me : (unsigned long long)tid);
+		FILE *sf = fopen(sp, "r");
+		if (sf && fgets(sl, sizeof(sl), sf)) {
+			const char *q = strrchr(sl, ')');
+			int field = 2, v = 0;
+			for (; q && *q; q++)
+				if (*q == ' ' && ++field == 19) {
+					sscanf(q + 1, "%d", &v);
+					*(k ? &nice_me : &nice_w) = v;
+					break;
+				}
+		}
+		if (sf)
+			fclose(sf);
+	}
+	CHECK(nice_w == (nice_me + 10 > 19 ? 19 : nice_me + 10),
+	      "reload worker nice %d, scheduling thread %d", nice_w, nice_me);
 	CHECK(pol_out(p)[3].slice_ns == 7777, "the new policy has the strategies");
 	const struct pol_reload_cost *c = pol_reload_cost(p);
 	CHECK(c->lent_tasks == (uint64_t)lent * 8 && c->lent_tasks == pol_stats(p)->reload_c_tasks,

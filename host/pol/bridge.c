@@ -20,7 +20,9 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <lua.h>
@@ -1136,6 +1138,7 @@ static void build_one(struct pol *p)
 	char buf[POL_ERR_MAX];
 	uint64_t t0 = g_now_ns(), t1;
 
+	b->wait_ns = t0 - b->start_ns;
 	if (b->save) {
 		/* p->path is the old policy's: only a swap changes it, and none can happen
 		 * before this build is done */
@@ -1150,6 +1153,13 @@ static void build_one(struct pol *p)
 		pthread_mutex_unlock(&w->mu);
 		if (b->rc != G_OK)
 			goto out;
+	}
+	/* The previous swap's old state, if the worker has not closed it yet: after the save
+	 * (which the scheduling thread waits for), before the new state (which needs p->old
+	 * free at its swap). */
+	if (__atomic_exchange_n(&w->resolved, 0, __ATOMIC_ACQ_REL)) {
+		state_close(p, &p->old);
+		t0 = g_now_ns();
 	}
 	b->rc = state_open(p, &b->ns, b->path, b->lib, b->err, sizeof(b->err));
 	if (b->rc != G_OK)
@@ -1177,11 +1187,29 @@ out:
 	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
 }
 
+/* The worker's CPU time must not come out of the scheduling thread's: at the same nice, a
+ * worker woken by pol_reload_start() on a busy machine preempted the scheduling thread and
+ * ran the whole save() there (bench: pol_reload_start() p50 1.7 ms, no batch in between).
+ * POL_WORKER_NICE above the process (Linux nice is per thread) makes the scheduler (CFS/
+ * EEVDF) prefer the scheduling thread; when no CPU is free the save() waits longer and the
+ * batches get the C decisions meanwhile. Best effort: raising one's nice needs no right. */
+static void worker_nice(void)
+{
+	id_t tid = (id_t)syscall(SYS_gettid);
+	int now;
+
+	errno = 0;
+	now = getpriority(PRIO_PROCESS, tid);
+	if (errno == 0 && now < 19)
+		setpriority(PRIO_PROCESS, tid, now + POL_WORKER_NICE > 19 ? 19 : now + POL_WORKER_NICE);
+}
+
 /* The reload worker, one per pol, started at the first reload: runs save() and builds the
  * next state, then closes the state its swap replaced (freeing a big heap takes a while).
  * The swap does not wake it (the scheduling thread makes no system call there): after a
  * build it checks `resolved` at 1, 2, 4 .. 32 ms. It always closes the previous swap's old
- * state before the next build, so a swap never finds p->old still in use. */
+ * state before the next build (after the next save(), if that one is already asked for),
+ * so a swap never finds p->old still in use. */
 static void *worker_main(void *arg)
 {
 	struct pol *p = arg;
@@ -1190,9 +1218,11 @@ static void *worker_main(void *arg)
 	unsigned poll_ms = 1;
 
 	pol_wd_set_slot(1);
+	worker_nice();
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		if (__atomic_exchange_n(&w->resolved, 0, __ATOMIC_ACQ_REL)) {
+		/* a save() the scheduling thread waits for goes before closing (build_one) */
+		if (!w->build_req && __atomic_exchange_n(&w->resolved, 0, __ATOMIC_ACQ_REL)) {
 			awaiting = false;
 			pthread_mutex_unlock(&w->mu);
 			state_close(p, &p->old);
@@ -1349,7 +1379,7 @@ int pol_reload_start(struct pol *p, const char *path, char *err, size_t errlen)
 	b->err[0] = '\0';
 	b->done = 0;
 	b->rc = G_ERR;
-	b->save_ns = b->build_ns = b->restore_ns = 0;
+	b->wait_ns = b->save_ns = b->build_ns = b->restore_ns = 0;
 	if (p->nr_strat) {
 		b->strat = malloc((size_t)p->nr_strat * sizeof(*p->strat));
 		if (b->strat)
@@ -1389,14 +1419,15 @@ int pol_reload_start(struct pol *p, const char *path, char *err, size_t errlen)
 		p->lent_at = g_now_ns();
 	}
 	b->started = true;
+	b->start_ns = g_now_ns();
 	worker_kick(&p->worker);
 	return G_OK;
 }
 
 /* Scheduling thread, the new state built, tested, restored: the swap (this is the whole
  * pause between the old policy's last batch and the new one's first): no Lua call, no
- * system call, no free. */
-static int reload_finish(struct pol *p, char *err, size_t errlen)
+ * system call, no free. Not inlined: the bench's callgrind run counts its instructions. */
+static __attribute__((noinline)) int reload_finish(struct pol *p, char *err, size_t errlen)
 {
 	struct pol_build *b = &p->build;
 	struct pol_state *ns = &b->ns;
@@ -1404,6 +1435,7 @@ static int reload_finish(struct pol *p, char *err, size_t errlen)
 
 	if (p->lent)               /* done implies lend_done: the save ran before the build */
 		reclaim(p);
+	p->cost.wait_ns = b->wait_ns;
 	p->cost.save_ns = b->save_ns;
 	p->cost.build_ns = b->build_ns;
 	p->cost.restore_ns = b->restore_ns;

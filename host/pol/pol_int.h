@@ -37,6 +37,7 @@
  * emulated or slow CPU past the soft limit (seen after a hot reload under load in the
  * TCG VM). They get the slow limits, like load and init. */
 #define POL_WARM_CALLS 64u
+#define POL_WORKER_NICE 10       /* the reload worker's nice above the process's (bridge.c) */
 #define POL_REG_KEY "gthulhu.pol"   /* registry: lightuserdata of the struct pol */
 #define POL_ERR_MAX 4096
 /* Sent by the watchdog to the thread running an overdue call (see watchdog.c). */
@@ -147,7 +148,8 @@ struct pol {
 		struct strat_entry *strat;   /* the strategies when it started (owned) */
 		int nr_strat;
 		uint64_t strat_gen;
-		uint64_t save_ns, build_ns, restore_ns;   /* the worker's time (pol_reload_cost) */
+		uint64_t start_ns;       /* when pol_reload_start() handed it over */
+		uint64_t wait_ns, save_ns, build_ns, restore_ns;   /* (pol_reload_cost) */
 	} build;
 	struct pol_state old;            /* replaced by a swap, closed by the worker */
 	struct pol_worker {              /* the reload worker thread (bridge.c) */

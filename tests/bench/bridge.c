@@ -8,15 +8,23 @@
  *                                  policy, ...); prints "TIME policy n median min max".
  *   bridge ir POLICY N ITERS       warm up, then exactly ITERS batches of N (for callgrind:
  *                                  ITERS=0 is the startup-only run to subtract).
- *   bridge reload POLICY N         hot reload swap pause: N reloads built on the builder
- *                                  thread while batches of 64 keep running; the pause is
+ *   bridge reload POLICY N         hot reload swap pause: N reloads built on the reload
+ *                                  worker while batches of 64 keep running; the pause is
  *                                  the scheduling thread's time in the pol_reload_poll()
  *                                  that swaps (between the last batch of the old policy
  *                                  and the first of the new); also N/5 blocking
  *                                  pol_reload() calls for comparison. Prints
- *                                  "RELOAD policy swap|start|sync p50 p99 max" (ms):
- *                                  swap = the pause, start = pol_reload_start() (the
- *                                  old policy's save(), between two of its batches).
+ *                                  "RELOAD policy WHAT p50 p99 max" (ms; lent-tasks: a
+ *                                  count): swap (wall) and swap-cpu (its thread CPU time),
+ *                                  start = pol_reload_start() on the scheduling thread,
+ *                                  batch-old / batch-new = the last batch before the swap
+ *                                  and the first after it, worker-wait (start -> the
+ *                                  worker runs), worker-save / worker-build /
+ *                                  worker-restore = the worker's time (pol_reload_cost),
+ *                                  lent = the scheduling thread's time without the policy
+ *                                  while save() ran (its batches got the C decisions),
+ *                                  lent-tasks = tasks decided so, sync = pol_reload().
+ *                                  "RELOADX": context switches and page faults in swaps.
  *   bridge hygiene                 steady state, every policy, batch 1/64/512/4096: page
  *                                  faults, C heap growth, Lua live-heap growth and Lua
  *                                  bytes allocated per batch; exits 1 on a violation.
@@ -477,6 +485,8 @@ static int mode_reload(const char *name, int n)
 	struct bp b = bp_open(i, POL_PATH[i]);
 	size_t sz = (size_t)n * sizeof(uint64_t);
 	uint64_t *d = malloc(sz), *dc = malloc(sz), *s = malloc(sz), *f = malloc(sz), *w = malloc(sz);
+	uint64_t *ws = malloc(sz), *wl = malloc(sz), *wb = malloc(sz), *wr = malloc(sz), *lt = malloc(sz);
+	uint64_t *wt = malloc(sz);
 	char err[4096];
 	int ns = n / 5 > 0 ? n / 5 : 1;
 	long sw_csw = 0, sw_icsw = 0, sw_flt = 0, sw_swapped_out = 0;
@@ -515,12 +525,29 @@ static int mode_reload(const char *name, int n)
 		uint64_t f0 = now_ns();
 		one_batch(&b, 64);                      /* the first batch of the new policy */
 		f[k] = now_ns() - f0;
+		/* Reloads are rare: let the worker close the replaced state before the next
+		 * one (10 ms of batches), so each reload starts as a lone one would. */
+		for (uint64_t g0 = now_ns(); now_ns() - g0 < 10000000;)
+			one_batch(&b, 64);
+		const struct pol_reload_cost *c = pol_reload_cost(b.pol);
+		wt[k] = c->wait_ns;
+		ws[k] = c->save_ns;
+		wl[k] = c->lent_ns;
+		wb[k] = c->build_ns;
+		wr[k] = c->restore_ns;
+		lt[k] = c->lent_tasks * 1000000;        /* printed as a count by print_pauses */
 	}
 	print_pauses(name, "swap", d, n);
 	print_pauses(name, "swap-cpu", dc, n);
 	print_pauses(name, "start", s, n);
 	print_pauses(name, "batch-old", w, n);
 	print_pauses(name, "batch-new", f, n);
+	print_pauses(name, "worker-wait", wt, n);
+	print_pauses(name, "worker-save", ws, n);
+	print_pauses(name, "lent", wl, n);
+	print_pauses(name, "lent-tasks", lt, n);
+	print_pauses(name, "worker-build", wb, n);
+	print_pauses(name, "worker-restore", wr, n);
 	printf("RELOADX %s swaps %d context-switches %ld (involuntary %ld) in %ld swaps, page-faults %ld\n",
 	       name, n, sw_csw, sw_icsw, sw_swapped_out, sw_flt);
 	for (int k = 0; k < ns; k++) {
@@ -543,6 +570,12 @@ static int mode_reload(const char *name, int n)
 	free(s);
 	free(f);
 	free(w);
+	free(ws);
+	free(wl);
+	free(wb);
+	free(wr);
+	free(lt);
+	free(wt);
 	return 0;
 }
 
