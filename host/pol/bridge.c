@@ -1348,19 +1348,36 @@ static int spawn(pthread_t *t, void *(*fn)(void *), void *arg, size_t stack)
 	return rc;
 }
 
+struct has_save_args {
+	struct pol_state *s;
+	bool r;
+};
+
+/* Under lua_cpcall (the key string may allocate). */
+static int has_save_cp(lua_State *L)
+{
+	struct has_save_args *a = lua_touserdata(L, 1);
+
+	lua_pop(L, 1);                                        /* stack: (empty) */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, a->s->P_ref);       /* stack: P */
+	lua_getfield(L, -1, "save");                          /* stack: P save */
+	a->r = lua_isfunction(L, -1);
+	lua_pop(L, 2);                                        /* stack: (empty) */
+	return 0;
+}
+
 /* Does the running policy have a save function? (Lent only then: without one there is
- * nothing to run, and no batch needs the C decisions.) */
+ * nothing to run, and no batch needs the C decisions.) If it cannot be told (out of
+ * memory), lend: the worker's save() will say what is wrong. */
 static bool has_save(struct pol_state *s)
 {
-	lua_State *L = s->L;
-	bool r;
+	struct has_save_args a = { s, true };
 
-	lua_rawgeti(L, LUA_REGISTRYINDEX, s->P_ref);          /* stack: P */
-	lua_pushliteral(L, "save");                           /* stack: P "save" (interned) */
-	lua_rawget(L, -2);                                    /* stack: P save */
-	r = lua_isfunction(L, -1);
-	lua_pop(L, 2);                                        /* stack: (empty) */
-	return r;
+	if (lua_cpcall(s->L, has_save_cp, &a) != 0) {
+		lua_settop(s->L, 0);
+		return true;
+	}
+	return a.r;
 }
 
 int pol_reload_start(struct pol *p, const char *path, char *err, size_t errlen)
