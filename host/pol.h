@@ -56,12 +56,12 @@ struct pol_stats {
 				  * save() ran on the reload worker (not in fallbacks) */
 };
 
-/* Where the last reload's time went (ns): from pol_reload_start() until the worker took
- * the job (wait: its wake-up), the old policy's save() on the reload worker, the
- * scheduling thread's time without the policy meanwhile (lent: its batches got the C
- * decisions; from pol_reload_start() to the batch that took the state back: wait + save
- * + noticing), loading and self-testing the new state, and its restore() + strategies
- * (both on the worker). */
+/* Where the last reload's time went (ns): from pol_reload_start() until the worker had
+ * the running state (wait: its wake-up, and the batch in progress), the old policy's
+ * save() on the reload worker, the scheduling thread's time without the policy meanwhile
+ * (lent: from its first batch given the C decisions to the one after save() returned; 0
+ * if none), loading and self-testing the new state, and its restore() + strategies (on
+ * the worker). */
 struct pol_reload_cost {
 	uint64_t wait_ns, save_ns, lent_ns, build_ns, restore_ns;
 	uint64_t lent_tasks;     /* tasks given the C decision while lent */
@@ -89,10 +89,10 @@ int pol_set_strategies(struct pol *p, const struct strat_entry *e, int n);
 /* Hot reload: load `path` (NULL = the same file) into a new state, self-test it on scratch
  * arrays, carry the old state over with save()/restore(), swap. On any error (save()
  * included) the old policy keeps running. pol_reload() does it all at once (blocking);
- * pol_reload_start() hands the work to the reload worker thread and returns: the worker
- * runs the old policy's save() (meanwhile pol_schedule() gives every task the built-in C
- * decision, counted in reload_c_tasks: the old state is the worker's until its save()
- * returns), then loads, self-tests and restores the new state while the old policy
+ * pol_reload_start() hands the work to the reload worker thread and returns: the worker,
+ * once it runs, takes the old state between two batches and runs its save() (meanwhile
+ * pol_schedule() gives every task the built-in C decision, counted in reload_c_tasks; it
+ * never waits), then loads, self-tests and restores the new state while the old policy
  * schedules again. pol_reload_poll(), called by the scheduling thread between batches,
  * finishes it when it is ready: a pointer swap, no system call, no Lua call (the replaced
  * state is closed on the worker). */

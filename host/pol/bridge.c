@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -884,12 +885,15 @@ static int schedule_on(struct pol *p, struct pol_state *s, int ref, struct pol_a
 	return pol_validate(p, vs, a->out, n, m, st);
 }
 
-/* p->st lent to the worker (its save() runs): the built-in C decision for every task,
+/* p->st is the worker's (its save() runs): the built-in C decision for every task,
  * counted apart from the policy's fallbacks. */
 static int schedule_lent(struct pol *p, int n)
 {
 	uint64_t fb = p->stats.fallbacks;
 	int m;
+
+	if (!p->lent_at)
+		p->lent_at = g_now_ns();
 
 	pol_batch_begin(p, &p->vs, p->live.tasks, n);
 	m = pol_validate(p, &p->vs, p->live.out, n, 0, &p->stats);
@@ -905,9 +909,18 @@ int pol_schedule(struct pol *p, int n)
 		return 0;
 	if (n > p->env.batch_max)
 		n = p->env.batch_max;
-	if (p->lent) {
-		if (!__atomic_load_n(&p->lend_done, __ATOMIC_ACQUIRE))
-			return schedule_lent(p, n);
+	if (p->saving) {   /* a reload's save() is pending: p->st is taken per call */
+		if (!__atomic_load_n(&p->lend_done, __ATOMIC_ACQUIRE)) {
+			int st_free = POL_ST_FREE, m;
+			if (__atomic_load_n(&p->st_want, __ATOMIC_SEQ_CST) ||
+			    !__atomic_compare_exchange_n(&p->st_owner, &st_free, POL_ST_SCHED, false,
+							 __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+				return schedule_lent(p, n);
+			m = schedule_on(p, &p->st, p->st.sched_ref, &p->live, &p->vs, n, &p->stats,
+					true, p->last_error, sizeof(p->last_error));
+			__atomic_store_n(&p->st_owner, POL_ST_FREE, __ATOMIC_RELEASE);
+			return m;
+		}
 		reclaim(p);
 	}
 	return schedule_on(p, &p->st, p->st.sched_ref, &p->live, &p->vs, n, &p->stats, true,
@@ -1004,7 +1017,7 @@ int pol_set_strategies(struct pol *p, const struct strat_entry *e, int n)
 		p->nr_strat = n;
 		p->strat_gen++;
 	}
-	if (p->lent) {             /* the worker runs save() on p->st: handed over at reclaim */
+	if (p->saving) {           /* the worker may run save() on p->st: sent at reclaim */
 		p->strat_pending = true;
 		return G_OK;
 	}
@@ -1138,8 +1151,19 @@ static void build_one(struct pol *p)
 	char buf[POL_ERR_MAX];
 	uint64_t t0 = g_now_ns(), t1;
 
-	b->wait_ns = t0 - b->start_ns;
 	if (b->save) {
+		/* Take p->st: from st_want on the scheduling thread starts no call in it, so
+		 * this waits for the batch in progress at most (see pol_int.h). */
+		int st_free = POL_ST_FREE;
+		__atomic_store_n(&p->st_want, 1, __ATOMIC_SEQ_CST);
+		while (!__atomic_compare_exchange_n(&p->st_owner, &st_free, POL_ST_WORKER, false,
+						    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+			struct timespec ts = { 0, 20000 };
+			st_free = POL_ST_FREE;
+			nanosleep(&ts, NULL);
+		}
+		t0 = g_now_ns();
+		b->wait_ns = t0 - b->start_ns;
 		/* p->path is the old policy's: only a swap changes it, and none can happen
 		 * before this build is done */
 		b->rc = save_state(p, &p->st, p->path, &b->saved, &b->saved_len, b->err,
@@ -1147,6 +1171,7 @@ static void build_one(struct pol *p)
 		t1 = g_now_ns();
 		b->save_ns = t1 - t0;
 		t0 = t1;
+		__atomic_store_n(&p->st_owner, POL_ST_FREE, __ATOMIC_RELEASE);
 		__atomic_store_n(&p->lend_done, 1, __ATOMIC_RELEASE);   /* p->st is back */
 		pthread_mutex_lock(&w->mu);                             /* for lend_wait() */
 		pthread_cond_broadcast(&w->cv);
@@ -1154,6 +1179,8 @@ static void build_one(struct pol *p)
 		if (b->rc != G_OK)
 			goto out;
 	}
+	else
+		b->wait_ns = t0 - b->start_ns;
 	/* The previous swap's old state, if the worker has not closed it yet: after the save
 	 * (which the scheduling thread waits for), before the new state (which needs p->old
 	 * free at its swap). */
@@ -1299,11 +1326,12 @@ static void worker_stop(struct pol *p)
 	w->started = false;
 }
 
-/* Scheduling thread: take p->st back from the worker (its save() returned). */
+/* Scheduling thread: the worker's save() returned; p->st is ours again for good. */
 static void reclaim(struct pol *p)
 {
-	p->lent = false;
-	p->cost.lent_ns = g_now_ns() - p->lent_at;
+	p->saving = false;
+	__atomic_store_n(&p->st_want, 0, __ATOMIC_RELAXED);
+	p->cost.lent_ns = p->lent_at ? g_now_ns() - p->lent_at : 0;
 	heap_check(p);             /* save() ran on this state's heap */
 	if (p->strat_pending) {
 		p->strat_pending = false;
@@ -1321,7 +1349,7 @@ static void lend_wait(struct pol *p)
 {
 	struct pol_worker *w = &p->worker;
 
-	if (!p->lent)
+	if (!p->saving)
 		return;
 	pthread_mutex_lock(&w->mu);
 	while (!__atomic_load_n(&p->lend_done, __ATOMIC_ACQUIRE))
@@ -1424,16 +1452,18 @@ int pol_reload_start(struct pol *p, const char *path, char *err, size_t errlen)
 		p->stats.reload_errors++;
 		return rc;
 	}
-	/* The running policy's state is taken now, by the worker: p->st is lent to it until
-	 * its save() returns, and the batches meanwhile get the C decisions. Decisions the old
-	 * policy makes after that are not in the state; the new policy meets those tasks
-	 * again at their next enqueue. */
+	/* The running policy's state is taken by the worker when it runs: from then until its
+	 * save() returns, the batches get the C decisions. Decisions the old policy makes
+	 * after that are not in the state; the new policy meets those tasks again at their
+	 * next enqueue. */
 	b->save = has_save(&p->st);
 	memset(&p->cost, 0, sizeof(p->cost));
 	if (b->save) {
-		p->lent = true;
+		p->saving = true;
+		p->st_owner = POL_ST_FREE;
+		p->st_want = 0;
 		p->lend_done = 0;
-		p->lent_at = g_now_ns();
+		p->lent_at = 0;
 	}
 	b->started = true;
 	b->start_ns = g_now_ns();
@@ -1450,7 +1480,7 @@ static __attribute__((noinline)) int reload_finish(struct pol *p, char *err, siz
 	struct pol_state *ns = &b->ns;
 	char buf[POL_ERR_MAX];
 
-	if (p->lent)               /* done implies lend_done: the save ran before the build */
+	if (p->saving)             /* done implies lend_done: the save ran before the build */
 		reclaim(p);
 	p->cost.wait_ns = b->wait_ns;
 	p->cost.save_ns = b->save_ns;
@@ -1490,7 +1520,7 @@ int pol_reload_poll(struct pol *p, char *err, size_t errlen)
 	if (!b->started)
 		return POL_RELOAD_IDLE;
 	if (!__atomic_load_n(&b->done, __ATOMIC_ACQUIRE)) {
-		if (p->lent && __atomic_load_n(&p->lend_done, __ATOMIC_ACQUIRE))
+		if (p->saving && __atomic_load_n(&p->lend_done, __ATOMIC_ACQUIRE))
 			reclaim(p);
 		return POL_RELOAD_BUILDING;
 	}
@@ -1517,7 +1547,7 @@ static void build_abandon(struct pol *p)
 {
 	worker_idle(p);
 	worker_stop(p);
-	p->lent = false;           /* the build is done, so its save() returned */
+	p->saving = false;         /* the build is done, so its save() returned */
 	state_close(p, &p->old);
 	if (!p->build.started)
 		return;

@@ -8,14 +8,19 @@
  * Ownership: struct pol is allocated by pol_open() (bridge.c) and owns everything below.
  *
  * Threads. The scheduling thread (the one calling pol_schedule) owns the running state
- * p->st, with one hand-off: pol_reload_start() lends p->st to the reload worker, which runs
- * the old policy's save() on it (watched in watchdog slot 1), stores lend_done and never
- * touches p->st again. Between the two the scheduling thread does not touch p->st either:
- * pol_schedule() gives every task the built-in C decision (pol_validate with no policy
- * decision), strategies are kept and handed over at reclaim, pol_save() waits. The first
- * pol_schedule() or pol_reload_poll() that sees lend_done (acquire) takes p->st back. The
- * state being built (build.ns) is the worker's until `done`; the state a swap replaced
- * (p->old) is the worker's from the swap on, and it closes it.
+ * p->st, with one hand-off for a reload's save(). pol_reload_start() sets `saving`; from
+ * then on each pol_schedule() takes p->st for its call with st_owner (CAS FREE -> SCHED,
+ * back to FREE after it). The reload worker, once it runs, sets st_want and takes st_owner
+ * (FREE -> WORKER) as soon as the batch in progress, if any, is over; it runs the old
+ * policy's save() on p->st (watchdog slot 1), frees st_owner, stores lend_done and never
+ * touches p->st again. A pol_schedule() that sees st_want, or loses the CAS, leaves p->st
+ * alone and gives every task the built-in C decision (pol_validate with no policy
+ * decision); so the scheduling thread never waits, and the C decisions last the save() and
+ * at most one batch. While `saving`, strategies are kept and handed over at reclaim,
+ * pol_save()/pol_restore() wait for lend_done. The first pol_schedule() or
+ * pol_reload_poll() that sees lend_done (acquire) ends `saving` (reclaim). The state being
+ * built (build.ns) is the worker's until `done`; the state a swap replaced (p->old) is the
+ * worker's from the swap on, and it closes it.
  */
 #ifndef GTHULHU_POL_INT_H
 #define GTHULHU_POL_INT_H
@@ -53,6 +58,8 @@ struct pol_heap {
 	bool hooked;          /* heap_hook armed */
 	bool disabled;        /* live data stayed over the cap: the policy is not called */
 };
+
+enum { POL_ST_FREE = 0, POL_ST_SCHED = 1, POL_ST_WORKER = 2 };   /* pol.st_owner */
 
 /* One loaded policy state; a reload builds a second one and swaps. */
 struct pol_state {
@@ -164,11 +171,13 @@ struct pol {
 		int resolved;
 	} worker;
 
-	/* p->st lent to the worker for save() (see the header comment) */
-	bool lent;                   /* scheduling thread only */
-	int lend_done;               /* atomic: the worker is done with p->st */
-	bool strat_pending;          /* strategies came while lent: send them at reclaim */
-	uint64_t lent_at;            /* when it was lent (ns) */
+	/* p->st during a reload's save() (see the header comment) */
+	bool saving;                 /* scheduling thread only: start .. reclaim */
+	int st_owner;                /* atomic: POL_ST_FREE / POL_ST_SCHED / POL_ST_WORKER */
+	int st_want;                 /* atomic: the worker waits for p->st (no more SCHED) */
+	int lend_done;               /* atomic: the worker's save() returned */
+	bool strat_pending;          /* strategies came while saving: sent at reclaim */
+	uint64_t lent_at;            /* the first batch given the C decisions (0: none) */
 	struct pol_reload_cost cost; /* the last reload's (pol_reload_cost) */
 
 	/* validation scratch: vs for the live batches (scheduling thread), tvs for self-tests
