@@ -24,6 +24,9 @@
  *                                  lent = the scheduling thread's time without the policy
  *                                  while save() ran (its batches got the C decisions),
  *                                  lent-tasks = tasks decided so, sync = pol_reload().
+ *                                  gap-reload / gap-none = the longest time between two
+ *                                  steps of the scheduling thread over a reload / over as
+ *                                  long a window without one (the machine's own noise).
  *                                  "RELOADX": context switches and page faults in swaps.
  *   bridge hygiene                 steady state, every policy, batch 1/64/512/4096: page
  *                                  faults, C heap growth, Lua live-heap growth and Lua
@@ -486,28 +489,40 @@ static int mode_reload(const char *name, int n)
 	size_t sz = (size_t)n * sizeof(uint64_t);
 	uint64_t *d = malloc(sz), *dc = malloc(sz), *s = malloc(sz), *f = malloc(sz), *w = malloc(sz);
 	uint64_t *ws = malloc(sz), *wl = malloc(sz), *wb = malloc(sz), *wr = malloc(sz), *lt = malloc(sz);
-	uint64_t *wt = malloc(sz);
+	uint64_t *wt = malloc(sz), *gr = malloc(sz), *gi = malloc(sz);
 	char err[4096];
 	int ns = n / 5 > 0 ? n / 5 : 1;
 	long sw_csw = 0, sw_icsw = 0, sw_flt = 0, sw_swapped_out = 0;
 
+	/* gap: the longest time between two consecutive steps of the scheduling thread (a
+	 * batch, start, a poll): over a reload (from the last batch before the start to the
+	 * first batch of the new policy: gr) and over a window without one of the same loop
+	 * (gi: what the machine's load alone does) */
+	uint64_t last = 0, maxgap = 0;
+#define STEP() do { uint64_t t_ = now_ns(); if (t_ - last > maxgap) maxgap = t_ - last; last = t_; } while (0)
 	batches(&b, 64, warm_batches(64));
 	for (int k = 0; k < n; k++) {
+		one_batch(&b, 64);
+		last = now_ns();
+		maxgap = 0;
 		uint64_t t0 = now_ns();
 		if (pol_reload_start(b.pol, NULL, err, sizeof(err)) != G_OK) {
 			fprintf(stderr, "bench: reload start: %s\n", err);
 			return 1;
 		}
 		s[k] = now_ns() - t0;   /* the scheduling thread's time to start a reload */
+		STEP();
 		for (;;) {
 			uint64_t b0 = now_ns();
 			one_batch(&b, 64);              /* the old policy schedules meanwhile */
 			w[k] = now_ns() - b0;           /* (the last one: a warm batch) */
+			STEP();
 			struct thr_sample a = thr_sample();
 			uint64_t t0 = now_ns();
 			int r = pol_reload_poll(b.pol, err, sizeof(err));
 			uint64_t t1 = now_ns();
 			struct thr_sample z = thr_sample();
+			STEP();
 			if (r == POL_RELOAD_BUILDING)
 				continue;
 			if (r != G_OK) {
@@ -525,10 +540,27 @@ static int mode_reload(const char *name, int n)
 		uint64_t f0 = now_ns();
 		one_batch(&b, 64);                      /* the first batch of the new policy */
 		f[k] = now_ns() - f0;
+		STEP();
+		gr[k] = maxgap;
 		/* Reloads are rare: let the worker close the replaced state before the next
-		 * one (10 ms of batches), so each reload starts as a lone one would. */
+		 * one (10 ms of batches), so each reload starts as a lone one would; the last
+		 * as long as the reload took, the same loop, is the window without a reload. */
+		uint64_t span = now_ns() - t0;
 		for (uint64_t g0 = now_ns(); now_ns() - g0 < 10000000;)
 			one_batch(&b, 64);
+		last = now_ns();
+		maxgap = 0;
+		for (uint64_t g0 = now_ns(); now_ns() - g0 < span;) {
+			one_batch(&b, 64);
+			STEP();
+			struct thr_sample a = thr_sample();
+			(void)pol_reload_poll(b.pol, err, sizeof(err));
+			struct thr_sample z = thr_sample();
+			(void)a;
+			(void)z;
+			STEP();
+		}
+		gi[k] = maxgap;
 		const struct pol_reload_cost *c = pol_reload_cost(b.pol);
 		wt[k] = c->wait_ns;
 		ws[k] = c->save_ns;
@@ -542,6 +574,8 @@ static int mode_reload(const char *name, int n)
 	print_pauses(name, "start", s, n);
 	print_pauses(name, "batch-old", w, n);
 	print_pauses(name, "batch-new", f, n);
+	print_pauses(name, "gap-reload", gr, n);
+	print_pauses(name, "gap-none", gi, n);
 	print_pauses(name, "worker-wait", wt, n);
 	print_pauses(name, "worker-save", ws, n);
 	print_pauses(name, "lent", wl, n);
@@ -576,6 +610,9 @@ static int mode_reload(const char *name, int n)
 	free(wr);
 	free(lt);
 	free(wt);
+	free(gr);
+	free(gi);
+#undef STEP
 	return 0;
 }
 
