@@ -543,10 +543,10 @@ static int mode_reload(const char *name, int n)
 		STEP();
 		gr[k] = maxgap;
 		/* Reloads are rare: let the worker close the replaced state before the next
-		 * one (10 ms of batches), so each reload starts as a lone one would; the last
+		 * one (30 ms of batches), so each reload starts as a lone one would; the last
 		 * as long as the reload took, the same loop, is the window without a reload. */
 		uint64_t span = now_ns() - t0;
-		for (uint64_t g0 = now_ns(); now_ns() - g0 < 10000000;)
+		for (uint64_t g0 = now_ns(); now_ns() - g0 < 30000000;)
 			one_batch(&b, 64);
 		last = now_ns();
 		maxgap = 0;
