@@ -64,7 +64,7 @@ struct pol_stats {
  * the worker). */
 struct pol_reload_cost {
 	uint64_t wait_ns, save_ns, lent_ns, build_ns, restore_ns;
-	uint64_t lent_tasks;     /* tasks given the C decision while lent */
+	uint64_t lent_tasks;     /* tasks given the C decision while save() ran */
 };
 
 struct pol;
@@ -121,7 +121,8 @@ int pol_selftest(struct pol *p, char *err, size_t errlen);
  * process exits with EXIT_POLICY so the kernel's scheduler takes over. */
 void pol_set_limits(struct pol *p, unsigned soft_ms, unsigned hard_ms);
 
-/* Lua stack depth of the running state between calls (always 0; for tests). */
+/* Lua stack depth of the running state between calls (always 0; for tests; not while a
+ * reload's save() may run on the worker). */
 int pol_lua_top(const struct pol *p);
 
 const struct pol_stats *pol_stats(const struct pol *p);

@@ -1141,9 +1141,10 @@ static void build_free(struct pol_build *b)
 	b->nr_strat = 0;
 }
 
-/* On the reload worker: the old policy's save() on the lent p->st (then p->st goes back),
- * the new state, its self-test (scratch arrays, tvs, watchdog slot 1), restore(),
- * strategies. Touches nothing the scheduling thread uses meanwhile. */
+/* On the reload worker: the old policy's save() on p->st, taken between two batches and
+ * then given back (see pol_int.h), the new state, its self-test (scratch arrays, tvs,
+ * watchdog slot 1), restore(), strategies. Touches nothing else the scheduling thread
+ * uses meanwhile. */
 static void build_one(struct pol *p)
 {
 	struct pol_build *b = &p->build;

@@ -146,7 +146,7 @@ struct pol {
 		bool started;            /* a build was started and not yet polled */
 		int done;                /* atomic: the builder finished */
 		int rc;
-		bool save;               /* the worker runs save() on the lent p->st first */
+		bool save;               /* the worker runs save() on p->st first (st_owner) */
 		struct pol_state ns;
 		char path[PATH_MAX], lib[PATH_MAX];
 		char err[POL_ERR_MAX];
