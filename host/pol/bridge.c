@@ -1395,12 +1395,17 @@ static int has_save_cp(lua_State *L)
 	return 0;
 }
 
-/* Does the running policy have a save function? (Lent only then: without one there is
- * nothing to run, and no batch needs the C decisions.) If it cannot be told (out of
- * memory), lend: the worker's save() will say what is wrong. */
+/* Does the running policy have a save function to run? (Lent only then: without one there
+ * is nothing to run, and no batch needs the C decisions.) Not for a state switched off for
+ * holding more than its heap cap: serializing that data would need as much again, past
+ * the cap, and the reload that is its way back would always fail. If it cannot be told
+ * (out of memory), lend: the worker's save() will say what is wrong. */
 static bool has_save(struct pol_state *s)
 {
 	struct has_save_args a = { s, true };
+
+	if (s->heap->disabled)
+		return false;
 
 	if (lua_cpcall(s->L, has_save_cp, &a) != 0) {
 		lua_settop(s->L, 0);
