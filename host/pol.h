@@ -60,8 +60,8 @@ struct pol_stats {
  * the running state (wait: its wake-up, and the batch in progress), the old policy's
  * save() on the reload worker, the scheduling thread's time without the policy meanwhile
  * (lent: from its first batch given the C decisions to the one after save() returned; 0
- * if none), loading and self-testing the new state, and its restore() + strategies (on
- * the worker). */
+ * if none), loading and self-testing the new state, and its restore() + strategies + a
+ * full GC (on the worker). */
 struct pol_reload_cost {
 	uint64_t wait_ns, save_ns, lent_ns, build_ns, restore_ns;
 	uint64_t lent_tasks;     /* tasks given the C decision while save() ran */

@@ -1205,6 +1205,11 @@ static void build_one(struct pol *p)
 		set_err(b->err, sizeof(b->err), "%s: on_strategies() failed: %s", b->path, buf);
 		goto fail;
 	}
+	/* Collect here what loading and restore() left (the decoded state is garbage now):
+	 * otherwise the new state's first batches pay that GC debt on the scheduling thread
+	 * (bench: its first batch p50 0.39 ms, 0.07 ms with this). */
+	lua_cpcall(b->ns.L, gc_full, NULL);
+	lua_settop(b->ns.L, 0);
 	b->restore_ns = g_now_ns() - t0;
 	b->rc = G_OK;
 	goto out;

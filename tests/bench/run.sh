@@ -153,12 +153,12 @@ out "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 out "Scheduling thread: swap = the pol_reload_poll() that swaps (between the last batch of the old"
 out "policy and the first of the new), swap-cpu = its thread CPU time; start = pol_reload_start()"
 out "(the save() stall: the old policy's save() now runs on the reload worker); batch-old /"
-out "batch-new = the last batch before the swap and the first after it (a fresh state compiles"
-out "its traces); lent = time the batches got the C decisions while save() ran (lent-tasks: how"
+out "batch-new = the last batch before the swap and the first after it; lent = time the"
+out "batches got the C decisions while save() ran (lent-tasks: how"
 out "many tasks, a count); gap-reload = the longest time between two steps of the scheduling"
 out "thread over a reload, gap-none = the same over as long a window without one (the machine's"
 out "noise). Reload worker: wait (start -> it has the old state), save, build (load + self-test),"
-out "restore (+ strategies). sync = a blocking pol_reload() (200). ms: p50 p99 max."
+out "restore (+ strategies, full GC). sync = a blocking pol_reload() (200). ms: p50 p99 max."
 if $B/bridge reload gthulhu 1000 > $B/reload.txt; then
 	awk '$1 == "RELOAD" { if ($3 == "lent-tasks") printf "%-8s %-14s p50 %8.0f  p99 %8.0f  max %8.0f\n", $2, $3, $4, $5, $6
 		else printf "%-8s %-14s p50 %8.3f  p99 %8.3f  max %8.3f\n", $2, $3, $4, $5, $6 }
