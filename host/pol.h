@@ -94,7 +94,8 @@ int pol_set_strategies(struct pol *p, const struct strat_entry *e, int n);
  * pol_schedule() gives every task the built-in C decision, counted in reload_c_tasks; it
  * never waits), then loads, self-tests and restores the new state while the old policy
  * schedules again. pol_reload_poll(), called by the scheduling thread between batches,
- * finishes it when it is ready: a pointer swap, no system call, no Lua call (the replaced
+ * finishes it when it is ready: a pointer swap, no system call, and no Lua call unless
+ * the strategies changed meanwhile (then the new state gets them first; the replaced
  * state is closed on the worker). */
 int pol_reload(struct pol *p, const char *path, char *err, size_t errlen);
 int pol_reload_start(struct pol *p, const char *path, char *err, size_t errlen);  /* G_ERR_BUSY: one is being built */

@@ -1483,8 +1483,9 @@ int pol_reload_start(struct pol *p, const char *path, char *err, size_t errlen)
 }
 
 /* Scheduling thread, the new state built, tested, restored: the swap (this is the whole
- * pause between the old policy's last batch and the new one's first): no Lua call, no
- * system call, no free. Not inlined: the bench's callgrind run counts its instructions. */
+ * pause between the old policy's last batch and the new one's first): no system call, no
+ * free, and no Lua call unless the strategies changed while it was built. Not inlined:
+ * the bench's callgrind run counts its instructions. */
 static __attribute__((noinline)) int reload_finish(struct pol *p, char *err, size_t errlen)
 {
 	struct pol_build *b = &p->build;
