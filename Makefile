@@ -151,8 +151,10 @@ $(B)/tests/test_sched: tests/test_sched.c tests/check.h $(B)/obj/sched_bpf.o $(L
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests $< $(B)/obj/sched_bpf.o $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS)
 
-# test_pol checks which thread calls lua_sethook (see tests/test_pol.c).
-$(B)/tests/test_pol: LDFLAGS += -Wl,--wrap=lua_sethook
+# test_pol checks which thread calls lua_sethook, and that a reload swap takes no lock and
+# wakes no thread (see tests/test_pol.c).
+$(B)/tests/test_pol: LDFLAGS += -Wl,--wrap=lua_sethook -Wl,--wrap=pthread_mutex_lock \
+	-Wl,--wrap=pthread_cond_broadcast -Wl,--wrap=pthread_cond_signal
 
 $(B)/tests/transport: tests/transport/transport.c tests/transport/transport.h $(G)/transport.skel.h \
 		$(LIB_OBJS) | $(B)/tests

@@ -330,13 +330,13 @@ static void format_stats(const struct loop *lp, const struct pol *pol, char *out
 		sched_format_stats(&sch, line, sizeof(line));
 	snprintf(out, len, "%s nr_batches=%llu nr_tasks=%llu max_batch=%llu nr_policy_errors=%llu "
 		 "nr_policy_fallbacks=%llu nr_bad_decisions=%llu nr_slices_clamped=%llu nr_reloads=%llu "
-		 "nr_lua_heap_hits=%llu lua_heap_off=%llu nr_log_dropped=%llu",
+		 "nr_lua_heap_hits=%llu lua_heap_off=%llu nr_reload_c_tasks=%llu nr_log_dropped=%llu",
 		 line, (unsigned long long)lp->st.batches, (unsigned long long)lp->st.tasks,
 		 (unsigned long long)lp->st.max_batch, (unsigned long long)ps->errors,
 		 (unsigned long long)ps->fallbacks, (unsigned long long)ps->bad_decisions,
 		 (unsigned long long)ps->slices_clamped, (unsigned long long)ps->reloads,
 		 (unsigned long long)ps->lua_heap_hits, (unsigned long long)ps->lua_heap_disabled,
-		 (unsigned long long)log_dropped());
+		 (unsigned long long)ps->reload_c_tasks, (unsigned long long)log_dropped());
 }
 
 static void print_stats(const struct loop *lp, const struct pol *pol)

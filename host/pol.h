@@ -52,6 +52,19 @@ struct pol_stats {
 	uint64_t lua_heap_hits;  /* calls that failed because the Lua heap cap refused memory */
 	uint64_t lua_heap_disabled; /* gauge: 1 while the policy is off for holding more than
 				     * the cap after a full GC (C decisions until a reload) */
+	uint64_t reload_c_tasks; /* tasks given the built-in C decision while the old policy's
+				  * save() ran on the reload worker (not in fallbacks) */
+};
+
+/* Where the last reload's time went (ns): from pol_reload_start() until the worker had
+ * the running state (wait: its wake-up, and the batch in progress), the old policy's
+ * save() on the reload worker, the scheduling thread's time without the policy meanwhile
+ * (lent: from its first batch given the C decisions to the one after save() returned; 0
+ * if none), loading and self-testing the new state, and its restore() + strategies + a
+ * full GC (on the worker). */
+struct pol_reload_cost {
+	uint64_t wait_ns, save_ns, lent_ns, build_ns, restore_ns;
+	uint64_t lent_tasks;     /* tasks given the C decision while save() ran */
 };
 
 struct pol;
@@ -74,22 +87,28 @@ int pol_schedule(struct pol *p, int n);
 int pol_set_strategies(struct pol *p, const struct strat_entry *e, int n);
 
 /* Hot reload: load `path` (NULL = the same file) into a new state, self-test it on scratch
- * arrays, carry the old state over with save()/restore(), swap. On any error the old
- * policy keeps running. pol_reload() does it all at once (blocking);
- * pol_reload_start() builds and self-tests on a builder thread while the old policy keeps
- * scheduling, and pol_reload_poll(), called by the scheduling thread between batches,
- * finishes it when it is ready: save/restore/strategies and a pointer swap are the only
- * pause (the replaced state is closed on another thread). */
+ * arrays, carry the old state over with save()/restore(), swap. On any error (save()
+ * included) the old policy keeps running. pol_reload() does it all at once (blocking);
+ * pol_reload_start() hands the work to the reload worker thread and returns: the worker,
+ * once it runs, takes the old state between two batches and runs its save() (meanwhile
+ * pol_schedule() gives every task the built-in C decision, counted in reload_c_tasks; it
+ * never waits), then loads, self-tests and restores the new state while the old policy
+ * schedules again. pol_reload_poll(), called by the scheduling thread between batches,
+ * finishes it when it is ready: a pointer swap, no system call, and no Lua call unless
+ * the strategies changed meanwhile (then the new state gets them first; the replaced
+ * state is closed on the worker). */
 int pol_reload(struct pol *p, const char *path, char *err, size_t errlen);
 int pol_reload_start(struct pol *p, const char *path, char *err, size_t errlen);  /* G_ERR_BUSY: one is being built */
 enum { POL_RELOAD_IDLE = 1, POL_RELOAD_BUILDING = 2 };
 /* POL_RELOAD_IDLE (none started), POL_RELOAD_BUILDING, G_OK (swapped in), or < 0 (rejected:
  * err says why; the old policy runs on). */
 int pol_reload_poll(struct pol *p, char *err, size_t errlen);
+const struct pol_reload_cost *pol_reload_cost(const struct pol *p);   /* the last reload's */
 
 /* Carry the policy's state over a restart of the whole host side (CPU hotplug): the
  * running policy's P.save(), serialized (malloc'd, *buf NULL if it has no save), and
- * P.restore() of that into a freshly opened pol. G_ERR with a message if either raised. */
+ * P.restore() of that into a freshly opened pol. G_ERR with a message if either raised.
+ * The serialized form (LuaJIT's string.buffer encoding) is for this process only. */
 int pol_save(struct pol *p, char **buf, size_t *len, char *err, size_t errlen);
 int pol_restore(struct pol *p, const char *buf, size_t len, char *err, size_t errlen);
 
@@ -103,7 +122,8 @@ int pol_selftest(struct pol *p, char *err, size_t errlen);
  * process exits with EXIT_POLICY so the kernel's scheduler takes over. */
 void pol_set_limits(struct pol *p, unsigned soft_ms, unsigned hard_ms);
 
-/* Lua stack depth of the running state between calls (always 0; for tests). */
+/* Lua stack depth of the running state between calls (always 0; for tests; not while a
+ * reload's save() may run on the worker). */
 int pol_lua_top(const struct pol *p);
 
 const struct pol_stats *pol_stats(const struct pol *p);

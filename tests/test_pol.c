@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,6 +34,40 @@ void __wrap_lua_sethook(lua_State *L, lua_Hook f, int mask, int count)
 		__atomic_add_fetch(&sethook_foreign, 1, __ATOMIC_RELAXED);
 	__real_lua_sethook(L, f, mask, count);
 }
+
+/* Also wrapped (Makefile): the locks and wake-ups of the bridge, counted on the main thread
+ * while `in_swap` is set, so a test sees that the swap makes no system call (a wake-up
+ * there let the woken reload worker preempt the scheduling thread in the swap). */
+static int in_swap, swap_sync_calls;
+int __real_pthread_mutex_lock(pthread_mutex_t *m);
+int __wrap_pthread_mutex_lock(pthread_mutex_t *m);
+int __wrap_pthread_mutex_lock(pthread_mutex_t *m)
+{
+	if (in_swap && pthread_equal(pthread_self(), main_thread))
+		swap_sync_calls++;
+	return __real_pthread_mutex_lock(m);
+}
+int __real_pthread_cond_broadcast(pthread_cond_t *c);
+int __wrap_pthread_cond_broadcast(pthread_cond_t *c);
+int __wrap_pthread_cond_broadcast(pthread_cond_t *c)
+{
+	if (in_swap && pthread_equal(pthread_self(), main_thread))
+		swap_sync_calls++;
+	return __real_pthread_cond_broadcast(c);
+}
+int __real_pthread_cond_signal(pthread_cond_t *c);
+int __wrap_pthread_cond_signal(pthread_cond_t *c);
+int __wrap_pthread_cond_signal(pthread_cond_t *c)
+{
+	if (in_swap && pthread_equal(pthread_self(), main_thread))
+		swap_sync_calls++;
+	return __real_pthread_cond_signal(c);
+}
+
+/* tests/policies/saver.lua's save() in "gate" mode waits until this returns non-zero. */
+static int save_gate;
+int test_save_gate(void);
+int test_save_gate(void) { return __atomic_load_n(&save_gate, __ATOMIC_ACQUIRE); }
 
 int g_verbose __attribute__((weak));
 
@@ -839,10 +874,16 @@ static void test_reload_async(void)
 	setenv("GTHULHU_TEST_MODE", "good", 1);
 	CHECK(pol_reload_start(p, TP "bad.lua", err, sizeof(err)) == G_OK, "%s", err);
 	CHECK(pol_reload_start(p, TP "bad.lua", err, sizeof(err)) == G_ERR_BUSY);
+	int lent = 0;
 	while ((r = pol_reload_poll(p, err, sizeof(err))) == POL_RELOAD_BUILDING) {
+		uint64_t c0 = pol_stats(p)->reload_c_tasks;
 		fill(p, 8);
-		pol_schedule(p, 8);      /* the old policy (echo: slice 1000 + i) still decides */
+		pol_schedule(p, 8);      /* the old policy (echo: slice 1000 + i) still decides, */
 		batches += pol_out(p)[7].slice_ns == 1000;
+		/* ... but while its save() runs on the worker, the C decisions */
+		if (pol_stats(p)->reload_c_tasks == c0 + 8 && complete(p, 8) &&
+		    is_fallback(&pol_out(p)[0], &pol_tasks(p)[0]))
+			lent++;
 		turns++;
 		usleep(1000);
 	}
@@ -851,8 +892,8 @@ static void test_reload_async(void)
 	fill(p, 8);
 	pol_schedule(p, 8);
 	CHECK(pol_out(p)[0].vtime == 10 && complete(p, 8), "the new policy decides after the swap");
-	CHECK(batches == turns, "%d of %d batches during the build decided by the old policy",
-	      batches, turns);
+	CHECK(batches + lent == turns, "%d of %d batches during the build decided by the old "
+	      "policy, %d by the C decisions during its save()", batches, turns, lent);
 	fprintf(stderr, "test_pol: %d batches by the old policy while the new one was built\n", batches);
 
 	setenv("GTHULHU_TEST_MODE", "raise", 1);
@@ -872,6 +913,257 @@ static void test_reload_async(void)
 	CHECK(pol_reload_start(p, NULL, err, sizeof(err)) == G_OK);
 	pol_close(p);
 	unsetenv("GTHULHU_TEST_MODE");
+}
+
+
+/* One batch of 8 during a reload of saver.lua: every task decided, either by the old policy
+ * (slice 1000 + i, or the strategy's) or, while its save() runs on the worker, by the C
+ * decision (counted in reload_c_tasks). Returns 1 for a C-decided batch, 0 for the policy's,
+ * -1 for anything else. */
+static int saver_batch(struct pol *p)
+{
+	uint64_t c0 = pol_stats(p)->reload_c_tasks;
+	int m;
+
+	fill(p, 8);
+	m = pol_schedule(p, 8);
+	if (m != 8 || !complete(p, 8))
+		return -1;
+	if (pol_stats(p)->reload_c_tasks == c0 + 8) {
+		for (int i = 0; i < 8; i++)
+			if (!is_fallback(&pol_out(p)[i], &pol_tasks(p)[i]))
+				return -1;
+		return 1;
+	}
+	return pol_stats(p)->reload_c_tasks == c0 && pol_out(p)[0].flags > 0 ? 0 : -1;
+}
+
+/* The old policy's save() runs on the reload worker, not on the scheduling thread: while
+ * it runs (held by the gate), the batches go on with the C decisions; strategies pushed
+ * meanwhile reach the old policy when it is back; the state it saved reaches the new one;
+ * the swap takes no lock and wakes no thread. */
+static void test_reload_save_on_worker(void)
+{
+	struct pol *p = open_ok(TP "saver.lua", 64);
+	char err[4096];
+	int r, lent = 0, old = 0, bad = 0;
+	pid_t me = (pid_t)syscall(SYS_gettid);
+
+	if (!p)
+		return;
+	for (int i = 0; i < 5; i++)
+		CHECK(saver_batch(p) == 0);
+	setenv("GTHULHU_SAVE_MODE", "gate", 1);
+	__atomic_store_n(&save_gate, 0, __ATOMIC_RELEASE);
+	CHECK(pol_reload_start(p, NULL, err, sizeof(err)) == G_OK, "%s", err);
+	/* The old policy decides until the worker takes its state; then, the gate shut,
+	 * save() cannot return, so every batch is the C decisions (with save() on this thread,
+	 * pol_reload_start() would have waited 2 s for the gate, and no batch would be). */
+	int pre = 0;             /* the old policy's batches before the worker took its state */
+	for (int i = 0; i < 20000 && !lent; i++) {
+		r = saver_batch(p);
+		lent += r == 1;
+		pre += r == 0;
+		bad += r < 0;
+		if (!lent)
+			usleep(100);
+	}
+	for (int i = 0; i < 5; i++) {
+		r = saver_batch(p);
+		lent += r == 1;
+		bad += r < 0;
+	}
+	CHECK(lent == 6 && bad == 0, "while save() runs: %d of 6 batches by the C decisions, %d bad",
+	      lent, bad);
+	CHECK(pol_reload_poll(p, err, sizeof(err)) == POL_RELOAD_BUILDING);
+	struct strat_entry e = { .pid = 103, .priority = false, .execution_time = 7777 };
+	CHECK(pol_set_strategies(p, &e, 1) == G_OK, "strategies while lent are kept");
+	__atomic_store_n(&save_gate, 1, __ATOMIC_RELEASE);
+	/* save() returns, the new state's restore() is held: the old policy decides again */
+	unsigned flags_before = 0, flags_new = 0;
+	int early_swap = 0, strat_ok = 0, notold = 0;
+	for (int turns = 0; turns < 20000 && !old; turns++) {
+		early_swap += pol_reload_poll(p, err, sizeof(err)) != POL_RELOAD_BUILDING;
+		int k = saver_batch(p);
+		if (k == 0) {
+			old++;
+			flags_before = (unsigned)pol_out(p)[0].flags;
+			strat_ok = pol_out(p)[3].slice_ns == 7777;
+		}
+		lent += k == 1;
+		bad += k < 0;
+		usleep(200);
+	}
+	CHECK(old == 1 && !early_swap, "the old policy is back after its save()");
+	CHECK(strat_ok, "the old policy got the strategies at reclaim");
+	__atomic_store_n(&save_gate, 2, __ATOMIC_RELEASE);
+	for (int turns = 0; turns < 20000; turns++) {
+		in_swap = 1;
+		swap_sync_calls = 0;
+		r = pol_reload_poll(p, err, sizeof(err));
+		in_swap = 0;
+		if (r != POL_RELOAD_BUILDING)
+			break;
+		int k = saver_batch(p);
+		old += k == 0;
+		notold += k != 0;
+		bad += k < 0;
+		usleep(200);
+	}
+	CHECK(notold == 0, "after reclaim only the old policy decides (%d batches not)", notold);
+	CHECK(r == G_OK, "swap: %s", err);
+	CHECK(swap_sync_calls == 0, "the swap took %d locks / wake-ups", swap_sync_calls);
+	CHECK(bad == 0, "%d batches not fully decided during the reload", bad);
+	CHECK(saver_batch(p) == 0, "the new policy decides after the swap");
+	flags_new = (unsigned)pol_out(p)[0].flags;
+	uint64_t tid = pol_out(p)[0].vtime - 1;
+	CHECK(tid != 0 && tid != (uint64_t)me, "save() ran on thread %llu, the scheduling thread is %d",
+	      (unsigned long long)tid, (int)me);
+	/* saved when the worker took the state: 5 + pre calls (the old policy's batches after
+	 * its save() are not in it) + 1 for this batch */
+	CHECK(flags_new == 6u + (unsigned)pre, "calls carried over: %u, want %d (the old policy "
+	      "reached %u)", flags_new, 6 + pre, flags_before);
+	/* that thread (the reload worker) runs 10 nice levels below the scheduling thread, so
+	 * its save() and builds never preempt it (field 19 of /proc/.../stat: nice) */
+	char sp[96], sl[1024];
+	int nice_w = -100, nice_me = -100;
+	for (int k = 0; k < 2; k++) {
+		snprintf(sp, sizeof(sp), "/proc/self/task/%llu/stat",
+			 k ? (unsigned long long)me : (unsigned long long)tid);
+		FILE *sf = fopen(sp, "r");
+		if (sf && fgets(sl, sizeof(sl), sf)) {
+			const char *q = strrchr(sl, ')');
+			int field = 2, v = 0;
+			for (; q && *q; q++)
+				if (*q == ' ' && ++field == 19) {
+					sscanf(q + 1, "%d", &v);
+					*(k ? &nice_me : &nice_w) = v;
+					break;
+				}
+		}
+		if (sf)
+			fclose(sf);
+	}
+	CHECK(nice_w == (nice_me + 10 > 19 ? 19 : nice_me + 10),
+	      "reload worker nice %d, scheduling thread %d", nice_w, nice_me);
+	CHECK(pol_out(p)[3].slice_ns == 7777, "the new policy has the strategies");
+	const struct pol_reload_cost *c = pol_reload_cost(p);
+	CHECK(c->lent_tasks == (uint64_t)lent * 8 && c->lent_tasks == pol_stats(p)->reload_c_tasks,
+	      "lent tasks %llu, %d lent batches", (unsigned long long)c->lent_tasks, lent);
+	CHECK(c->save_ns > 0 && c->lent_ns > 0 && c->build_ns > 0,
+	      "cost: save %llu lent %llu build %llu ns", (unsigned long long)c->save_ns,
+	      (unsigned long long)c->lent_ns, (unsigned long long)c->build_ns);
+	const struct pol_stats *st = pol_stats(p);
+	CHECK(st->reloads == 1 && st->reload_errors == 0 && st->errors == 0 && st->fallbacks == 0);
+	fprintf(stderr, "test_pol: reload with a held save(): %d batches by the C decisions, %d by "
+		"the old policy after it, save() on thread %llu\n", lent, old, (unsigned long long)tid);
+
+	/* The blocking pol_reload() lends too, and a policy without save() is never lent. */
+	unsetenv("GTHULHU_SAVE_MODE");
+	CHECK(pol_reload(p, NULL, err, sizeof(err)) == G_OK, "%s", err);
+	CHECK(saver_batch(p) == 0 && pol_out(p)[0].flags == flags_new + 1,
+	      "blocking reload carries the state: %llu", (unsigned long long)pol_out(p)[0].flags);
+	setenv("GTHULHU_TEST_MODE", "good", 1);
+	CHECK(pol_reload(p, TP "bad.lua", err, sizeof(err)) == G_OK, "%s", err);
+	CHECK(pol_reload_start(p, TP "saver.lua", err, sizeof(err)) == G_OK, "%s", err);
+	fill(p, 8);
+	uint64_t c0 = pol_stats(p)->reload_c_tasks;
+	pol_schedule(p, 8);
+	CHECK(pol_stats(p)->reload_c_tasks == c0 && pol_out(p)[0].vtime == 10,
+	      "no save(): the old policy decides at once");
+	while ((r = pol_reload_poll(p, err, sizeof(err))) == POL_RELOAD_BUILDING)
+		usleep(1000);
+	CHECK(r == G_OK, "%s", err);
+	unsetenv("GTHULHU_TEST_MODE");
+	pol_close(p);
+}
+
+/* Reload of saver.lua with save() in `mode`: rejected with a message containing `want`,
+ * every batch meanwhile fully decided, and the old policy deciding again afterwards. */
+static void reload_save_fails(const char *mode, const char *want, unsigned soft_ms)
+{
+	struct pol *p = open_ok(TP "saver.lua", 64);
+	char err[4096] = "";
+	int r, bad = 0, lent = 0;
+
+	if (!p)
+		return;
+	if (soft_ms)
+		pol_set_limits(p, soft_ms, 60000);
+	for (int i = 0; i < 3; i++)
+		saver_batch(p);
+	setenv("GTHULHU_SAVE_MODE", mode, 1);
+	CHECK(pol_reload_start(p, NULL, err, sizeof(err)) == G_OK, "%s", err);
+	for (int turns = 0; turns < 60000; turns++) {
+		if ((r = pol_reload_poll(p, err, sizeof(err))) != POL_RELOAD_BUILDING)
+			break;
+		int k = saver_batch(p);
+		bad += k < 0;
+		lent += k == 1;
+		usleep(500);
+	}
+	unsetenv("GTHULHU_SAVE_MODE");
+	CHECK(r < 0, "save() mode %s: the reload was not rejected", mode);
+	CHECK_STR_CONTAINS(err, "save() failed");
+	CHECK_STR_CONTAINS(err, want);
+	CHECK(bad == 0, "mode %s: %d batches not fully decided", mode, bad);
+	CHECK(saver_batch(p) == 0 && pol_out(p)[0].flags >= 4 && pol_out(p)[0].vtime == 1,
+	      "mode %s: the old policy runs on", mode);
+	const struct pol_stats *st = pol_stats(p);
+	CHECK(st->reloads == 0 && st->reload_errors == 1 && st->errors == 0 && st->fallbacks == 0,
+	      "mode %s: reloads %llu errors %llu", mode, (unsigned long long)st->reloads,
+	      (unsigned long long)st->reload_errors);
+	CHECK(pol_lua_top(p) == 0);
+	fprintf(stderr, "test_pol: save() %s: rejected; %d batches by the C decisions meanwhile\n",
+		mode, lent);
+	if (soft_ms)
+		CHECK(lent > 0, "save() %s ran %u ms x25 without the scheduling thread waiting", mode,
+		      soft_ms);
+	pol_close(p);
+}
+
+/* A save() that raises, returns what cannot be carried over, or loops: bounded, reported,
+ * and the old policy keeps running; one stuck in compiled code ends the process (hard limit
+ * x25) while the scheduling thread keeps deciding. */
+static void test_reload_save_errors(void)
+{
+	reload_save_fails("raise", "save failed on purpose", 0);
+	reload_save_fails("fn", "cannot be carried over", 0);
+	reload_save_fails("loop", "save() exceeded 500 ms (the slow limit", 20);
+
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct pol_env env = env_for(64);
+		struct pol *p = NULL;
+		char err[1024];
+		if (pol_open(&p, TP "saver.lua", &env, err, sizeof(err)) != G_OK)
+			_exit(100);
+		pol_set_limits(p, 4, 12);            /* save(): soft 100 ms, hard 300 ms CPU */
+		setenv("GTHULHU_SAVE_MODE", "loop_jit", 1);
+		if (pol_reload_start(p, NULL, err, sizeof(err)) != G_OK)
+			_exit(102);
+		for (;;) {                           /* every task decided until the exit */
+			if (saver_batch(p) < 0)
+				_exit(103);
+			usleep(1000);
+		}
+	}
+	CHECK(pid > 0);
+	if (pid <= 0)
+		return;
+	int status = 0, waited = 0;
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (waited > 60000) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			break;
+		}
+		usleep(10000);
+		waited += 10;
+	}
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == EXIT_POLICY,
+	      "save() stuck in compiled code: child status %#x after %d ms", status, waited);
 }
 
 int main(void)
@@ -903,6 +1195,8 @@ int main(void)
 	test_threads();
 	test_save_restore();
 	test_reload_async();
+	test_reload_save_on_worker();
+	test_reload_save_errors();
 	test_search_path();
 	test_heap_cap();
 	return CHECK_DONE();

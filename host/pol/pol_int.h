@@ -6,6 +6,21 @@
  * interrupting a call that runs too long.
  *
  * Ownership: struct pol is allocated by pol_open() (bridge.c) and owns everything below.
+ *
+ * Threads. The scheduling thread (the one calling pol_schedule) owns the running state
+ * p->st, with one hand-off for a reload's save(). pol_reload_start() sets `saving`; from
+ * then on each pol_schedule() takes p->st for its call with st_owner (CAS FREE -> SCHED,
+ * back to FREE after it). The reload worker, once it runs, sets st_want and takes st_owner
+ * (FREE -> WORKER) as soon as the batch in progress, if any, is over; it runs the old
+ * policy's save() on p->st (watchdog slot 1), frees st_owner, stores lend_done and never
+ * touches p->st again. A pol_schedule() that sees st_want, or loses the CAS, leaves p->st
+ * alone and gives every task the built-in C decision (pol_validate with no policy
+ * decision); so the scheduling thread never waits, and the C decisions last the save() and
+ * at most one batch. While `saving`, strategies are kept and handed over at reclaim,
+ * pol_save()/pol_restore() wait for lend_done. The first pol_schedule() or
+ * pol_reload_poll() that sees lend_done (acquire) ends `saving` (reclaim). The state being
+ * built (build.ns) is the worker's until `done`; the state a swap replaced (p->old) is the
+ * worker's from the swap on, and it closes it.
  */
 #ifndef GTHULHU_POL_INT_H
 #define GTHULHU_POL_INT_H
@@ -27,6 +42,7 @@
  * emulated or slow CPU past the soft limit (seen after a hot reload under load in the
  * TCG VM). They get the slow limits, like load and init. */
 #define POL_WARM_CALLS 64u
+#define POL_WORKER_NICE 10       /* the reload worker's nice above the process's (bridge.c) */
 #define POL_REG_KEY "gthulhu.pol"   /* registry: lightuserdata of the struct pol */
 #define POL_ERR_MAX 4096
 /* Sent by the watchdog to the thread running an overdue call (see watchdog.c). */
@@ -42,6 +58,8 @@ struct pol_heap {
 	bool hooked;          /* heap_hook armed */
 	bool disabled;        /* live data stayed over the cap: the policy is not called */
 };
+
+enum { POL_ST_FREE = 0, POL_ST_SCHED = 1, POL_ST_WORKER = 2 };   /* pol.st_owner */
 
 /* One loaded policy state; a reload builds a second one and swaps. */
 struct pol_state {
@@ -128,6 +146,7 @@ struct pol {
 		bool started;            /* a build was started and not yet polled */
 		int done;                /* atomic: the builder finished */
 		int rc;
+		bool save;               /* the worker runs save() on p->st first (st_owner) */
 		struct pol_state ns;
 		char path[PATH_MAX], lib[PATH_MAX];
 		char err[POL_ERR_MAX];
@@ -136,6 +155,8 @@ struct pol {
 		struct strat_entry *strat;   /* the strategies when it started (owned) */
 		int nr_strat;
 		uint64_t strat_gen;
+		uint64_t start_ns;       /* when pol_reload_start() handed it over */
+		uint64_t wait_ns, save_ns, build_ns, restore_ns;   /* (pol_reload_cost) */
 	} build;
 	struct pol_state old;            /* replaced by a swap, closed by the worker */
 	struct pol_worker {              /* the reload worker thread (bridge.c) */
@@ -143,8 +164,21 @@ struct pol {
 		bool started;
 		pthread_mutex_t mu;
 		pthread_cond_t cv;       /* jobs queued, job done */
-		bool build_req, close_req, stop;
+		bool build_req, stop;
+		/* atomic, set by the scheduling thread without waking the worker (a wake-up in
+		 * the swap let the worker preempt it): 1 = swapped (or refused), p->old is to be
+		 * closed. The worker polls for it after a build (see worker_main). */
+		int resolved;
 	} worker;
+
+	/* p->st during a reload's save() (see the header comment) */
+	bool saving;                 /* scheduling thread only: start .. reclaim */
+	int st_owner;                /* atomic: POL_ST_FREE / POL_ST_SCHED / POL_ST_WORKER */
+	int st_want;                 /* atomic: the worker waits for p->st (no more SCHED) */
+	int lend_done;               /* atomic: the worker's save() returned */
+	bool strat_pending;          /* strategies came while saving: sent at reclaim */
+	uint64_t lent_at;            /* the first batch given the C decisions (0: none) */
+	struct pol_reload_cost cost; /* the last reload's (pol_reload_cost) */
 
 	/* validation scratch: vs for the live batches (scheduling thread), tvs for self-tests
 	 * (which may run on the reload builder thread meanwhile) */

@@ -51,8 +51,8 @@ static void runaway_hook(lua_State *L, lua_Debug *ar)
 	const char *what = __atomic_load_n(&c->what, __ATOMIC_RELAXED);
 	unsigned limit = __atomic_load_n(&c->fired_ms, __ATOMIC_RELAXED);
 	if (limit && limit != soft)
-		luaL_error(L, "policy %s exceeded %u ms (the slow limit of a first call, loading or "
-			   "init)", what ? what : "call", limit);
+		luaL_error(L, "policy %s exceeded %u ms (the slow limit of a first call, "
+			   "loading, init, save or restore)", what ? what : "call", limit);
 	luaL_error(L, "policy %s exceeded %u ms", what ? what : "call", soft);
 }
 

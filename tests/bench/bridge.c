@@ -8,15 +8,26 @@
  *                                  policy, ...); prints "TIME policy n median min max".
  *   bridge ir POLICY N ITERS       warm up, then exactly ITERS batches of N (for callgrind:
  *                                  ITERS=0 is the startup-only run to subtract).
- *   bridge reload POLICY N         hot reload swap pause: N reloads built on the builder
- *                                  thread while batches of 64 keep running; the pause is
+ *   bridge reload POLICY N         hot reload swap pause: N reloads built on the reload
+ *                                  worker while batches of 64 keep running; the pause is
  *                                  the scheduling thread's time in the pol_reload_poll()
  *                                  that swaps (between the last batch of the old policy
  *                                  and the first of the new); also N/5 blocking
  *                                  pol_reload() calls for comparison. Prints
- *                                  "RELOAD policy swap|start|sync p50 p99 max" (ms):
- *                                  swap = the pause, start = pol_reload_start() (the
- *                                  old policy's save(), between two of its batches).
+ *                                  "RELOAD policy WHAT p50 p99 max" (ms; lent-tasks: a
+ *                                  count): swap (wall) and swap-cpu (its thread CPU time),
+ *                                  start = pol_reload_start() on the scheduling thread,
+ *                                  batch-old / batch-new = the last batch before the swap
+ *                                  and the first after it, worker-wait (start -> the
+ *                                  worker runs), worker-save / worker-build /
+ *                                  worker-restore = the worker's time (pol_reload_cost),
+ *                                  lent = the scheduling thread's time without the policy
+ *                                  while save() ran (its batches got the C decisions),
+ *                                  lent-tasks = tasks decided so, sync = pol_reload().
+ *                                  gap-reload / gap-none = the longest time between two
+ *                                  steps of the scheduling thread over a reload / over as
+ *                                  long a window without one (the machine's own noise).
+ *                                  "RELOADX": context switches and page faults in swaps.
  *   bridge hygiene                 steady state, every policy, batch 1/64/512/4096: page
  *                                  faults, C heap growth, Lua live-heap growth and Lua
  *                                  bytes allocated per batch; exits 1 on a violation.
@@ -452,27 +463,66 @@ static void print_pauses(const char *name, const char *how, uint64_t *d, int n)
 	       d[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] / 1e6, d[n - 1] / 1e6);
 }
 
+/* The calling thread's CPU time, context switches (voluntary + involuntary) and minor
+ * page faults: what a pause is made of (read outside the timed window). */
+struct thr_sample { uint64_t cpu; long csw, icsw, flt; };
+static struct thr_sample thr_sample(void)
+{
+	struct thr_sample t = { 0, 0, 0, 0 };
+	struct timespec ts;
+	struct rusage ru;
+
+	if (!clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts))
+		t.cpu = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (!getrusage(RUSAGE_THREAD, &ru)) {
+		t.csw = ru.ru_nvcsw + ru.ru_nivcsw;
+		t.icsw = ru.ru_nivcsw;
+		t.flt = ru.ru_minflt + ru.ru_majflt;
+	}
+	return t;
+}
+
 static int mode_reload(const char *name, int n)
 {
 	int i = pol_index(name);
 	struct bp b = bp_open(i, POL_PATH[i]);
-	uint64_t *d = calloc((size_t)n, sizeof(*d)), *s = calloc((size_t)n, sizeof(*s));
+	size_t sz = (size_t)n * sizeof(uint64_t);
+	uint64_t *d = malloc(sz), *dc = malloc(sz), *s = malloc(sz), *f = malloc(sz), *w = malloc(sz);
+	uint64_t *ws = malloc(sz), *wl = malloc(sz), *wb = malloc(sz), *wr = malloc(sz), *lt = malloc(sz);
+	uint64_t *wt = malloc(sz), *gr = malloc(sz), *gi = malloc(sz);
 	char err[4096];
 	int ns = n / 5 > 0 ? n / 5 : 1;
+	long sw_csw = 0, sw_icsw = 0, sw_flt = 0, sw_swapped_out = 0;
 
+	/* gap: the longest time between two consecutive steps of the scheduling thread (a
+	 * batch, start, a poll): over a reload (from the last batch before the start to the
+	 * first batch of the new policy: gr) and over a window without one of the same loop
+	 * (gi: what the machine's load alone does) */
+	uint64_t last = 0, maxgap = 0;
+#define STEP() do { uint64_t t_ = now_ns(); if (t_ - last > maxgap) maxgap = t_ - last; last = t_; } while (0)
 	batches(&b, 64, warm_batches(64));
 	for (int k = 0; k < n; k++) {
+		one_batch(&b, 64);
+		last = now_ns();
+		maxgap = 0;
 		uint64_t t0 = now_ns();
 		if (pol_reload_start(b.pol, NULL, err, sizeof(err)) != G_OK) {
 			fprintf(stderr, "bench: reload start: %s\n", err);
 			return 1;
 		}
-		s[k] = now_ns() - t0;                   /* the old policy's save(), on this thread */
+		s[k] = now_ns() - t0;   /* the scheduling thread's time to start a reload */
+		STEP();
 		for (;;) {
+			uint64_t b0 = now_ns();
 			one_batch(&b, 64);              /* the old policy schedules meanwhile */
+			w[k] = now_ns() - b0;           /* (the last one: a warm batch) */
+			STEP();
+			struct thr_sample a = thr_sample();
 			uint64_t t0 = now_ns();
 			int r = pol_reload_poll(b.pol, err, sizeof(err));
 			uint64_t t1 = now_ns();
+			struct thr_sample z = thr_sample();
+			STEP();
 			if (r == POL_RELOAD_BUILDING)
 				continue;
 			if (r != G_OK) {
@@ -480,13 +530,60 @@ static int mode_reload(const char *name, int n)
 				return 1;
 			}
 			d[k] = t1 - t0;
+			dc[k] = z.cpu - a.cpu;
+			sw_csw += z.csw - a.csw;
+			sw_icsw += z.icsw - a.icsw;
+			sw_flt += z.flt - a.flt;
+			sw_swapped_out += z.csw != a.csw;
 			break;
 		}
+		uint64_t f0 = now_ns();
 		one_batch(&b, 64);                      /* the first batch of the new policy */
+		f[k] = now_ns() - f0;
+		STEP();
+		gr[k] = maxgap;
+		/* Reloads are rare: let the worker close the replaced state before the next
+		 * one (30 ms of batches), so each reload starts as a lone one would; the last
+		 * as long as the reload took, the same loop, is the window without a reload. */
+		uint64_t span = now_ns() - t0;
+		for (uint64_t g0 = now_ns(); now_ns() - g0 < 30000000;)
+			one_batch(&b, 64);
+		last = now_ns();
+		maxgap = 0;
+		for (uint64_t g0 = now_ns(); now_ns() - g0 < span;) {
+			one_batch(&b, 64);
+			STEP();
+			struct thr_sample a = thr_sample();
+			(void)pol_reload_poll(b.pol, err, sizeof(err));
+			struct thr_sample z = thr_sample();
+			(void)a;
+			(void)z;
+			STEP();
+		}
+		gi[k] = maxgap;
+		const struct pol_reload_cost *c = pol_reload_cost(b.pol);
+		wt[k] = c->wait_ns;
+		ws[k] = c->save_ns;
+		wl[k] = c->lent_ns;
+		wb[k] = c->build_ns;
+		wr[k] = c->restore_ns;
+		lt[k] = c->lent_tasks * 1000000;        /* printed as a count by print_pauses */
 	}
 	print_pauses(name, "swap", d, n);
+	print_pauses(name, "swap-cpu", dc, n);
 	print_pauses(name, "start", s, n);
-	free(s);
+	print_pauses(name, "batch-old", w, n);
+	print_pauses(name, "batch-new", f, n);
+	print_pauses(name, "gap-reload", gr, n);
+	print_pauses(name, "gap-none", gi, n);
+	print_pauses(name, "worker-wait", wt, n);
+	print_pauses(name, "worker-save", ws, n);
+	print_pauses(name, "lent", wl, n);
+	print_pauses(name, "lent-tasks", lt, n);
+	print_pauses(name, "worker-build", wb, n);
+	print_pauses(name, "worker-restore", wr, n);
+	printf("RELOADX %s swaps %d context-switches %ld (involuntary %ld) in %ld swaps, page-faults %ld\n",
+	       name, n, sw_csw, sw_icsw, sw_swapped_out, sw_flt);
 	for (int k = 0; k < ns; k++) {
 		uint64_t t0 = now_ns();
 		if (pol_reload(b.pol, NULL, err, sizeof(err)) != G_OK) {
@@ -503,6 +600,19 @@ static int mode_reload(const char *name, int n)
 	}
 	pol_close(b.pol);
 	free(d);
+	free(dc);
+	free(s);
+	free(f);
+	free(w);
+	free(ws);
+	free(wl);
+	free(wb);
+	free(wr);
+	free(lt);
+	free(wt);
+	free(gr);
+	free(gi);
+#undef STEP
 	return 0;
 }
 

@@ -1,5 +1,7 @@
 -- Test policy: keeps 64 KiB more live Lua data at every call (a leak), so it passes any
 -- Lua heap cap; it decides every task first, so only the cap makes its batches fall back.
+-- Its save() would hand all that data over: a reload must not ask a state the host switched
+-- off for its heap to save it (serializing it needs as much again, past the cap).
 local g = require "gthulhu.sched"
 local P, keep, calls = {}, {}, 0
 function P.schedule(tasks, n, out)
@@ -11,4 +13,5 @@ function P.schedule(tasks, n, out)
 	keep[#keep + 1] = string.rep("x", 65536) .. calls
 	return n
 end
+function P.save() return { keep = keep, calls = calls } end
 return P

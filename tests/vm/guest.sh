@@ -285,6 +285,7 @@ attach_common() { # POLICY
 	local r1; r1=$(grep -c 'reloaded' $T/host.err)
 	kv reloads $(( r1 - r0 ))
 	[ "$r1" -gt "$r0" ] || fail "the policy was not reloaded ($(grep -E 'reload' $T/host.err | tail -n 1))"
+	kv reload_c_tasks "$(sget nr_reload_c_tasks)"   # decided by C while save() ran on the worker
 	wl_wait
 	mixed_figures
 	local idle_rate=$(( (s1 - s0) * 1000 / (t1 - t0 + 1) )) load_rate=$(( (s2 - s1) * 1000 / (t2 - t1 + 1) ))
