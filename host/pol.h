@@ -112,8 +112,10 @@ const struct pol_reload_cost *pol_reload_cost(const struct pol *p);   /* the las
 int pol_save(struct pol *p, char **buf, size_t *len, char *err, size_t errlen);
 int pol_restore(struct pol *p, const char *buf, size_t len, char *err, size_t errlen);
 
-/* Run init + a self-test batch of synthetic tasks and check that every decision the
- * policy returned was valid and complete (for --check). G_ERR with a message if not. */
+/* Load the policy again into a scratch state, run init and two self-test batches of
+ * synthetic tasks there, and check that every decision was valid and complete (for
+ * --check and at start); the live state never sees the synthetic tasks. G_ERR with a
+ * message if not. */
 int pol_selftest(struct pol *p, char *err, size_t errlen);
 
 /* Watchdog limits for one call into the policy (defaults 200 ms / 3000 ms; 0 = default).

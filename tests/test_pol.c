@@ -1166,6 +1166,32 @@ static void test_reload_save_errors(void)
 	      "save() stuck in compiled code: child status %#x after %d ms", status, waited);
 }
 
+/* The self-test's synthetic tasks (pids 1000..1063) must leave no trace in the state that
+ * schedules real tasks: tests/policies/seen.lua gives a pid it decided before a 2 ms slice.
+ * At start (pol_selftest, as main.c runs it) and after a reload. */
+static void test_selftest_leaves_no_trace(void)
+{
+	struct pol *p = open_ok(TP "seen.lua", 64);
+	char err[4096] = "";
+
+	if (!p)
+		return;
+	CHECK(pol_selftest(p, err, sizeof(err)) == G_OK, "%s", err);
+	fill(p, 1);
+	pol_tasks(p)[0].pid = 1000;
+	CHECK(pol_schedule(p, 1) == 1 && complete(p, 1));
+	CHECK(pol_out(p)[0].slice_ns == 1000000, "pid 1000 was known to the live state after the "
+	      "self-test (slice %llu): the synthetic tasks were scheduled on it",
+	      (unsigned long long)pol_out(p)[0].slice_ns);
+	CHECK(pol_reload(p, NULL, err, sizeof(err)) == G_OK, "%s", err);
+	fill(p, 1);
+	pol_tasks(p)[0].pid = 1001;
+	CHECK(pol_schedule(p, 1) == 1 && complete(p, 1));
+	CHECK(pol_out(p)[0].slice_ns == 1000000, "pid 1001 was known to the reloaded state "
+	      "(slice %llu): its self-test ran on it", (unsigned long long)pol_out(p)[0].slice_ns);
+	pol_close(p);
+}
+
 int main(void)
 {
 	main_thread = pthread_self();
@@ -1191,6 +1217,7 @@ int main(void)
 	test_strategies();
 	test_reload();
 	test_selftest_real();
+	test_selftest_leaves_no_trace();
 	test_forge();
 	test_threads();
 	test_save_restore();
