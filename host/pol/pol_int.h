@@ -105,6 +105,7 @@ struct pol_arrays {
 struct pol_key {
 	int32_t pid;
 	bool placed;            /* RL_ENQ_PLACED: the policy is told, no decision is sent */
+	bool stale;             /* a later record of the same pid follows in this batch */
 	uint64_t enq_cnt;
 	uint64_t vtime;
 };
@@ -113,7 +114,8 @@ struct pol_slot {        /* open-addressing hash: pid -> task index, valid if ge
 	int32_t pid;
 	int32_t idx;
 	uint32_t gen;
-	uint32_t placed_twin;   /* == gen: the pid also came as an RL_ENQ_PLACED record */
+	uint32_t placed_twin;   /* == gen: the pid also came as an earlier record (placed, or
+				 * queued and superseded): a second decision is not an error */
 };
 
 /* Validation scratch, sized once from batch_max; one per thread that validates. */

@@ -6,7 +6,10 @@
  * longer than slice_ns_max (the watchdog's safety bound) is clamped and counted, not
  * rejected: the BPF side clamps again, but the host's count is the one a policy author
  * sees. Short slices are harmless (they end at the next tick) and pass unchanged. Tasks
- * flagged RL_ENQ_PLACED (BPF already runs them) get no decision at all.
+ * flagged RL_ENQ_PLACED (BPF already runs them) get no decision at all, nor does a record
+ * superseded by a later record of the same pid in the batch (stale: BPF would cancel it);
+ * a policy that decides both records of such a pid is not wrong, the first decision goes
+ * out with the later record's enq_cnt.
  *
  * Cost: one pass to hash the batch's pids (open addressing, generation-stamped so nothing
  * is cleared per batch), one pass over the decisions, one pass for the leftovers.
@@ -42,11 +45,17 @@ void pol_batch_begin(struct pol *p, struct pol_vs *vs, const struct queued_task_
 		key[i].enq_cnt = t[i].enq_cnt;
 		key[i].vtime = t[i].vtime;
 		key[i].placed = (t[i].flags & RL_ENQ_PLACED) != 0;
+		key[i].stale = false;
 		uint32_t h = pid_hash(pid) & mask;
 		while (vs->slots[h].gen == gen && vs->slots[h].pid != pid)
 			h = (h + 1) & mask;
-		if (vs->slots[h].gen == gen && key[vs->slots[h].idx].placed)
-			vs->slots[h].placed_twin = gen;   /* told it ran, then queued again */
+		if (vs->slots[h].gen == gen) {
+			/* Told it ran, then queued again; or queued, dequeued (custody dropped) and
+			 * queued again before we read the first record, which is stale now: BPF
+			 * would cancel a decision for it, so it gets none. */
+			vs->slots[h].placed_twin = gen;
+			key[vs->slots[h].idx].stale = !key[vs->slots[h].idx].placed;
+		}
 		vs->slots[h].gen = gen;
 		vs->slots[h].pid = pid;
 		vs->slots[h].idx = i;
@@ -112,7 +121,7 @@ bad:
 	}
 
 	for (int i = 0; i < n; i++) {
-		if (vs->decided[i] == gen || key[i].placed)
+		if (vs->decided[i] == gen || key[i].placed || key[i].stale)
 			continue;
 		struct dispatched_task_ctx *d = &o[k++];
 		d->pid = key[i].pid;
