@@ -36,12 +36,14 @@
 #include "loop.h"
 #include "sim.h"
 
-enum { EV_WAKE, EV_BURST, EV_EXPIRE, EV_RESCHED, EV_HOST_WAKE, EV_HOST_DONE, EV_HEARTBEAT,
+enum { EV_WAKE, EV_BURST, EV_EXPIRE, EV_RESCHED, EV_HOST_WAKE, EV_HOST_TIMEOUT, EV_HOST_DONE,
+       EV_HEARTBEAT,
        EV_END };
 
 enum { T_NEW, T_SLEEP, T_WAITCH, T_HOST, T_DSQ, T_LOCAL, T_RUN, T_EXIT };
 
 #define SCX_SLICE_DFL 20000000ull
+#define HOST_WAIT_NS 100000000ull   /* the live host's longest epoll_wait (main.c RUN_WAIT_MS) */
 #define RING_CAP ((1 << 20) / (sizeof(struct queued_task_ctx) + 8))
 #define NO_TASK (-1)
 
@@ -54,6 +56,7 @@ struct ev {
 struct dsq {
 	int32_t *h;
 	int n, cap;
+	uint64_t qmin;           /* <= every queued_at in it (the starvation scan's shortcut) */
 };
 
 struct task {
@@ -77,6 +80,10 @@ struct task {
 	/* BPF task_ctx and sched_ext fields */
 	uint64_t enq_cnt, start_ts, stop_ts, exec_runtime, run_start, slice_dec;
 	uint64_t dsq_vtime, slice, dsq_seq;
+	uint64_t queued_at;      /* when last inserted into a DSQ (task_ctx.queued_at; 0 never) */
+	uint64_t stint_slice;    /* slice it had when it last started running */
+	uint64_t slice_left;     /* slice left when it last stopped while still runnable */
+	bool prio;               /* placed by a priority decision: charged to the CPU's budget */
 	int cpu;                 /* scx_bpf_task_cpu() */
 	int last_ran;            /* CPU it last ran on (migrations) */
 	uint64_t pend_enq, pend_at;
@@ -96,6 +103,9 @@ struct cpu {
 	int32_t *local;          /* local DSQ: FIFO, head inserts for priority */
 	int nlocal, cap_local;
 	struct dsq dsq;
+	__u64 prio_period_start, prio_runtime;      /* cpu_ctx: the priority budget */
+	uint64_t scan_epoch;                        /* starve_epoch of the last starvation scan */
+	uint32_t scan_cursor;                       /* the other CPUs the next scan looks at */
 };
 
 struct chan {
@@ -129,11 +139,15 @@ struct sim {
 	int ring_head, ring_n;
 	/* the host */
 	struct loop lp;
-	bool host_busy, host_wake_pending;
+	bool host_busy, host_wake_pending, host_timeout_pending, host_sent;
+	uint64_t host_idle_since;   /* when the host last went to sleep (its epoll_wait) */
 	struct dispatched_task_ctx *inflight;
 	int ninflight;
 	uint64_t cost_t0;
 	uint64_t vtime_floor;
+	uint64_t slice_max_ns, wait_bound_ns, hb_ns;   /* bpf/bounds.bpf.h, from the watchdog */
+	bool rescue_needed;
+	uint64_t starve_epoch;   /* bumped by the heartbeat: CPUs scan for starved tasks */
 	struct sim_counters c;
 	struct sim_trace *trace;
 	bool stalled;
@@ -475,23 +489,81 @@ static void kick_for(struct sim *s, struct task *t, int cpu, bool preempt)
 }
 
 /* ---- enqueue ----------------------------------------------------------------------- */
+/* fill_record() of main.bpf.c, into the next slot of the `queued` ring (room checked). */
+static void fill_record(struct sim *s, const struct task *t, uint64_t flags, int cpu,
+			uint64_t exec_runtime)
+{
+	struct queued_task_ctx *r = &s->ring[(s->ring_head + s->ring_n++) % RING_CAP];
+
+	memset(r, 0, sizeof(*r));
+	r->pid = t->pid;
+	r->tgid = t->tgid;
+	r->cpu = cpu;
+	r->nr_cpus_allowed = t->nr_allowed;
+	r->flags = flags;
+	r->start_ts = t->start_ts;
+	r->stop_ts = t->stop_ts;
+	r->exec_runtime = exec_runtime;
+	r->weight = t->weight;
+	r->vtime = t->dsq_vtime;
+	r->enq_cnt = t->enq_cnt;
+	memcpy(r->comm, t->comm, sizeof(r->comm));
+}
+
+/* bpf_ktime_get_ns() is never 0; virtual time starts at 0, and queued_at 0 means unknown. */
+static inline uint64_t stamp(const struct sim *s)
+{
+	return s->now ? s->now : 1;
+}
+
+/* Every insert into one of our DSQs stamps queued_at, as main.bpf.c's callers do. */
 static void dsq_insert(struct sim *s, int id, int dsq, uint64_t slice, uint64_t vtime)
 {
 	struct task *t = &s->tasks[id];
+	struct dsq *q = dsq < 0 ? &s->shared : &s->cpus[dsq].dsq;
 
 	t->dsq_vtime = vtime;
 	t->slice = slice;
 	t->dsq_seq = s->seq++;
 	t->dsq_id = dsq;
 	t->state = T_DSQ;
-	dq_push(s, dsq < 0 ? &s->shared : &s->cpus[dsq].dsq, id);
+	t->queued_at = stamp(s);
+	if (!q->n || t->queued_at < q->qmin)
+		q->qmin = t->queued_at;
+	dq_push(s, q, id);
 }
 
 static void kernel_dispatch(struct sim *s, int id)
 {
+	s->tasks[id].prio = false;
 	dsq_insert(s, id, -1, s->w->slice_ns_default, s->vtime_floor);
 	s->c.nr_kernel_dispatches++;
 	kick_for(s, &s->tasks[id], -1, false);
+}
+
+/* resume_preempted() of main.bpf.c: the decision still stands, with what is left of its
+ * slice, on the task's CPU (a priority one at the head of its local DSQ again). */
+static void resume_preempted(struct sim *s, int id)
+{
+	struct task *t = &s->tasks[id];
+	uint64_t left = t->slice_left;
+	int cpu = t->cpu;
+
+	t->slice_left = 0;
+	s->c.nr_resumed++;
+	if (t->prio && allowed(t, cpu)) {
+		t->queued_at = stamp(s);
+		t->slice = left;
+		local_push(s, cpu, id, true);
+		return;
+	}
+	if (allowed(t, cpu)) {
+		dsq_insert(s, id, cpu, left, t->dsq_vtime);
+		kick_for(s, t, cpu, false);
+	} else {
+		dsq_insert(s, id, -1, left, t->dsq_vtime);
+		kick_for(s, t, -1, false);
+	}
 }
 
 static void enqueue(struct sim *s, int id, uint64_t flags)
@@ -508,9 +580,15 @@ static void enqueue(struct sim *s, int id, uint64_t flags)
 			resched(s, t->cpu, false);
 		return;
 	}
+	if (t->decided && !(flags & SIM_ENQ_WAKEUP) && t->slice_left >= RESUME_LEFT_MIN_NS &&
+	    !t->kthread) {
+		resume_preempted(s, id);
+		return;
+	}
 	t->fresh = true;
 	t->decided = false;
 	if (t->kthread == SIM_KT_SHARED) {
+		t->prio = false;
 		dsq_insert(s, id, -1, s->w->slice_ns_min, 0);
 		s->c.nr_kernel_dispatches++;
 		kick_for(s, t, -1, false);
@@ -527,34 +605,50 @@ static void enqueue(struct sim *s, int id, uint64_t flags)
 	t->pend_at = s->now;
 	t->state = T_HOST;
 
-	struct queued_task_ctx *r = &s->ring[(s->ring_head + s->ring_n++) % RING_CAP];
-	memset(r, 0, sizeof(*r));
-	r->pid = t->pid;
-	r->tgid = t->tgid;
-	r->cpu = t->cpu;
-	r->nr_cpus_allowed = t->nr_allowed;
-	r->flags = flags;
-	r->start_ts = t->start_ts;
-	r->stop_ts = t->stop_ts;
-	r->exec_runtime = t->exec_runtime;
-	r->weight = t->weight;
-	r->vtime = t->dsq_vtime;
-	r->enq_cnt = t->enq_cnt;
-	memcpy(r->comm, t->comm, sizeof(r->comm));
-
+	fill_record(s, t, flags, t->cpu, t->exec_runtime);
 	if (!s->host_busy && !s->host_wake_pending) {
 		s->host_wake_pending = true;
 		ev_push(s, s->now + s->w->host_wake_ns, EV_HOST_WAKE, 0, 0);
 	}
 }
 
-/* A task becomes runnable: ops.runnable, select_cpu, enqueue. */
+/* tell_placed() of main.bpf.c: the placement stands for a decision (minimum slice, its
+ * vtime), and the policy gets a record flagged RL_ENQ_PLACED: no custody, no decision
+ * expected, and no wake-up for the host (it reads it with its next batch). */
+static void tell_placed(struct sim *s, int id, int rec_cpu, uint64_t exec_runtime)
+{
+	struct task *t = &s->tasks[id];
+
+	t->fresh = true;
+	t->decided = true;
+	t->slice_dec = s->w->slice_ns_min;
+	t->queued_at = stamp(s);
+	t->prio = false;
+	t->slice_left = 0;
+	if (s->ring_n >= (int)RING_CAP) {
+		s->c.nr_placed_untold++;
+		return;
+	}
+	fill_record(s, t, SIM_ENQ_WAKEUP | RL_ENQ_PLACED, rec_cpu, exec_runtime);
+	s->c.nr_placed++;
+	/* the sleeping host reads it when its epoll_wait times out (RUN_WAIT_MS of main.c) */
+	if (!s->host_busy && !s->host_timeout_pending) {
+		uint64_t k = (s->now - s->host_idle_since) / HOST_WAIT_NS + 1;
+		s->host_timeout_pending = true;
+		ev_push(s, s->host_idle_since + k * HOST_WAIT_NS, EV_HOST_TIMEOUT, 0, 0);
+	}
+}
+
+/* A task becomes runnable: select_cpu, ops.runnable, enqueue. The kernel calls select_cpu
+ * only for a task that may run on more than one CPU (select_task_rq()); the others are
+ * queued on their CPU, which wakes if it is idle. */
 static void wake(struct sim *s, int id, uint64_t wake_ts)
 {
 	struct task *t = &s->tasks[id];
-	int cpu;
+	uint64_t ran = t->exec_runtime;   /* what select_cpu's record reports */
+	int cpu, prev = t->cpu;
 
-	t->exec_runtime = 0;
+	t->exec_runtime = 0;              /* ops.runnable */
 	t->waking = true;
 	t->wake_ts = wake_ts;
 	t->st.wakeups++;
@@ -562,15 +656,24 @@ static void wake(struct sim *s, int id, uint64_t wake_ts)
 		enqueue(s, id, SIM_ENQ_WAKEUP);
 		return;
 	}
+	if (t->nr_allowed <= 1) {
+		if (allowed(t, t->cpu) && s->cpus[t->cpu].cur == NO_TASK)
+			resched(s, t->cpu, false);
+		enqueue(s, id, SIM_ENQ_WAKEUP);
+		return;
+	}
 	cpu = pick_idle_topo(s, t, t->cpu);
 	if (cpu >= 0) {
 		t->cpu = cpu;
-		if (s->w->early_processing && !t->kthread) {
-			t->slice = s->w->slice_ns_default;
+		if (s->w->early_processing) {
+			/* select_cpu inserts it into the idle CPU's local DSQ: no ops.enqueue */
+			t->slice = s->w->slice_ns_min;
 			t->runnable_since = s->now;
 			t->waiting = true;
 			local_push(s, cpu, id, false);
 			s->c.nr_kernel_dispatches++;
+			if (!t->kthread)
+				tell_placed(s, id, prev, ran);
 			resched(s, cpu, false);
 			return;
 		}
@@ -771,13 +874,24 @@ static void start_running(struct sim *s, int cpu, int id)
 		sim_hist_add(t->hist, lat);
 		t->waking = false;
 	}
+	if (t->waiting && s->now - t->runnable_since > t->st.wait_max)
+		t->st.wait_max = s->now - t->runnable_since;
 	t->waiting = false;
+	t->stint_slice = t->slice;
 	arm(s, cpu, t->slice);
 	c->bgen++;
 	c->seg_start = s->now;
 }
 
-/* The running task leaves the CPU (ops.stopping). */
+/* Has cpu spent its priority budget (prio_throttled() of main.bpf.c)? */
+static bool prio_throttled(const struct sim *s, int cpu)
+{
+	const struct cpu *c = &s->cpus[cpu];
+
+	return bounds_prio_spent(c->prio_period_start, c->prio_runtime, s->now);
+}
+
+/* The running task leaves the CPU (ops.stopping); involuntary = still runnable. */
 static void stop_running(struct sim *s, int cpu, bool involuntary)
 {
 	struct cpu *c = &s->cpus[cpu];
@@ -793,6 +907,9 @@ static void stop_running(struct sim *s, int cpu, bool involuntary)
 	}
 	t->stop_ts = s->now;
 	t->exec_runtime += ran;
+	if (t->prio && ran)
+		bounds_prio_charge(&c->prio_period_start, &c->prio_runtime, ran, s->now);
+	t->slice_left = bounds_slice_left(involuntary, t->stint_slice, ran);
 	t->st.cpu_ns += ran;
 	t->st.csw++;
 	if (involuntary)
@@ -810,17 +927,20 @@ static void go_idle(struct sim *s, int cpu)
 	claim_set(s, cpu);
 }
 
-/* keep_prev() of main.bpf.c */
-static bool keep_prev(struct sim *s, struct task *prev, uint64_t head)
+/* keep_prev() of main.bpf.c: prev's vtime against the earlier head (head_vt, and since
+ * when that head has waited: head_qat), never past the wait bound or a spent budget. */
+static bool keep_prev(struct sim *s, struct task *prev, int cpu, uint64_t head_vt,
+		      uint64_t head_qat)
 {
-	uint64_t w, vt;
-
 	if (!prev->decided || !prev->slice_dec)
 		return false;
-	w = prev->weight ? prev->weight : 100;
-	vt = prev->dsq_vtime + (s->now - prev->start_ts) * 100 / w;
-	if (vt > head)
+	if (bounds_prev_vtime(prev->dsq_vtime, s->now - prev->start_ts, prev->weight) > head_vt)
 		return false;
+	if (bounds_waited_past(head_qat, s->now, s->wait_bound_ns) ||
+	    (prev->prio && prio_throttled(s, cpu))) {
+		s->c.nr_keep_bounded++;
+		return false;
+	}
 	s->c.nr_kept++;
 	return true;
 }
@@ -843,15 +963,116 @@ static int consume(struct sim *s, int cpu, uint64_t vt_cpu, uint64_t vt_sh)
 	return id;
 }
 
+/* rescue_pending() of main.bpf.c: every task in custody for stall_timeout goes to the
+ * shared DSQ, its enq_cnt bumped so the host's late decision is cancelled. */
+static void rescue_pending(struct sim *s)
+{
+	for (int i = 0; i < s->ntasks; i++) {
+		struct task *t = &s->tasks[i];
+		if (t->state != T_HOST || !t->pending || s->now - t->pend_at < s->w->stall_timeout_ns)
+			continue;
+		t->enq_cnt++;
+		t->decided = false;
+		t->prio = false;
+		t->pending = false;
+		dsq_insert(s, i, -1, s->w->slice_ns_default, s->vtime_floor);
+		s->c.nr_rescued++;
+		s->c.nr_kernel_dispatches++;
+	}
+	s->rescue_needed = false;
+}
+
+/* run_starved() of main.bpf.c: the tasks of q that waited past the bound and may run here,
+ * in q's (vtime) order, at most STARVE_MOVE_MAX, to this CPU's local DSQ. A DSQ whose
+ * oldest entry is younger than the bound (qmin) is not looked through. */
+static uint32_t run_starved(struct sim *s, int cpu, struct dsq *q)
+{
+	int32_t pick[STARVE_MOVE_MAX];
+	uint32_t moved = 0;
+
+	if (!q->n || s->now - q->qmin <= s->wait_bound_ns)
+		return 0;
+	while (moved < STARVE_MOVE_MAX) {
+		int best = -1;
+		for (int i = 0; i < q->n; i++) {
+			int id = q->h[i];
+			const struct task *t = &s->tasks[id];
+			if (!bounds_waited_past(t->queued_at, s->now, s->wait_bound_ns) ||
+			    !allowed(t, cpu))
+				continue;
+			if (best < 0 || dq_before(s, id, q->h[best]))
+				best = i;
+		}
+		if (best < 0)
+			break;
+		pick[moved++] = q->h[best];
+		dq_remove(s, q, best);
+	}
+	for (uint32_t k = 0; k < moved; k++)
+		local_push(s, cpu, pick[k], false);
+	q->qmin = UINT64_MAX;
+	for (int i = 0; i < q->n; i++)
+		if (s->tasks[q->h[i]].queued_at < q->qmin)
+			q->qmin = s->tasks[q->h[i]].queued_at;
+	s->c.nr_starved += moved;
+	return moved;
+}
+
+/* scan_starved() of main.bpf.c: once per heartbeat period, this CPU's DSQ, the shared one
+ * and up to STARVE_SCAN_OTHERS other CPUs' DSQs in turn. */
+static bool scan_starved(struct sim *s, int cpu)
+{
+	struct cpu *c = &s->cpus[cpu];
+	uint32_t moved, n;
+
+	if (c->scan_epoch == s->starve_epoch)
+		return false;
+	c->scan_epoch = s->starve_epoch;
+	moved = run_starved(s, cpu, &c->dsq) + run_starved(s, cpu, &s->shared);
+	n = bounds_scan_nr_others((uint32_t)s->nr_cpus);
+	for (uint32_t j = 0; j < n; j++) {
+		uint32_t other = bounds_scan_other((uint32_t)cpu, c->scan_cursor, j,
+						   (uint32_t)s->nr_cpus);
+		if ((int)other != cpu)
+			moved += run_starved(s, cpu, &s->cpus[other].dsq);
+	}
+	c->scan_cursor += n;
+	return moved > 0;
+}
+
+/* ops.dispatch (the CPU's local DSQ is empty): rescue, starved tasks, keep_prev for a
+ * runnable prev at slice expiry, else the earlier head of this CPU's DSQ and the shared
+ * one, moved to the local DSQ. true: prev keeps the CPU. */
+static bool dispatch(struct sim *s, int cpu, struct task *prev)
+{
+	struct dsq *mine = &s->cpus[cpu].dsq;
+	uint64_t vt_cpu, vt_sh, qat;
+	int head, id;
+
+	if (s->rescue_needed)
+		rescue_pending(s);
+	if (scan_starved(s, cpu))
+		return false;
+	vt_cpu = dq_head_vtime(s, mine);
+	vt_sh = dq_head_vtime(s, &s->shared);
+	head = vt_cpu < vt_sh ? mine->h[0] : (s->shared.n ? s->shared.h[0] : NO_TASK);
+	qat = head == NO_TASK ? 0 : s->tasks[head].queued_at;
+	if (prev && keep_prev(s, prev, cpu, vt_cpu < vt_sh ? vt_cpu : vt_sh, qat))
+		return true;
+	id = consume(s, cpu, vt_cpu, vt_sh);
+	if (id != NO_TASK)
+		local_push(s, cpu, id, false);
+	return false;
+}
+
 /* Give an empty CPU its next task, or let it go idle. Tasks whose program blocks or exits
  * as soon as they run leave again at once (in zero time), so this loops. */
 static void fill_cpu(struct sim *s, int cpu)
 {
 	for (;;) {
+		if (!s->cpus[cpu].nlocal)
+			dispatch(s, cpu, NULL);
 		int id = local_pop(s, cpu);
-		if (id == NO_TASK)
-			id = consume(s, cpu, dq_head_vtime(s, &s->cpus[cpu].dsq),
-				     dq_head_vtime(s, &s->shared));
 		if (id == NO_TASK) {
 			go_idle(s, cpu);
 			return;
@@ -875,26 +1096,23 @@ static void fill_cpu(struct sim *s, int cpu)
 }
 
 /* Slice expiry (or a preemption kick) of the running task: the kernel's balance with
- * prev still runnable. */
+ * prev still runnable. Its local DSQ first; if that is empty, ops.dispatch (keep_prev);
+ * if that finds nothing either, the kernel keeps prev with the default slice. Otherwise
+ * prev is re-enqueued (put_prev_task_scx(): flags 0; resumed in-kernel if it was
+ * preempted with slice left) and the CPU takes its local DSQ's head. */
 static void expire(struct sim *s, int cpu, bool preempted)
 {
 	struct cpu *c = &s->cpus[cpu];
 	int pid = c->cur;
 	struct task *prev = &s->tasks[pid];
-	int next = NO_TASK;
 
-	if (c->nlocal) {
-		next = local_pop(s, cpu);
-	} else {
-		uint64_t vt_cpu = dq_head_vtime(s, &c->dsq), vt_sh = dq_head_vtime(s, &s->shared);
-		if (keep_prev(s, prev, vt_cpu < vt_sh ? vt_cpu : vt_sh)) {
+	if (!c->nlocal) {
+		if (dispatch(s, cpu, prev)) {
 			prev->slice = prev->slice_dec;
 			arm(s, cpu, prev->slice);
 			return;
 		}
-		next = consume(s, cpu, vt_cpu, vt_sh);
-		if (next == NO_TASK) {
-			/* nothing else to run: the kernel keeps prev with the default slice */
+		if (!c->nlocal) {
 			arm(s, cpu, SCX_SLICE_DFL);
 			return;
 		}
@@ -902,23 +1120,7 @@ static void expire(struct sim *s, int cpu, bool preempted)
 	if (preempted)
 		s->c.nr_preempt++;
 	stop_running(s, cpu, true);
-	enqueue(s, pid, 0);   /* put_prev_task_scx(): a runnable prev re-enqueues with 0 */
-	/* run `next` (taken already) and go on as fill_cpu does */
-	start_running(s, cpu, next);
-	struct task *t = &s->tasks[next];
-	if (t->remaining) {
-		arm_burst(s, cpu);
-		return;
-	}
-	int a = advance(s, next);
-	t = &s->tasks[next];
-	if (a == A_RUN) {
-		arm_burst(s, cpu);
-		return;
-	}
-	stop_running(s, cpu, false);
-	if (a == A_EXIT)
-		{ t->state = T_EXIT; t->st.exit_ns = s->now ? s->now : 1; }
+	enqueue(s, pid, 0);
 	fill_cpu(s, cpu);
 }
 
@@ -934,16 +1136,24 @@ static void apply_decision(struct sim *s, const struct dispatched_task_ctx *d)
 	int id = find_pid(s, d->pid);
 	struct task *t;
 	uint64_t slice = d->slice_ns ? d->slice_ns : s->w->slice_ns_default;
+	uint64_t vtime = d->vtime;
 	int cpu = d->cpu, dsq;
 
 	if (id < 0 || !s->tasks[id].pending || s->tasks[id].pend_enq != d->enq_cnt) {
 		s->c.nr_cancel_dispatches++;
 		return;
 	}
+	/* whatever the host let through: no slice beyond the watchdog's bound */
+	if (slice > s->slice_max_ns) {
+		slice = s->slice_max_ns;
+		s->c.nr_slice_clamped++;
+	}
 	t = &s->tasks[id];
 	t->pending = false;
 	t->slice_dec = slice;
 	t->decided = true;
+	t->queued_at = stamp(s);
+	t->prio = false;
 	if (cpu == RL_CPU_ANY) {
 		dsq = -1;
 		cpu = -1;
@@ -959,11 +1169,21 @@ static void apply_decision(struct sim *s, const struct dispatched_task_ctx *d)
 			cpu = -1;
 		}
 	}
-	if (d->vtime == 0) {
-		/* priority: the head of a CPU's local DSQ, preempting (the applying CPU is the
-		 * task's own here: the host's CPU is not modelled) */
+	if (vtime == 0) {
+		/* priority: the CPU chosen, else the task's own (BPF takes the applying CPU's
+		 * if allowed: the host's, which is not modelled). A CPU whose priority budget is
+		 * spent takes it as an ordinary decision, behind what is queued now. */
 		if (cpu < 0)
 			cpu = t->cpu;
+		if (prio_throttled(s, cpu)) {
+			s->c.nr_prio_throttled++;
+			vtime = s->vtime_floor ? s->vtime_floor : 1;
+			if (dsq >= 0)
+				dsq = allowed(t, cpu) ? cpu : -1;
+		}
+	}
+	if (vtime == 0) {
+		t->prio = true;
 		if (allowed(t, cpu)) {
 			t->slice = slice;
 			local_push(s, cpu, id, true);
@@ -973,10 +1193,10 @@ static void apply_decision(struct sim *s, const struct dispatched_task_ctx *d)
 			kick_for(s, t, -1, true);
 		}
 	} else {
-		dsq_insert(s, id, dsq, slice, d->vtime);
-		if ((int64_t)(d->vtime - s->vtime_floor) > 0)
-			s->vtime_floor = d->vtime;
-		kick_for(s, t, cpu, false);
+		dsq_insert(s, id, dsq, slice, vtime);
+		if ((int64_t)(vtime - s->vtime_floor) > 0)
+			s->vtime_floor = vtime;
+		kick_for(s, t, dsq < 0 ? -1 : cpu, false);
 	}
 	s->c.nr_user_dispatches++;
 }
@@ -1002,21 +1222,29 @@ static void src_holding(void *ctx, int n)
 		s->cost_t0 = g_now_ns();
 }
 
-static int src_send(void *ctx, const struct dispatched_task_ctx *d, int n)
+/* The batch's decisions (n of them) land when the host's latency has passed. */
+static void host_done_after(struct sim *s, int n)
 {
-	struct sim *s = ctx;
 	uint64_t cost = g_now_ns() - s->cost_t0;
 	uint64_t lat;
 
 	s->c.cost_ns += cost;
-	memcpy(s->inflight, d, (size_t)n * sizeof(*d));
-	s->ninflight = n;
+	s->host_sent = true;
 	if (s->w->host_measured)
 		lat = (uint64_t)((double)cost * s->w->host_scale);
 	else
 		lat = s->w->host_batch_ns + (uint64_t)n * s->w->host_task_ns;
 	s->c.host_busy_ns += lat;
 	ev_push(s, s->now + lat, EV_HOST_DONE, 0, 0);
+}
+
+static int src_send(void *ctx, const struct dispatched_task_ctx *d, int n)
+{
+	struct sim *s = ctx;
+
+	memcpy(s->inflight, d, (size_t)n * sizeof(*d));
+	s->ninflight = n;
+	host_done_after(s, n);
 	return n;
 }
 
@@ -1028,8 +1256,12 @@ static int src_wait(void *ctx, int timeout_ms)
 
 static void host_turn(struct sim *s)
 {
-	int n = loop_step(&s->lp, 0);
+	int n;
 
+	s->host_sent = false;
+	n = loop_step(&s->lp, 0);
+	if (n > 0 && !s->host_sent)
+		host_done_after(s, 0);   /* only RL_ENQ_PLACED records: nothing to send */
 	if (n > 0) {
 		s->host_busy = true;
 		s->c.nr_batches++;
@@ -1038,23 +1270,20 @@ static void host_turn(struct sim *s)
 			s->c.max_batch = (uint64_t)n;
 	} else {
 		s->host_busy = false;
+		s->host_idle_since = s->now;
 	}
 }
 
-/* ---- heartbeat: rescue and the watchdog --------------------------------------------- */
+/* ---- heartbeat: rescue, starvation scan, the watchdog --------------------------- */
 static void heartbeat(struct sim *s)
 {
+	bool due = false;
+
 	for (int i = 0; i < s->ntasks; i++) {
 		struct task *t = &s->tasks[i];
-		if (t->state == T_HOST && t->pending && s->now - t->pend_at >= s->w->stall_timeout_ns) {
-			t->enq_cnt++;
-			t->decided = false;
-			t->pending = false;
-			dsq_insert(s, i, -1, s->w->slice_ns_default, s->vtime_floor);
-			s->c.nr_rescued++;
-			s->c.nr_kernel_dispatches++;
-			kick_for(s, t, -1, false);
-		}
+		/* custody_rescue_due(): judged by each entry's own age */
+		if (t->state == T_HOST && t->pending && s->now - t->pend_at > s->w->stall_timeout_ns)
+			due = true;
 		if (t->waiting && t->state != T_RUN &&
 		    s->now - t->runnable_since > s->w->watchdog_timeout_ns && !s->stalled) {
 			s->stalled = true;
@@ -1064,6 +1293,22 @@ static void heartbeat(struct sim *s)
 				 (s->now - t->runnable_since) / 1e6, s->w->watchdog_timeout_ns / 1e6);
 		}
 	}
+	if (due)
+		s->rescue_needed = true;
+	if (s->rescue_needed) {
+		/* idle CPUs do the rescue in their dispatch; also preempt one busy CPU (BPF: the
+		 * host's last CPU, not modelled: CPU 0) in case none is idle */
+		for (int c = 0; c < s->nr_cpus; c++)
+			if (s->cpus[c].cur == NO_TASK)
+				resched(s, c, false);
+		resched(s, 0, true);
+	}
+	/* every CPU that dispatches scans for starved tasks once per period; an idle CPU
+	 * with tasks in its own DSQ is woken so it dispatches at all */
+	s->starve_epoch++;
+	for (int c = 0; c < s->nr_cpus; c++)
+		if (s->cpus[c].dsq.n && s->cpus[c].cur == NO_TASK)
+			resched(s, c, false);
 }
 
 /* ---- setup ------------------------------------------------------------------------- */
@@ -1141,6 +1386,9 @@ int sim_open(struct sim **out, const struct sim_wl *w, uint64_t seed, char *err,
 	s->rng = seed;
 	s->nr_cpus = w->nr_cpus;
 	s->tick_ns = 1000000000ull / (uint64_t)w->hz;
+	s->slice_max_ns = bounds_slice_max_ns(w->watchdog_ms);
+	s->wait_bound_ns = bounds_wait_ns(w->watchdog_ms);
+	s->hb_ns = bounds_hb_period_ns(w->stall_timeout_ns);
 	s->topo = calloc(1, sizeof(*s->topo));
 	s->cpus = calloc((size_t)w->nr_cpus, sizeof(*s->cpus));
 	s->chans = calloc((size_t)w->nchans + 1, sizeof(*s->chans));
@@ -1200,6 +1448,7 @@ void sim_pol_env(struct sim *s, struct pol_env *env)
 	env->nr_cpus = s->nr_cpus;
 	env->slice_ns_default = s->w->slice_ns_default;
 	env->slice_ns_min = s->w->slice_ns_min;
+	env->slice_ns_max = s->slice_max_ns;   /* the host clamps as in a live run */
 	env->batch_max = s->w->batch_max;
 	env->topo = s->topo;
 	env->idle = s->idle_mask;
@@ -1230,12 +1479,8 @@ int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
 	    char *err, size_t errlen)
 {
 	struct loop_src src;
-	uint64_t hb = s->w->stall_timeout_ns / 4;
+	uint64_t hb = s->hb_ns;
 
-	if (hb > 100000000ull)
-		hb = 100000000ull;
-	if (hb < 1000000ull)
-		hb = 1000000ull;
 	memset(&src, 0, sizeof(src));
 	src.ctx = s;
 	src.recv = src_recv;
@@ -1305,11 +1550,17 @@ int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
 			if (!s->host_busy)
 				host_turn(s);
 			break;
+		case EV_HOST_TIMEOUT:
+			s->host_timeout_pending = false;
+			if (!s->host_busy)
+				host_turn(s);
+			break;
 		case EV_HOST_DONE:
 			for (int i = 0; i < s->ninflight; i++)
 				apply_decision(s, &s->inflight[i]);
 			s->ninflight = 0;
 			s->host_busy = false;
+			s->host_idle_since = s->now;
 			if (s->ring_n)
 				host_turn(s);
 			break;
