@@ -159,6 +159,7 @@ struct sim_counters {     /* the BPF side's stats, same names */
 	uint64_t nr_placed, nr_placed_untold, nr_starved;
 	uint64_t nr_batches, nr_tasks, max_batch, nr_events, nr_preempt;
 	uint64_t host_busy_ns;
+	uint64_t host_cpu_ns;  /* time the host's thread held a CPU */
 	uint64_t cost_ns;      /* measured real time in pol_schedule (+validation) */
 };
 

@@ -46,6 +46,7 @@ enum { T_NEW, T_SLEEP, T_WAITCH, T_HOST, T_DSQ, T_LOCAL, T_RUN, T_EXIT };
 #define HOST_WAIT_NS 100000000ull   /* the live host's longest epoll_wait (main.c RUN_WAIT_MS) */
 #define RING_CAP ((1 << 20) / (sizeof(struct queued_task_ctx) + 8))
 #define NO_TASK (-1)
+#define HOST_TASK (-2)       /* the host's thread, on a CPU or in a local DSQ */
 
 struct ev {
 	uint64_t t, seq;
@@ -140,6 +141,16 @@ struct sim {
 	/* the host */
 	struct loop lp;
 	bool host_busy, host_wake_pending, host_timeout_pending, host_sent;
+	/* The host's thread (tgid == host_tgid in BPF): queued in SCHED_DSQ, which every CPU
+	 * consumes before its own DSQs, or running on host_cpu while it decides batches. */
+	bool host_queued, host_on_cpu;
+	int host_cpu, host_last_cpu;
+	uint64_t host_run_start, host_last_run;
+	struct task host_t;                           /* its affinity (all CPUs) for the walks */
+	uint64_t host_aff[MAX_CPUS / 64];
+	int npending;                                 /* tasks in custody (nr_pending) */
+	uint64_t host_done_at, host_left;             /* the batch in flight: ends / ns left */
+	uint32_t host_done_gen;                       /* a preempted host's EV_HOST_DONE is stale */
 	uint64_t host_idle_since;   /* when the host last went to sleep (its epoll_wait) */
 	struct dispatched_task_ctx *inflight;
 	int ninflight;
@@ -154,6 +165,9 @@ struct sim {
 	char stall_msg[256];
 	bool ended;
 };
+
+static bool host_start(struct sim *s, int cpu);
+static void host_preempted(struct sim *s);
 
 /* ---- small things ------------------------------------------------------------------ */
 static uint64_t rnd(struct sim *s)   /* splitmix64 */
@@ -352,7 +366,8 @@ static void local_push(struct sim *s, int cpu, int id, bool head)
 		c->local[c->nlocal] = id;
 	}
 	c->nlocal++;
-	s->tasks[id].state = T_LOCAL;
+	if (id >= 0)
+		s->tasks[id].state = T_LOCAL;
 }
 
 static int local_pop(struct sim *s, int cpu)
@@ -484,8 +499,14 @@ static void kick_for(struct sim *s, struct task *t, int cpu, bool preempt)
 		resched(s, cpu, false);
 		return;
 	}
-	if (preempt)
-		resched(s, t->cpu, true);
+	if (!preempt)
+		return;
+	/* no idle CPU: preempt the task's last CPU, unless the host runs there (it would be
+	 * dispatched again first); then a neighbour it may use */
+	cpu = t->cpu;
+	if (cpu == s->host_last_cpu && s->nr_cpus > 1 && allowed(t, (cpu + 1) % s->nr_cpus))
+		cpu = (cpu + 1) % s->nr_cpus;
+	resched(s, cpu, true);
 }
 
 /* ---- enqueue ----------------------------------------------------------------------- */
@@ -601,12 +622,13 @@ static void enqueue(struct sim *s, int id, uint64_t flags)
 	}
 	t->enq_cnt++;
 	t->pending = true;
+	s->npending++;
 	t->pend_enq = t->enq_cnt;
 	t->pend_at = s->now;
 	t->state = T_HOST;
 
 	fill_record(s, t, flags, t->cpu, t->exec_runtime);
-	if (!s->host_busy && !s->host_wake_pending) {
+	if (!s->host_on_cpu && !s->host_queued && !s->host_wake_pending) {
 		s->host_wake_pending = true;
 		ev_push(s, s->now + s->w->host_wake_ns, EV_HOST_WAKE, 0, 0);
 	}
@@ -632,7 +654,7 @@ static void tell_placed(struct sim *s, int id, int rec_cpu, uint64_t exec_runtim
 	fill_record(s, t, SIM_ENQ_WAKEUP | RL_ENQ_PLACED, rec_cpu, exec_runtime);
 	s->c.nr_placed++;
 	/* the sleeping host reads it when its epoll_wait times out (RUN_WAIT_MS of main.c) */
-	if (!s->host_busy && !s->host_timeout_pending) {
+	if (!s->host_on_cpu && !s->host_queued && !s->host_timeout_pending) {
 		uint64_t k = (s->now - s->host_idle_since) / HOST_WAIT_NS + 1;
 		s->host_timeout_pending = true;
 		ev_push(s, s->host_idle_since + k * HOST_WAIT_NS, EV_HOST_TIMEOUT, 0, 0);
@@ -829,11 +851,9 @@ static uint64_t tick_after(struct sim *s, uint64_t t)
 static void arm(struct sim *s, int cpu, uint64_t slice)
 {
 	struct cpu *c = &s->cpus[cpu];
-	struct task *t = &s->tasks[c->cur];
 
 	c->sgen++;
 	ev_push(s, tick_after(s, s->now + (slice ? slice : 1)), EV_EXPIRE, cpu, c->sgen);
-	(void)t;
 }
 
 static void arm_burst(struct sim *s, int cpu)
@@ -975,6 +995,7 @@ static void rescue_pending(struct sim *s)
 		t->decided = false;
 		t->prio = false;
 		t->pending = false;
+		s->npending--;
 		dsq_insert(s, i, -1, s->w->slice_ns_default, s->vtime_floor);
 		s->c.nr_rescued++;
 		s->c.nr_kernel_dispatches++;
@@ -1053,6 +1074,11 @@ static bool dispatch(struct sim *s, int cpu, struct task *prev)
 		rescue_pending(s);
 	if (scan_starved(s, cpu))
 		return false;
+	if (s->host_queued) {   /* then the host: it is what makes everything else move */
+		s->host_queued = false;
+		local_push(s, cpu, HOST_TASK, false);
+		return false;
+	}
 	vt_cpu = dq_head_vtime(s, mine);
 	vt_sh = dq_head_vtime(s, &s->shared);
 	head = vt_cpu < vt_sh ? mine->h[0] : (s->shared.n ? s->shared.h[0] : NO_TASK);
@@ -1076,6 +1102,11 @@ static void fill_cpu(struct sim *s, int cpu)
 		if (id == NO_TASK) {
 			go_idle(s, cpu);
 			return;
+		}
+		if (id == HOST_TASK) {
+			if (host_start(s, cpu))
+				return;
+			continue;
 		}
 		start_running(s, cpu, id);
 		struct task *t = &s->tasks[id];
@@ -1104,8 +1135,24 @@ static void expire(struct sim *s, int cpu, bool preempted)
 {
 	struct cpu *c = &s->cpus[cpu];
 	int pid = c->cur;
-	struct task *prev = &s->tasks[pid];
+	struct task *prev;
 
+	if (pid == HOST_TASK) {
+		/* keep_prev never keeps the host; the kernel keeps it if nothing else waits */
+		if (!c->nlocal) {
+			dispatch(s, cpu, NULL);
+			if (!c->nlocal) {
+				arm(s, cpu, SCX_SLICE_DFL);
+				return;
+			}
+		}
+		if (preempted)
+			s->c.nr_preempt++;
+		host_preempted(s);
+		fill_cpu(s, cpu);
+		return;
+	}
+	prev = &s->tasks[pid];
 	if (!c->nlocal) {
 		if (dispatch(s, cpu, prev)) {
 			prev->slice = prev->slice_dec;
@@ -1150,6 +1197,7 @@ static void apply_decision(struct sim *s, const struct dispatched_task_ctx *d)
 	}
 	t = &s->tasks[id];
 	t->pending = false;
+	s->npending--;
 	t->slice_dec = slice;
 	t->decided = true;
 	t->queued_at = stamp(s);
@@ -1174,7 +1222,7 @@ static void apply_decision(struct sim *s, const struct dispatched_task_ctx *d)
 		 * if allowed: the host's, which is not modelled). A CPU whose priority budget is
 		 * spent takes it as an ordinary decision, behind what is queued now. */
 		if (cpu < 0)
-			cpu = t->cpu;
+			cpu = s->host_on_cpu && allowed(t, s->host_cpu) ? s->host_cpu : t->cpu;
 		if (prio_throttled(s, cpu)) {
 			s->c.nr_prio_throttled++;
 			vtime = s->vtime_floor ? s->vtime_floor : 1;
@@ -1185,9 +1233,10 @@ static void apply_decision(struct sim *s, const struct dispatched_task_ctx *d)
 	if (vtime == 0) {
 		t->prio = true;
 		if (allowed(t, cpu)) {
+			/* the host's own CPU runs it as soon as the host sleeps: no kick */
 			t->slice = slice;
 			local_push(s, cpu, id, true);
-			resched(s, cpu, true);
+			resched(s, cpu, !(s->host_on_cpu && cpu == s->host_cpu));
 		} else {
 			dsq_insert(s, id, -1, slice, 0);
 			kick_for(s, t, -1, true);
@@ -1235,7 +1284,8 @@ static void host_done_after(struct sim *s, int n)
 	else
 		lat = s->w->host_batch_ns + (uint64_t)n * s->w->host_task_ns;
 	s->c.host_busy_ns += lat;
-	ev_push(s, s->now + lat, EV_HOST_DONE, 0, 0);
+	s->host_done_at = s->now + lat;
+	ev_push(s, s->host_done_at, EV_HOST_DONE, 0, s->host_done_gen);
 }
 
 static int src_send(void *ctx, const struct dispatched_task_ctx *d, int n)
@@ -1270,8 +1320,84 @@ static void host_turn(struct sim *s)
 			s->c.max_batch = (uint64_t)n;
 	} else {
 		s->host_busy = false;
-		s->host_idle_since = s->now;
 	}
+}
+
+/* The host's thread leaves its CPU for epoll_wait. */
+static void host_off(struct sim *s)
+{
+	int cpu = s->host_cpu;
+
+	s->cpus[cpu].cur = NO_TASK;
+	s->host_on_cpu = false;
+	s->host_idle_since = s->now;
+	s->c.host_cpu_ns += s->now - s->host_run_start;
+	if (s->trace && s->now > s->host_run_start)
+		sim_trace_slice(s->trace, cpu, s->host_run_start, s->now, "gthulhu-lua", 0);
+}
+
+/* The host's thread wakes (records wait): select_cpu (the kernel's default choice for
+ * it: prev if idle, else any idle CPU), then enqueue into SCHED_DSQ and kick_for(-1,
+ * preempting when tasks wait for it). */
+static void host_runnable(struct sim *s)
+{
+	int cpu = -1;
+
+	if (test_and_clear_idle(s, s->host_last_cpu))
+		cpu = s->host_last_cpu;
+	else
+		cpu = pick_idle_any(s, &s->host_t);
+	s->host_t.cpu = cpu >= 0 ? cpu : s->host_last_cpu;
+	if (cpu >= 0)
+		resched(s, cpu, false);   /* woken on that CPU's runqueue */
+	s->host_queued = true;
+	kick_for(s, &s->host_t, -1, s->npending > 0);
+}
+
+/* A CPU takes the host's thread (from SCHED_DSQ): it decides a batch, and keeps the CPU
+ * for the batch's latency. false: nothing to decide, it sleeps again at once. */
+static bool host_start(struct sim *s, int cpu)
+{
+	struct cpu *c = &s->cpus[cpu];
+
+	bit_clr(s->idle_mask, cpu);
+	claim_clr(s, cpu);
+	c->cur = HOST_TASK;
+	c->bgen++;
+	s->host_on_cpu = true;
+	s->host_cpu = s->host_last_cpu = cpu;
+	s->host_run_start = s->host_last_run = s->now;
+	if (s->host_busy) {
+		/* preempted in the middle of a batch: the rest of its latency from now */
+		s->host_done_at = s->now + s->host_left;
+		ev_push(s, s->host_done_at, EV_HOST_DONE, 0, s->host_done_gen);
+	} else {
+		host_turn(s);
+	}
+	if (!s->host_busy) {
+		host_off(s);
+		return false;
+	}
+	arm(s, cpu, s->w->slice_ns_default);   /* SCHED_DSQ's slice */
+	return true;
+}
+
+/* The host's thread loses its CPU with a batch in flight (slice expiry with tasks
+ * waiting, a priority task): the batch pauses, the thread goes back to SCHED_DSQ
+ * (ops.enqueue for the host: kick_for(-1, preempting when tasks wait for it)). */
+static void host_preempted(struct sim *s)
+{
+	int cpu = s->host_cpu;
+
+	if (s->host_busy) {
+		s->host_left = s->host_done_at > s->now ? s->host_done_at - s->now : 0;
+		s->host_done_gen++;
+	}
+	host_off(s);
+	s->cpus[cpu].sgen++;
+	s->host_queued = true;
+	s->host_t.cpu = cpu;
+	kick_for(s, &s->host_t, -1, s->npending > 0);
 }
 
 /* ---- heartbeat: rescue, starvation scan, the watchdog --------------------------- */
@@ -1301,7 +1427,7 @@ static void heartbeat(struct sim *s)
 		for (int c = 0; c < s->nr_cpus; c++)
 			if (s->cpus[c].cur == NO_TASK)
 				resched(s, c, false);
-		resched(s, 0, true);
+		resched(s, s->host_last_cpu, true);
 	}
 	/* every CPU that dispatches scans for starved tasks once per period; an idle CPU
 	 * with tasks in its own DSQ is woken so it dispatches at all */
@@ -1309,6 +1435,9 @@ static void heartbeat(struct sim *s)
 	for (int c = 0; c < s->nr_cpus; c++)
 		if (s->cpus[c].dsq.n && s->cpus[c].cur == NO_TASK)
 			resched(s, c, false);
+	/* the host is runnable but has not had a CPU for a while: make room for it */
+	if (s->host_queued && s->now - s->host_last_run > s->hb_ns)
+		resched(s, s->host_last_cpu, true);
 }
 
 /* ---- setup ------------------------------------------------------------------------- */
@@ -1401,6 +1530,10 @@ int sim_open(struct sim **out, const struct sim_wl *w, uint64_t seed, char *err,
 		s->chans[i].cap = w->chan_cap ? w->chan_cap[i] : 0;
 	}
 	build_topo(s);
+	for (int c = 0; c < s->nr_cpus; c++)
+		bit_set(s->host_aff, c);
+	s->host_t.aff = s->host_aff;
+	s->host_t.nr_allowed = s->nr_cpus;
 	for (int c = 0; c < s->nr_cpus; c++) {
 		s->cpus[c].cur = NO_TASK;
 		go_idle(s, c);
@@ -1547,22 +1680,28 @@ int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
 		}
 		case EV_HOST_WAKE:
 			s->host_wake_pending = false;
-			if (!s->host_busy)
-				host_turn(s);
+			if (!s->host_on_cpu && !s->host_queued)
+				host_runnable(s);
 			break;
 		case EV_HOST_TIMEOUT:
 			s->host_timeout_pending = false;
-			if (!s->host_busy)
-				host_turn(s);
+			if (!s->host_on_cpu && !s->host_queued)
+				host_runnable(s);
 			break;
 		case EV_HOST_DONE:
+			if (e.gen != s->host_done_gen || !s->host_on_cpu)
+				break;   /* paused: its host was preempted */
 			for (int i = 0; i < s->ninflight; i++)
 				apply_decision(s, &s->inflight[i]);
 			s->ninflight = 0;
 			s->host_busy = false;
-			s->host_idle_since = s->now;
 			if (s->ring_n)
 				host_turn(s);
+			if (!s->host_busy && s->host_on_cpu) {
+				int cpu = s->host_cpu;
+				host_off(s);
+				fill_cpu(s, cpu);
+			}
 			break;
 		case EV_HEARTBEAT:
 			heartbeat(s);
@@ -1578,6 +1717,12 @@ int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
 		struct cpu *c = &s->cpus[cpu];
 		if (c->cur == NO_TASK)
 			continue;
+		if (c->cur == HOST_TASK) {
+			s->c.host_cpu_ns += s->now - s->host_run_start;
+			if (s->trace && s->now > s->host_run_start)
+				sim_trace_slice(s->trace, cpu, s->host_run_start, s->now, "gthulhu-lua", 0);
+			continue;
+		}
 		struct task *t = &s->tasks[c->cur];
 		t->st.cpu_ns += s->now - t->run_start;
 		t->st.work_ns += s->now - c->seg_start;

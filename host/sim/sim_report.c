@@ -306,8 +306,9 @@ void sim_report_table(FILE *f, const struct sim_wl *w, struct sim_result **rs, i
 			(unsigned long long)r->ps.errors, (unsigned long long)c->nr_events);
 		/* The watchdog bounds of bpf/bounds.bpf.h (BPF's nr_* counters; slices_clamped is
 		 * the host's own clamp, nr_slices_clamped of a live run). */
-		fprintf(f, "bounds: slices_clamped %llu  slice_clamped %llu  keep_bounded %llu  "
-			"prio_throttled %llu  starved %llu  resumed %llu  placed %llu\n",
+		fprintf(f, "host_cpu %.1f ms  bounds: slices_clamped %llu  slice_clamped %llu  "
+			"keep_bounded %llu  prio_throttled %llu  starved %llu  resumed %llu  placed %llu\n",
+			c->host_cpu_ns / 1e6,
 			(unsigned long long)r->ps.slices_clamped, (unsigned long long)c->nr_slice_clamped,
 			(unsigned long long)c->nr_keep_bounded, (unsigned long long)c->nr_prio_throttled,
 			(unsigned long long)c->nr_starved, (unsigned long long)c->nr_resumed,
@@ -390,7 +391,7 @@ void sim_report_json(FILE *f, const struct sim_wl *w, struct sim_result **rs, in
 		fprintf(f, "     \"counters\": {\"batches\": %llu, \"tasks\": %llu, \"max_batch\": %llu, "
 			"\"user_dispatches\": %llu, \"kernel_dispatches\": %llu, \"kept\": %llu, "
 			"\"preempt\": %llu, \"bounce\": %llu, \"cancel\": %llu, \"rescued\": %llu, "
-			"\"congested\": %llu, \"events\": %llu, \"host_busy_ns\": %llu, "
+			"\"congested\": %llu, \"events\": %llu, \"host_busy_ns\": %llu, \"host_cpu_ns\": %llu, "
 			"\"policy_errors\": %llu, \"fallbacks\": %llu, \"bad_decisions\": %llu, "
 			"\"slices_clamped\": %llu, \"slice_clamped\": %llu, \"keep_bounded\": %llu, "
 			"\"prio_throttled\": %llu, \"starved\": %llu, \"resumed\": %llu, "
@@ -401,7 +402,8 @@ void sim_report_json(FILE *f, const struct sim_wl *w, struct sim_result **rs, in
 			(unsigned long long)c->nr_preempt, (unsigned long long)c->nr_bounce_dispatches,
 			(unsigned long long)c->nr_cancel_dispatches, (unsigned long long)c->nr_rescued,
 			(unsigned long long)c->nr_sched_congested, (unsigned long long)c->nr_events,
-			(unsigned long long)c->host_busy_ns, (unsigned long long)r->ps.errors,
+			(unsigned long long)c->host_busy_ns, (unsigned long long)c->host_cpu_ns,
+			(unsigned long long)r->ps.errors,
 			(unsigned long long)r->ps.fallbacks, (unsigned long long)r->ps.bad_decisions,
 			(unsigned long long)r->ps.slices_clamped, (unsigned long long)c->nr_slice_clamped,
 			(unsigned long long)c->nr_keep_bounded, (unsigned long long)c->nr_prio_throttled,
