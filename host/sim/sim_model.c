@@ -2,30 +2,31 @@
 /*
  * sim_model.c - the event model of the kernel side (see sim.h). It follows bpf/main.bpf.c
  * callback by callback, with the kernel's sched_ext core around it reduced to what decides
- * who runs when:
+ * who runs when; the bounds' arithmetic comes from bpf/bounds.bpf.h, shared with BPF.
  *
- *  - select_cpu (wakeups): prev if idle, else an idle L2 sibling, then L3 (from a random
- *    start), then any idle CPU; claiming an idle CPU wakes it (it finds nothing and goes
- *    idle again unless a task reached its queues meanwhile). early_processing as in BPF.
+ *  - select_cpu (wakeups of tasks allowed on more than one CPU): prev if idle, else an idle
+ *    L2 sibling, then L3 (random start), then any idle CPU; claiming an idle CPU wakes it.
+ *    early_processing: placed on that CPU with slice_ns_min, an RL_ENQ_PLACED record.
  *  - enqueue: per-CPU kthreads to their local DSQ, other kthreads to the shared DSQ at
- *    vtime 0 with slice_ns_min, user tasks to the host (a record in the `queued` ring,
- *    enq_cnt bumped, custody entry); ring full -> in-kernel (nr_sched_congested).
- *  - the host: woken wake_ns after a record arrives while it sleeps; each loop_step() takes
- *    up to batch_max records, runs the policy (real Lua, virtual clock) and its decisions
- *    are applied host.batch_ns + n * host.task_ns later (or the measured cost); then the
- *    next batch if records are waiting.
- *  - decisions: custody/enq_cnt check (cancel), affinity bounce, vtime-ordered per-CPU and
- *    shared DSQs, priority (vtime 0) to the head of a CPU's local DSQ with preemption,
- *    kick an idle CPU (the chosen one, or any idle CPU the task may use).
- *  - dispatch: local DSQ first; at slice expiry keep_prev (decided vtime + ran*100/weight
- *    against the earlier head), else the earlier head of the CPU's DSQ and the shared one;
- *    nothing there and prev still runnable: prev keeps running (the kernel's default).
+ *    vtime 0 with slice_ns_min, a preempted decided task with slice left back in-kernel
+ *    (resume_preempted), user tasks to the host (a record in the `queued` ring, enq_cnt
+ *    bumped, custody entry); ring full -> in-kernel (nr_sched_congested).
+ *  - the host's thread: woken wake_ns after a record arrives while it sleeps, queued in
+ *    SCHED_DSQ (kicking, or preempting, a CPU), taken by the next ops.dispatch; on its CPU
+ *    each loop_step() takes up to batch_max records, runs the policy (real Lua, virtual
+ *    clock) and holds the CPU for host.batch_ns + n * host.task_ns (or the measured cost),
+ *    then the decisions are applied; preempted at its slice's end like any task.
+ *  - decisions: custody/enq_cnt check (cancel), slice clamp, affinity bounce, vtime-ordered
+ *    per-CPU and shared DSQs, priority (vtime 0) to the head of a CPU's local DSQ with
+ *    preemption unless the CPU's priority budget is spent, idle CPUs kicked.
+ *  - dispatch (local DSQ empty): rescue, starvation scan, the host, keep_prev at slice
+ *    expiry (bounded), else the earlier head of the CPU's DSQ and the shared one; nothing
+ *    there and prev still runnable: prev keeps running (the kernel's default).
  *  - slices expire at the first timer tick (1/HZ) at or after their end, as the kernel's
  *    tick-driven slice accounting does; a task that blocks earlier switches at once.
- *  - heartbeat: pending tasks older than stall_timeout are rescued into the shared DSQ
- *    (enq_cnt bumped, the late decision is cancelled); a runnable task that has not run
- *    for watchdog_timeout ends the run as a stall (the sched_ext watchdog).
- * Not modelled: the host's own threads occupying a CPU, CPU hotplug, stalled-host mode.
+ *  - heartbeat: overdue custody entries flag a rescue, the starvation epoch moves on, a
+ *    runnable task that has not run for watchdog_timeout ends the run as a stall.
+ * Not modelled: CPU hotplug, the stalled-host mode, dispatch slots, yields.
  *
  * Events live in one binary heap ordered by (time, sequence); arrays grow by doubling,
  * nothing is allocated per event.
