@@ -469,7 +469,6 @@ s32 BPF_STRUCT_OPS(gthulhu_select_cpu, struct task_struct *p, s32 prev_cpu, u64 
 }
 
 /* --- Enqueue: to user space, or kept in the kernel ------------------------------------- */
-
 static __always_inline void resume_preempted(struct task_struct *p, struct task_ctx *tctx,
 					     u64 enq_flags)
 {
