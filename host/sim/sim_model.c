@@ -141,7 +141,8 @@ struct sim {
 	int ring_head, ring_n;
 	/* the host */
 	struct loop lp;
-	bool host_busy, host_wake_pending, host_timeout_pending, host_sent;
+	bool host_busy, host_wake_pending, host_sent;
+	uint32_t host_sleep_gen;    /* its epoll_wait timeout is for the current sleep only */
 	/* The host's thread (tgid == host_tgid in BPF): queued in SCHED_DSQ, which every CPU
 	 * consumes before its own DSQs, or running on host_cpu while it decides batches. */
 	bool host_queued, host_on_cpu;
@@ -150,9 +151,11 @@ struct sim {
 	struct task host_t;                           /* its affinity (all CPUs) for the walks */
 	uint64_t host_aff[MAX_CPUS / 64];
 	int npending;                                 /* tasks in custody (nr_pending) */
+	uint64_t pending_since;                       /* when npending last rose from 0 */
+	uint64_t host_hb;                             /* host_hb_ns: the host's last loop turn */
+	bool host_stalled;                            /* BPF's stalled-host mode */
 	uint64_t host_done_at, host_left;             /* the batch in flight: ends / ns left */
 	uint32_t host_done_gen;                       /* a preempted host's EV_HOST_DONE is stale */
-	uint64_t host_idle_since;   /* when the host last went to sleep (its epoll_wait) */
 	struct dispatched_task_ctx *inflight;
 	int ninflight;
 	uint64_t cost_t0;
@@ -602,8 +605,8 @@ static void enqueue(struct sim *s, int id, uint64_t flags)
 			resched(s, t->cpu, false);
 		return;
 	}
-	if (t->decided && !(flags & SIM_ENQ_WAKEUP) && t->slice_left >= RESUME_LEFT_MIN_NS &&
-	    !t->kthread) {
+	if (t->decided && !(flags & SIM_ENQ_WAKEUP) && !s->host_stalled &&
+	    t->slice_left >= RESUME_LEFT_MIN_NS && !t->kthread) {
 		resume_preempted(s, id);
 		return;
 	}
@@ -616,6 +619,10 @@ static void enqueue(struct sim *s, int id, uint64_t flags)
 		kick_for(s, t, -1, false);
 		return;
 	}
+	if (s->host_stalled) {      /* stalled-host mode: no task goes to the host */
+		kernel_dispatch(s, id);
+		return;
+	}
 	if (s->ring_n >= (int)RING_CAP) {
 		s->c.nr_sched_congested++;
 		kernel_dispatch(s, id);
@@ -623,7 +630,8 @@ static void enqueue(struct sim *s, int id, uint64_t flags)
 	}
 	t->enq_cnt++;
 	t->pending = true;
-	s->npending++;
+	if (s->npending++ == 0)
+		s->pending_since = s->now;
 	t->pend_enq = t->enq_cnt;
 	t->pend_at = s->now;
 	t->state = T_HOST;
@@ -653,13 +661,7 @@ static void tell_placed(struct sim *s, int id, int rec_cpu, uint64_t exec_runtim
 		return;
 	}
 	fill_record(s, t, SIM_ENQ_WAKEUP | RL_ENQ_PLACED, rec_cpu, exec_runtime);
-	s->c.nr_placed++;
-	/* the sleeping host reads it when its epoll_wait times out (RUN_WAIT_MS of main.c) */
-	if (!s->host_on_cpu && !s->host_queued && !s->host_timeout_pending) {
-		uint64_t k = (s->now - s->host_idle_since) / HOST_WAIT_NS + 1;
-		s->host_timeout_pending = true;
-		ev_push(s, s->host_idle_since + k * HOST_WAIT_NS, EV_HOST_TIMEOUT, 0, 0);
-	}
+	s->c.nr_placed++;   /* a sleeping host reads it when its epoll_wait times out */
 }
 
 /* A task becomes runnable: select_cpu, ops.runnable, enqueue. The kernel calls select_cpu
@@ -688,7 +690,7 @@ static void wake(struct sim *s, int id, uint64_t wake_ts)
 	cpu = pick_idle_topo(s, t, t->cpu);
 	if (cpu >= 0) {
 		t->cpu = cpu;
-		if (s->w->early_processing) {
+		if (s->w->early_processing && !s->host_stalled) {
 			/* select_cpu inserts it into the idle CPU's local DSQ: no ops.enqueue */
 			t->slice = s->w->slice_ns_min;
 			t->runnable_since = s->now;
@@ -953,7 +955,7 @@ static void go_idle(struct sim *s, int cpu)
 static bool keep_prev(struct sim *s, struct task *prev, int cpu, uint64_t head_vt,
 		      uint64_t head_qat)
 {
-	if (!prev->decided || !prev->slice_dec)
+	if (!prev->decided || !prev->slice_dec || s->host_stalled)
 		return false;
 	if (bounds_prev_vtime(prev->dsq_vtime, s->now - prev->start_ts, prev->weight) > head_vt)
 		return false;
@@ -990,7 +992,8 @@ static void rescue_pending(struct sim *s)
 {
 	for (int i = 0; i < s->ntasks; i++) {
 		struct task *t = &s->tasks[i];
-		if (t->state != T_HOST || !t->pending || s->now - t->pend_at < s->w->stall_timeout_ns)
+		if (t->state != T_HOST || !t->pending ||
+		    (s->now - t->pend_at < s->w->stall_timeout_ns && !s->host_stalled))
 			continue;
 		t->enq_cnt++;
 		t->decided = false;
@@ -1309,6 +1312,7 @@ static void host_turn(struct sim *s)
 {
 	int n;
 
+	s->host_hb = s->now;   /* loop_step() stamps host_hb_ns at every turn */
 	s->host_sent = false;
 	n = loop_step(&s->lp, 0);
 	if (n > 0 && !s->host_sent)
@@ -1331,10 +1335,16 @@ static void host_off(struct sim *s)
 
 	s->cpus[cpu].cur = NO_TASK;
 	s->host_on_cpu = false;
-	s->host_idle_since = s->now;
 	s->c.host_cpu_ns += s->now - s->host_run_start;
 	if (s->trace && s->now > s->host_run_start)
 		sim_trace_slice(s->trace, cpu, s->host_run_start, s->now, "gthulhu-lua", 0);
+}
+
+/* ... into epoll_wait, which returns by itself after RUN_WAIT_MS (main.c): the host then
+ * takes a turn (its heartbeat, RL_ENQ_PLACED records) even when no record woke it. */
+static void host_sleep_timer(struct sim *s)
+{
+	ev_push(s, s->now + HOST_WAIT_NS, EV_HOST_TIMEOUT, 0, ++s->host_sleep_gen);
 }
 
 /* The host's thread wakes (records wait): select_cpu (the kernel's default choice for
@@ -1352,7 +1362,7 @@ static void host_runnable(struct sim *s)
 	if (cpu >= 0)
 		resched(s, cpu, false);   /* woken on that CPU's runqueue */
 	s->host_queued = true;
-	kick_for(s, &s->host_t, -1, s->npending > 0);
+	kick_for(s, &s->host_t, -1, s->npending > 0 || s->host_stalled);
 }
 
 /* A CPU takes the host's thread (from SCHED_DSQ): it decides a batch, and keeps the CPU
@@ -1377,6 +1387,7 @@ static bool host_start(struct sim *s, int cpu)
 	}
 	if (!s->host_busy) {
 		host_off(s);
+		host_sleep_timer(s);
 		return false;
 	}
 	arm(s, cpu, s->w->slice_ns_default);   /* SCHED_DSQ's slice */
@@ -1398,7 +1409,7 @@ static void host_preempted(struct sim *s)
 	s->cpus[cpu].sgen++;
 	s->host_queued = true;
 	s->host_t.cpu = cpu;
-	kick_for(s, &s->host_t, -1, s->npending > 0);
+	kick_for(s, &s->host_t, -1, s->npending > 0 || s->host_stalled);
 }
 
 /* ---- heartbeat: rescue, starvation scan, the watchdog --------------------------- */
@@ -1420,8 +1431,20 @@ static void heartbeat(struct sim *s)
 				 (s->now - t->runnable_since) / 1e6, s->w->watchdog_timeout_ns / 1e6);
 		}
 	}
-	if (due)
-		s->rescue_needed = true;
+	/* stalled-host mode: tasks pending and the host silent for stall_timeout; it ends
+	 * when the host's heartbeat is fresh again */
+	if (!s->host_stalled) {
+		if (s->npending && s->now - s->host_hb > s->w->stall_timeout_ns &&
+		    s->now - s->pending_since > s->w->stall_timeout_ns) {
+			s->host_stalled = true;
+			s->rescue_needed = true;
+			s->c.nr_host_stalls++;
+		} else if (due) {
+			s->rescue_needed = true;
+		}
+	} else if (s->now - s->host_hb < s->w->stall_timeout_ns / 2) {
+		s->host_stalled = false;
+	}
 	if (s->rescue_needed) {
 		/* idle CPUs do the rescue in their dispatch; also preempt one busy CPU (BPF: the
 		 * host's last CPU, not modelled: CPU 0) in case none is idle */
@@ -1627,6 +1650,7 @@ int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
 	s->trace = tr;
 	ev_push(s, hb, EV_HEARTBEAT, 0, 0);
 	ev_push(s, s->w->duration_ns, EV_END, 0, 0);
+	host_sleep_timer(s);   /* the host starts in epoll_wait */
 
 	while (s->nev && !s->ended && !s->stalled) {
 		struct ev e = ev_pop(s);
@@ -1685,8 +1709,7 @@ int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
 				host_runnable(s);
 			break;
 		case EV_HOST_TIMEOUT:
-			s->host_timeout_pending = false;
-			if (!s->host_on_cpu && !s->host_queued)
+			if (e.gen == s->host_sleep_gen && !s->host_on_cpu && !s->host_queued)
 				host_runnable(s);
 			break;
 		case EV_HOST_DONE:
@@ -1701,6 +1724,7 @@ int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
 			if (!s->host_busy && s->host_on_cpu) {
 				int cpu = s->host_cpu;
 				host_off(s);
+				host_sleep_timer(s);
 				fill_cpu(s, cpu);
 			}
 			break;

@@ -306,9 +306,10 @@ void sim_report_table(FILE *f, const struct sim_wl *w, struct sim_result **rs, i
 			(unsigned long long)r->ps.errors, (unsigned long long)c->nr_events);
 		/* The watchdog bounds of bpf/bounds.bpf.h (BPF's nr_* counters; slices_clamped is
 		 * the host's own clamp, nr_slices_clamped of a live run). */
-		fprintf(f, "host_cpu %.1f ms  bounds: slices_clamped %llu  slice_clamped %llu  "
-			"keep_bounded %llu  prio_throttled %llu  starved %llu  resumed %llu  placed %llu\n",
-			c->host_cpu_ns / 1e6,
+		fprintf(f, "host_cpu %.1f ms  host_stalls %llu  bounds: slices_clamped %llu  "
+			"slice_clamped %llu  keep_bounded %llu  prio_throttled %llu  starved %llu  "
+			"resumed %llu  placed %llu\n",
+			c->host_cpu_ns / 1e6, (unsigned long long)c->nr_host_stalls,
 			(unsigned long long)r->ps.slices_clamped, (unsigned long long)c->nr_slice_clamped,
 			(unsigned long long)c->nr_keep_bounded, (unsigned long long)c->nr_prio_throttled,
 			(unsigned long long)c->nr_starved, (unsigned long long)c->nr_resumed,
@@ -395,7 +396,7 @@ void sim_report_json(FILE *f, const struct sim_wl *w, struct sim_result **rs, in
 			"\"policy_errors\": %llu, \"fallbacks\": %llu, \"bad_decisions\": %llu, "
 			"\"slices_clamped\": %llu, \"slice_clamped\": %llu, \"keep_bounded\": %llu, "
 			"\"prio_throttled\": %llu, \"starved\": %llu, \"resumed\": %llu, "
-			"\"placed\": %llu, \"placed_untold\": %llu},\n",
+			"\"placed\": %llu, \"placed_untold\": %llu, \"host_stalls\": %llu},\n",
 			(unsigned long long)c->nr_batches, (unsigned long long)c->nr_tasks,
 			(unsigned long long)c->max_batch, (unsigned long long)c->nr_user_dispatches,
 			(unsigned long long)c->nr_kernel_dispatches, (unsigned long long)c->nr_kept,
@@ -408,7 +409,8 @@ void sim_report_json(FILE *f, const struct sim_wl *w, struct sim_result **rs, in
 			(unsigned long long)r->ps.slices_clamped, (unsigned long long)c->nr_slice_clamped,
 			(unsigned long long)c->nr_keep_bounded, (unsigned long long)c->nr_prio_throttled,
 			(unsigned long long)c->nr_starved, (unsigned long long)c->nr_resumed,
-			(unsigned long long)c->nr_placed, (unsigned long long)c->nr_placed_untold);
+			(unsigned long long)c->nr_placed, (unsigned long long)c->nr_placed_untold,
+			(unsigned long long)c->nr_host_stalls);
 		if (measured)
 			fprintf(f, "     \"measured\": {\"policy_ns_per_task\": %.1f, \"policy_ns\": %llu},\n",
 				c->nr_tasks ? (double)c->cost_ns / c->nr_tasks : 0,
