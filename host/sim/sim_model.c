@@ -1394,6 +1394,28 @@ static bool host_start(struct sim *s, int cpu)
 	return true;
 }
 
+/* More records wait after a batch: the host yields (xport.c, published), so its CPU's
+ * ops.dispatch runs now. If that finds a task, the host goes back to SCHED_DSQ (and kicks
+ * a CPU, preempting when tasks are pending) and the task takes its CPU; else the kernel
+ * keeps the host running. true: the host left its CPU. */
+static bool host_yield(struct sim *s)
+{
+	int cpu = s->host_cpu;
+	struct cpu *c = &s->cpus[cpu];
+
+	if (!c->nlocal)
+		dispatch(s, cpu, NULL);
+	if (!c->nlocal)
+		return false;
+	host_off(s);
+	c->sgen++;
+	s->host_queued = true;
+	s->host_t.cpu = cpu;
+	kick_for(s, &s->host_t, -1, s->npending > 0 || s->host_stalled);
+	fill_cpu(s, cpu);
+	return true;
+}
+
 /* The host's thread loses its CPU with a batch in flight (slice expiry with tasks
  * waiting, a priority task): the batch pauses, the thread goes back to SCHED_DSQ
  * (ops.enqueue for the host: kick_for(-1, preempting when tasks wait for it)). */
@@ -1719,6 +1741,8 @@ int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
 				apply_decision(s, &s->inflight[i]);
 			s->ninflight = 0;
 			s->host_busy = false;
+			if (s->ring_n && host_yield(s))
+				break;
 			if (s->ring_n)
 				host_turn(s);
 			if (!s->host_busy && s->host_on_cpu) {
