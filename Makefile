@@ -121,16 +121,16 @@ $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua: bpf/intf.h scripts/gen-cdef.sh | $(G)
 $(B)/paths.stamp: FORCE | $(B)/obj
 	$(Q)echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' > $@
 
-$(B)/obj/%.o: host/%.c $(wildcard host/*.h host/*/*.h) bpf/intf.h $(GEN_HDRS) $(B)/paths.stamp | $(B)/obj
+$(B)/obj/%.o: host/%.c $(wildcard host/*.h host/*/*.h) bpf/intf.h bpf/bounds.bpf.h $(GEN_HDRS) $(B)/paths.stamp | $(B)/obj
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-$(B)/obj/api/%.o: host/api/%.c $(wildcard host/api/*.h) $(wildcard host/*.h) bpf/intf.h $(GEN_HDRS) | $(B)/obj/api
+$(B)/obj/api/%.o: host/api/%.c $(wildcard host/api/*.h) $(wildcard host/*.h) bpf/intf.h bpf/bounds.bpf.h $(GEN_HDRS) | $(B)/obj/api
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-SIM_HDRS := $(wildcard host/*.h host/sim/*.h host/rec/*.h) bpf/intf.h $(GEN_HDRS)
+SIM_HDRS := $(wildcard host/*.h host/sim/*.h host/rec/*.h) bpf/intf.h bpf/bounds.bpf.h $(GEN_HDRS)
 $(B)/obj/sim/%.o: host/sim/%.c $(SIM_HDRS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) -c $< -o $@

@@ -55,6 +55,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "intf.h"
+#include "bounds.bpf.h"  /* the bounds' arithmetic, shared with the host and the simulator */
 
 char _license[] SEC("license") = "GPL";
 
@@ -96,11 +97,7 @@ const volatile u32 nr_cpu_ids_max = 1;   /* CPU ids are < this (the host reads s
  * wait_bound_ns. */
 const volatile u64 slice_ns_max = 625 * NSEC_PER_MSEC;
 const volatile u64 wait_bound_ns = 500 * NSEC_PER_MSEC;
-/* Priority (vtime 0) decisions may use at most PRIO_BUDGET_NS of each PRIO_PERIOD_NS of a
- * CPU, like RT throttling; past it they are applied as ordinary decisions until the
- * period ends, so a CPU-bound priority task cannot hold a CPU until the watchdog fires. */
-#define PRIO_PERIOD_NS	(100 * NSEC_PER_MSEC)
-#define PRIO_BUDGET_NS	(80 * NSEC_PER_MSEC)
+/* Priority decisions: PRIO_BUDGET_NS of each PRIO_PERIOD_NS of a CPU (bounds.bpf.h). */
 /* Fault injection for the test suite only (GTHULHU_FAULT, see host/sched_bpf.c); 0 in any
  * real run, where the verifier removes the dead branches. */
 const volatile u32 fault_inject;
@@ -518,8 +515,6 @@ s32 BPF_STRUCT_OPS(gthulhu_select_cpu, struct task_struct *p, s32 prev_cpu, u64 
 }
 
 /* --- Enqueue: to user space, or kept in the kernel ------------------------------------- */
-#define RESUME_LEFT_MIN_NS	50000ULL   /* less slice left than this: expired, not preempted */
-
 static __always_inline void resume_preempted(struct task_struct *p, struct task_ctx *tctx,
 					     u64 enq_flags)
 {
@@ -638,7 +633,7 @@ static __always_inline bool prio_throttled(s32 cpu, u64 now)
 	u32 key = 0;
 	struct cpu_ctx *c = bpf_map_lookup_percpu_elem(&cpu_ctx_stor, &key, cpu);
 
-	return c && now - c->prio_period_start < PRIO_PERIOD_NS && c->prio_runtime >= PRIO_BUDGET_NS;
+	return c && bounds_prio_spent(c->prio_period_start, c->prio_runtime, now);
 }
 
 /* ops.stopping: charge a priority task's run to this CPU's budget. */
@@ -647,13 +642,8 @@ static __always_inline void prio_charge(u64 ran, u64 now)
 	u32 key = 0;
 	struct cpu_ctx *c = bpf_map_lookup_elem(&cpu_ctx_stor, &key);
 
-	if (!c)
-		return;
-	if (now - c->prio_period_start >= PRIO_PERIOD_NS) {
-		c->prio_period_start = now;
-		c->prio_runtime = 0;
-	}
-	c->prio_runtime += ran;
+	if (c)
+		bounds_prio_charge(&c->prio_period_start, &c->prio_runtime, ran, now);
 }
 
 /* --- Wake-up preemption (scheduler.wakeup_preempt) ----------------------------------------
@@ -925,7 +915,7 @@ static __always_inline void head_of(u64 dsq, struct head *h)
 static bool keep_prev(struct task_struct *prev, s32 cpu, const struct head *h)
 {
 	struct task_ctx *tctx;
-	u64 w, vt, now;
+	u64 vt, now;
 
 	if (!prev || !(prev->scx.flags & SCX_TASK_QUEUED) || is_host_task(prev) || host_stalled)
 		return false;
@@ -933,14 +923,13 @@ static bool keep_prev(struct task_struct *prev, s32 cpu, const struct head *h)
 	if (!tctx || !tctx->decided || !tctx->slice)
 		return false;
 	now = bpf_ktime_get_ns();
-	w = prev->scx.weight ? prev->scx.weight : 100;
-	vt = prev->scx.dsq_vtime + (now - tctx->start_ts) * 100 / w;
+	vt = bounds_prev_vtime(prev->scx.dsq_vtime, now - tctx->start_ts, prev->scx.weight);
 	if (vt > h->vt)
 		return false;
 	/* First in vtime order, but never past a waiter that has waited wait_bound_ns (a
 	 * nice -20 task against a nice 0 one, or a large lag, would hold the CPU for
 	 * seconds), nor as a priority task on a CPU whose priority budget is spent. */
-	if ((h->queued_at && now - h->queued_at > wait_bound_ns) ||
+	if (bounds_waited_past(h->queued_at, now, wait_bound_ns) ||
 	    (tctx->prio && prio_throttled(cpu, now))) {
 		__sync_fetch_and_add(&nr_keep_bounded, 1);
 		return false;
@@ -964,9 +953,6 @@ static bool keep_prev(struct task_struct *prev, s32 cpu, const struct head *h)
 #define BPF_FOR_EACH_ITER (&___it)
 #endif
 
-#define STARVE_MOVE_MAX 32      /* starved tasks one CPU takes per scan and DSQ */
-#define STARVE_SCAN_OTHERS 8    /* other CPUs' DSQs one scan looks through */
-
 /* Move every task of `dsq` that waited past the bound (at most STARVE_MOVE_MAX, and the
  * dispatch slots left) to this CPU's local DSQ, oldest-queued order kept: a flood of
  * starved tasks (stress-ng's loadavg: thousands of nice 19 threads) must drain faster
@@ -981,7 +967,7 @@ static __always_inline u32 run_starved(s32 cpu, u64 dsq, u64 now)
 		if (moved >= STARVE_MOVE_MAX || !scx_bpf_dispatch_nr_slots())
 			break;
 		tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
-		if (!tctx || !tctx->queued_at || now - tctx->queued_at <= wait_bound_ns)
+		if (!tctx || !bounds_waited_past(tctx->queued_at, now, wait_bound_ns))
 			continue;
 		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 			continue;
@@ -1008,13 +994,9 @@ static __always_inline bool scan_starved(s32 cpu)
 	moved = run_starved(cpu, cpu, now) + run_starved(cpu, SHARED_DSQ, now);
 	/* Also a few other CPUs' DSQs, in turn: a CPU monopolized by real-time tasks hardly
 	 * dispatches at all, and what waits in its DSQ must not wait for it. */
-	n = nr_cpu_ids_max > 1 ? nr_cpu_ids_max - 1 : 0;
-	if (n > STARVE_SCAN_OTHERS)
-		n = STARVE_SCAN_OTHERS;
+	n = bounds_scan_nr_others(nr_cpu_ids_max);
 	bpf_for(j, 0, n) {
-		other = (u32)cpu + 1 + (c->scan_cursor + j) % (nr_cpu_ids_max - 1);
-		if (other >= nr_cpu_ids_max)
-			other -= nr_cpu_ids_max;
+		other = bounds_scan_other((u32)cpu, c->scan_cursor, j, nr_cpu_ids_max);
 		if (other < MAX_CPUS && (s32)other != cpu)
 			moved += run_starved(cpu, other, now);
 	}
@@ -1135,7 +1117,7 @@ void BPF_STRUCT_OPS(gthulhu_stopping, struct task_struct *p, bool runnable)
 		if (tctx->prio && ran)
 			prio_charge(ran, now);
 		/* Still runnable with slice left: it is being preempted (see resume_preempted). */
-		tctx->slice_left = runnable && tctx->stint_slice > ran ? tctx->stint_slice - ran : 0;
+		tctx->slice_left = bounds_slice_left(runnable, tctx->stint_slice, ran);
 	}
 }
 
@@ -1176,12 +1158,7 @@ static int heartbeat(void *map, int *key, struct bpf_timer *timer)
 {
 	u64 now = bpf_ktime_get_ns();
 	u64 hb = host_hb_ns, since = pending_since;
-	u64 period = stall_timeout_ns / 4;
-
-	if (period > 100 * NSEC_PER_MSEC)
-		period = 100 * NSEC_PER_MSEC;
-	if (period < NSEC_PER_MSEC)
-		period = NSEC_PER_MSEC;
+	u64 period = bounds_hb_period_ns(stall_timeout_ns);
 
 	if (!host_stalled) {
 		if (nr_pending && now - hb > stall_timeout_ns && now - since > stall_timeout_ns) {

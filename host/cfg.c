@@ -698,14 +698,12 @@ static int parse_stream(struct pctx *x)
 
 uint32_t cfg_watchdog_ms(const struct cfg *c)
 {
-	return c->watchdog_timeout_ms ? c->watchdog_timeout_ms : CFG_KERNEL_WATCHDOG_MS;
+	return bounds_watchdog_ms(c->watchdog_timeout_ms);
 }
 
 uint64_t cfg_slice_max_ns(const struct cfg *c)
 {
-	uint64_t w8 = (uint64_t)cfg_watchdog_ms(c) * 1000000ull / 8;
-
-	return w8 < CFG_SLICE_MAX_NS ? w8 : CFG_SLICE_MAX_NS;
+	return bounds_slice_max_ns(c->watchdog_timeout_ms);
 }
 
 static int opt_index(size_t off)

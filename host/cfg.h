@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "../bpf/bounds.bpf.h"   /* the watchdog bounds shared with BPF and the simulator */
 
 #define CFG_PATH_MAX     4096
 #define CFG_STR_MAX      256
@@ -96,8 +97,8 @@ uint32_t cfg_watchdog_ms(const struct cfg *c);
  * reason: a held task is rescued well before the watchdog fires. */
 uint64_t cfg_slice_max_ns(const struct cfg *c);
 
-#define CFG_KERNEL_WATCHDOG_MS 30000   /* the kernel's SCX_WATCHDOG_MAX_TIMEOUT */
-#define CFG_SLICE_MAX_NS 1000000000ull /* no slice longer than 1 s, whatever the watchdog */
+#define CFG_KERNEL_WATCHDOG_MS BOUNDS_KERNEL_WATCHDOG_MS /* the kernel's SCX_WATCHDOG_MAX_TIMEOUT */
+#define CFG_SLICE_MAX_NS BOUNDS_SLICE_MAX_NS   /* no slice longer than 1 s, whatever the watchdog */
 
 /* Fill *c with the built-in defaults (a complete, valid configuration). */
 void cfg_defaults(struct cfg *c);

@@ -137,8 +137,7 @@ int sched_open(struct sched *s, const struct cfg *c, const struct topo *t, char 
 	 * (watchdog/10, at most 500 ms: about what EEVDF makes a nice 0 task wait beside a
 	 * nice -20 one, and 10x below the watchdog). */
 	s->skel->rodata->slice_ns_max = cfg_slice_max_ns(c);
-	s->skel->rodata->wait_bound_ns = (uint64_t)cfg_watchdog_ms(c) * 100000ull < 500000000ull ?
-		(uint64_t)cfg_watchdog_ms(c) * 100000ull : 500000000ull;
+	s->skel->rodata->wait_bound_ns = bounds_wait_ns(c->watchdog_timeout_ms);
 	if (fault_inject) {
 		s->skel->rodata->fault_inject = fault_inject;
 		g_warn("--test-fault=%s: fault injected on purpose (test suite only)", fault_name);

@@ -12,8 +12,11 @@
 #   control    simple.lua (20 ms slices) against gthulhu.lua (1 ms slices): the sleeper's p99
 #              must be >= 2x higher under simple.lua in the VM AND in the simulator (both
 #              must tell the policies apart, the same way round)
+# Reference (no check): the same load under the kernel's own scheduler (scenario
+# calib_eevdf, first and last in the boot), the floor the emulated machine sets by itself.
 # Prints a table and "N passed, N failed"; exit 1 if any check fails. Needs root for
 # nothing; the VM needs minutes of CPU: run it under nice. Usage: nice -n 10 scripts/calibrate.sh
+# CALIB_SKIP_VM=1 compares against the console log of the last run (build/calib).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=build/calib
@@ -23,11 +26,14 @@ check() { # name cond-description ok(0/1)
 	if [ "$3" = 1 ]; then pass=$((pass + 1)); echo "ok   $1: $2"; else fail=$((fail + 1)); echo "FAIL $1: $2"; fi
 }
 
+echo "calibrate: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo +changes), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "${CALIB_SKIP_VM:-0}" != 1 ]; then
-	bash scripts/vm.sh test calib_gthulhu calib_simple > $OUT/vm.log 2>&1
+	bash scripts/vm.sh test calib_eevdf calib_gthulhu calib_simple calib_eevdf > $OUT/vm.log 2>&1
+	cp build/vm/console.log $OUT/console.log 2>/dev/null
+	echo "calibrate: VM done $(date -u '+%H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
-cp build/vm/console.log $OUT/console.log 2>/dev/null
-vmv() { grep -a "^RESULT calib_$1 " $OUT/console.log | tail -n 1 | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
+# N = 1: the first RESULT line of the scenario, else the last
+vmv() { grep -a "^RESULT calib_$1 " $OUT/console.log | { [ "${3:-}" = 1 ] && head -n 1 || tail -n 1; } | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
 for p in gthulhu simple; do
 	grep -aq "^RESULT calib_$p PASS" $OUT/console.log || { echo "FAIL: VM scenario calib_$p did not pass:"; grep -a "^RESULT calib_$p" $OUT/console.log; fail=$((fail + 1)); }
 done
@@ -45,6 +51,8 @@ sgw=$(simv 0 '(.groups[2].cpu_ns * 1000 / .groups[3].cpu_ns) | floor'); ssw=$(si
 row "sleeper p50 lateness (us)" "${vg50:-?}" "$sg50" "${vs50:-?}" "$ss50"
 row "sleeper p99 lateness (us)" "${vg99:-?}" "$sg99" "${vs99:-?}" "$ss99"
 row "nice0/nice5 CPU ratio (x1000)" "${vgw:-?}" "$sgw" "${vsw:-?}" "$ssw"
+row "sleeper wakeups" "$(vmv gthulhu sleep_count)" "$(simv 0 '.groups[1].wakeups')" "$(vmv simple sleep_count)" "$(simv 1 '.groups[1].wakeups')"
+echo "reference, no check: VM under EEVDF (first / last block): sleeper p50 $(vmv eevdf sleep_p50_us 1) / $(vmv eevdf sleep_p50_us) us, p99 $(vmv eevdf sleep_p99_us 1) / $(vmv eevdf sleep_p99_us) us, wakeups $(vmv eevdf sleep_count 1) / $(vmv eevdf sleep_count), nice0/nice5 x1000 $(vmv eevdf w_ratio_x1000 1) / $(vmv eevdf w_ratio_x1000)"
 within() { awk -v a="$1" -v b="$2" -v lo="$3" -v hi="$4" 'BEGIN { exit !(a != "" && b > 0 && a / b >= lo && a / b <= hi) }' && echo 1 || echo 0; }
 for p in gthulhu simple; do
 	if [ $p = gthulhu ]; then vw=$vgw sw=$sgw v99=$vg99 s99=$sg99; else vw=$vsw sw=$ssw v99=$vs99 s99=$ss99; fi

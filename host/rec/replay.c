@@ -254,6 +254,9 @@ int rec_replay_main(int argc, char **argv)
 	env.nr_cpus = (int)ri->nr_cpus;
 	env.slice_ns_default = ri->slice_ns_default;
 	env.slice_ns_min = ri->slice_ns_min;
+	/* The host clamps slices to the watchdog's bound before they are recorded; the file
+	 * does not carry the watchdog, so replay clamps as a default live run (1 s). */
+	env.slice_ns_max = bounds_slice_max_ns(0);
 	env.batch_max = MAX_BATCH;
 	env.topo = NULL;          /* not recorded: every CPU its own L2/L3 */
 	env.idle = p.idle;

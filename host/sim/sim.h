@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "../../bpf/intf.h"
+#include "../../bpf/bounds.bpf.h"
 #include "../pol.h"
 #include "../topo.h"
 
@@ -91,7 +92,9 @@ struct sim_wl {
 	int hz;
 	uint64_t slice_ns_default, slice_ns_min;
 	int batch_max;
-	uint64_t stall_timeout_ns, watchdog_timeout_ns;
+	uint64_t stall_timeout_ns;
+	uint32_t watchdog_ms;          /* scheduler.watchdog_timeout_ms as given: 0 = the kernel's */
+	uint64_t watchdog_timeout_ns;  /* the one in force (sim_wl_finish) */
 	bool early_processing;
 	uint64_t host_batch_ns, host_task_ns, host_wake_ns;
 	bool host_measured;   /* latency = measured real cost * host_scale (not deterministic) */
@@ -143,6 +146,7 @@ struct sim_task_stats {
 	uint64_t cpu_ns, work_ns, bursts, wakeups, csw, migrations, missed, periods;
 	uint64_t preempted;   /* involuntary switches */
 	uint64_t exit_ns;     /* when the task exited (virtual), 0 = still alive at the end */
+	uint64_t wait_max;    /* longest stretch runnable without running (what the watchdog sees) */
 };
 
 /* ---- the model ---------------------------------------------------------------------- */
@@ -151,8 +155,12 @@ struct sim;
 struct sim_counters {     /* the BPF side's stats, same names */
 	uint64_t nr_user_dispatches, nr_kernel_dispatches, nr_cancel_dispatches;
 	uint64_t nr_bounce_dispatches, nr_sched_congested, nr_rescued, nr_kept;
+	uint64_t nr_slice_clamped, nr_keep_bounded, nr_prio_throttled, nr_resumed;
+	uint64_t nr_placed, nr_placed_untold, nr_starved;
+	uint64_t nr_host_stalls;   /* times the stalled-host mode was entered */
 	uint64_t nr_batches, nr_tasks, max_batch, nr_events, nr_preempt;
 	uint64_t host_busy_ns;
+	uint64_t host_cpu_ns;  /* time the host's thread held a CPU */
 	uint64_t cost_ns;      /* measured real time in pol_schedule (+validation) */
 };
 

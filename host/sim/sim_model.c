@@ -2,30 +2,31 @@
 /*
  * sim_model.c - the event model of the kernel side (see sim.h). It follows bpf/main.bpf.c
  * callback by callback, with the kernel's sched_ext core around it reduced to what decides
- * who runs when:
+ * who runs when; the bounds' arithmetic comes from bpf/bounds.bpf.h, shared with BPF.
  *
- *  - select_cpu (wakeups): prev if idle, else an idle L2 sibling, then L3 (from a random
- *    start), then any idle CPU; claiming an idle CPU wakes it (it finds nothing and goes
- *    idle again unless a task reached its queues meanwhile). early_processing as in BPF.
+ *  - select_cpu (wakeups of tasks allowed on more than one CPU): prev if idle, else an idle
+ *    L2 sibling, then L3 (random start), then any idle CPU; claiming an idle CPU wakes it.
+ *    early_processing: placed on that CPU with slice_ns_min, an RL_ENQ_PLACED record.
  *  - enqueue: per-CPU kthreads to their local DSQ, other kthreads to the shared DSQ at
- *    vtime 0 with slice_ns_min, user tasks to the host (a record in the `queued` ring,
- *    enq_cnt bumped, custody entry); ring full -> in-kernel (nr_sched_congested).
- *  - the host: woken wake_ns after a record arrives while it sleeps; each loop_step() takes
- *    up to batch_max records, runs the policy (real Lua, virtual clock) and its decisions
- *    are applied host.batch_ns + n * host.task_ns later (or the measured cost); then the
- *    next batch if records are waiting.
- *  - decisions: custody/enq_cnt check (cancel), affinity bounce, vtime-ordered per-CPU and
- *    shared DSQs, priority (vtime 0) to the head of a CPU's local DSQ with preemption,
- *    kick an idle CPU (the chosen one, or any idle CPU the task may use).
- *  - dispatch: local DSQ first; at slice expiry keep_prev (decided vtime + ran*100/weight
- *    against the earlier head), else the earlier head of the CPU's DSQ and the shared one;
- *    nothing there and prev still runnable: prev keeps running (the kernel's default).
+ *    vtime 0 with slice_ns_min, a preempted decided task with slice left back in-kernel
+ *    (resume_preempted), user tasks to the host (a record in the `queued` ring, enq_cnt
+ *    bumped, custody entry); ring full -> in-kernel (nr_sched_congested).
+ *  - the host's thread: woken wake_ns after a record arrives while it sleeps, queued in
+ *    SCHED_DSQ (kicking, or preempting, a CPU), taken by the next ops.dispatch; on its CPU
+ *    each loop_step() takes up to batch_max records, runs the policy (real Lua, virtual
+ *    clock) and holds the CPU for host.batch_ns + n * host.task_ns (or the measured cost),
+ *    then the decisions are applied; preempted at its slice's end like any task.
+ *  - decisions: custody/enq_cnt check (cancel), slice clamp, affinity bounce, vtime-ordered
+ *    per-CPU and shared DSQs, priority (vtime 0) to the head of a CPU's local DSQ with
+ *    preemption unless the CPU's priority budget is spent, idle CPUs kicked.
+ *  - dispatch (local DSQ empty): rescue, starvation scan, the host, keep_prev at slice
+ *    expiry (bounded), else the earlier head of the CPU's DSQ and the shared one; nothing
+ *    there and prev still runnable: prev keeps running (the kernel's default).
  *  - slices expire at the first timer tick (1/HZ) at or after their end, as the kernel's
  *    tick-driven slice accounting does; a task that blocks earlier switches at once.
- *  - heartbeat: pending tasks older than stall_timeout are rescued into the shared DSQ
- *    (enq_cnt bumped, the late decision is cancelled); a runnable task that has not run
- *    for watchdog_timeout ends the run as a stall (the sched_ext watchdog).
- * Not modelled: the host's own threads occupying a CPU, CPU hotplug, stalled-host mode.
+ *  - heartbeat: overdue custody entries flag a rescue, the starvation epoch moves on, a
+ *    runnable task that has not run for watchdog_timeout ends the run as a stall.
+ * Not modelled: CPU hotplug, the stalled-host mode, dispatch slots, yields.
  *
  * Events live in one binary heap ordered by (time, sequence); arrays grow by doubling,
  * nothing is allocated per event.
@@ -36,14 +37,17 @@
 #include "loop.h"
 #include "sim.h"
 
-enum { EV_WAKE, EV_BURST, EV_EXPIRE, EV_RESCHED, EV_HOST_WAKE, EV_HOST_DONE, EV_HEARTBEAT,
+enum { EV_WAKE, EV_BURST, EV_EXPIRE, EV_RESCHED, EV_HOST_WAKE, EV_HOST_TIMEOUT, EV_HOST_DONE,
+       EV_HEARTBEAT,
        EV_END };
 
 enum { T_NEW, T_SLEEP, T_WAITCH, T_HOST, T_DSQ, T_LOCAL, T_RUN, T_EXIT };
 
 #define SCX_SLICE_DFL 20000000ull
+#define HOST_WAIT_NS 100000000ull   /* the live host's longest epoll_wait (main.c RUN_WAIT_MS) */
 #define RING_CAP ((1 << 20) / (sizeof(struct queued_task_ctx) + 8))
 #define NO_TASK (-1)
+#define HOST_TASK (-2)       /* the host's thread, on a CPU or in a local DSQ */
 
 struct ev {
 	uint64_t t, seq;
@@ -54,6 +58,7 @@ struct ev {
 struct dsq {
 	int32_t *h;
 	int n, cap;
+	uint64_t qmin;           /* <= every queued_at in it (the starvation scan's shortcut) */
 };
 
 struct task {
@@ -77,6 +82,10 @@ struct task {
 	/* BPF task_ctx and sched_ext fields */
 	uint64_t enq_cnt, start_ts, stop_ts, exec_runtime, run_start, slice_dec;
 	uint64_t dsq_vtime, slice, dsq_seq;
+	uint64_t queued_at;      /* when last inserted into a DSQ (task_ctx.queued_at; 0 never) */
+	uint64_t stint_slice;    /* slice it had when it last started running */
+	uint64_t slice_left;     /* slice left when it last stopped while still runnable */
+	bool prio;               /* placed by a priority decision: charged to the CPU's budget */
 	int cpu;                 /* scx_bpf_task_cpu() */
 	int last_ran;            /* CPU it last ran on (migrations) */
 	uint64_t pend_enq, pend_at;
@@ -96,6 +105,9 @@ struct cpu {
 	int32_t *local;          /* local DSQ: FIFO, head inserts for priority */
 	int nlocal, cap_local;
 	struct dsq dsq;
+	__u64 prio_period_start, prio_runtime;      /* cpu_ctx: the priority budget */
+	uint64_t scan_epoch;                        /* starve_epoch of the last starvation scan */
+	uint32_t scan_cursor;                       /* the other CPUs the next scan looks at */
 };
 
 struct chan {
@@ -129,17 +141,37 @@ struct sim {
 	int ring_head, ring_n;
 	/* the host */
 	struct loop lp;
-	bool host_busy, host_wake_pending;
+	bool host_busy, host_wake_pending, host_sent;
+	uint32_t host_sleep_gen;    /* its epoll_wait timeout is for the current sleep only */
+	/* The host's thread (tgid == host_tgid in BPF): queued in SCHED_DSQ, which every CPU
+	 * consumes before its own DSQs, or running on host_cpu while it decides batches. */
+	bool host_queued, host_on_cpu;
+	int host_cpu, host_last_cpu;
+	uint64_t host_run_start, host_last_run;
+	struct task host_t;                           /* its affinity (all CPUs) for the walks */
+	uint64_t host_aff[MAX_CPUS / 64];
+	int npending;                                 /* tasks in custody (nr_pending) */
+	uint64_t pending_since;                       /* when npending last rose from 0 */
+	uint64_t host_hb;                             /* host_hb_ns: the host's last loop turn */
+	bool host_stalled;                            /* BPF's stalled-host mode */
+	uint64_t host_done_at, host_left;             /* the batch in flight: ends / ns left */
+	uint32_t host_done_gen;                       /* a preempted host's EV_HOST_DONE is stale */
 	struct dispatched_task_ctx *inflight;
 	int ninflight;
 	uint64_t cost_t0;
 	uint64_t vtime_floor;
+	uint64_t slice_max_ns, wait_bound_ns, hb_ns;   /* bpf/bounds.bpf.h, from the watchdog */
+	bool rescue_needed;
+	uint64_t starve_epoch;   /* bumped by the heartbeat: CPUs scan for starved tasks */
 	struct sim_counters c;
 	struct sim_trace *trace;
 	bool stalled;
 	char stall_msg[256];
 	bool ended;
 };
+
+static bool host_start(struct sim *s, int cpu);
+static void host_preempted(struct sim *s);
 
 /* ---- small things ------------------------------------------------------------------ */
 static uint64_t rnd(struct sim *s)   /* splitmix64 */
@@ -338,7 +370,8 @@ static void local_push(struct sim *s, int cpu, int id, bool head)
 		c->local[c->nlocal] = id;
 	}
 	c->nlocal++;
-	s->tasks[id].state = T_LOCAL;
+	if (id >= 0)
+		s->tasks[id].state = T_LOCAL;
 }
 
 static int local_pop(struct sim *s, int cpu)
@@ -470,28 +503,92 @@ static void kick_for(struct sim *s, struct task *t, int cpu, bool preempt)
 		resched(s, cpu, false);
 		return;
 	}
-	if (preempt)
-		resched(s, t->cpu, true);
+	if (!preempt)
+		return;
+	/* no idle CPU: preempt the task's last CPU, unless the host runs there (it would be
+	 * dispatched again first); then a neighbour it may use */
+	cpu = t->cpu;
+	if (cpu == s->host_last_cpu && s->nr_cpus > 1 && allowed(t, (cpu + 1) % s->nr_cpus))
+		cpu = (cpu + 1) % s->nr_cpus;
+	resched(s, cpu, true);
 }
 
 /* ---- enqueue ----------------------------------------------------------------------- */
+/* fill_record() of main.bpf.c, into the next slot of the `queued` ring (room checked). */
+static void fill_record(struct sim *s, const struct task *t, uint64_t flags, int cpu,
+			uint64_t exec_runtime)
+{
+	struct queued_task_ctx *r = &s->ring[(s->ring_head + s->ring_n++) % RING_CAP];
+
+	memset(r, 0, sizeof(*r));
+	r->pid = t->pid;
+	r->tgid = t->tgid;
+	r->cpu = cpu;
+	r->nr_cpus_allowed = t->nr_allowed;
+	r->flags = flags;
+	r->start_ts = t->start_ts;
+	r->stop_ts = t->stop_ts;
+	r->exec_runtime = exec_runtime;
+	r->weight = t->weight;
+	r->vtime = t->dsq_vtime;
+	r->enq_cnt = t->enq_cnt;
+	memcpy(r->comm, t->comm, sizeof(r->comm));
+}
+
+/* bpf_ktime_get_ns() is never 0; virtual time starts at 0, and queued_at 0 means unknown. */
+static inline uint64_t stamp(const struct sim *s)
+{
+	return s->now ? s->now : 1;
+}
+
+/* Every insert into one of our DSQs stamps queued_at, as main.bpf.c's callers do. */
 static void dsq_insert(struct sim *s, int id, int dsq, uint64_t slice, uint64_t vtime)
 {
 	struct task *t = &s->tasks[id];
+	struct dsq *q = dsq < 0 ? &s->shared : &s->cpus[dsq].dsq;
 
 	t->dsq_vtime = vtime;
 	t->slice = slice;
 	t->dsq_seq = s->seq++;
 	t->dsq_id = dsq;
 	t->state = T_DSQ;
-	dq_push(s, dsq < 0 ? &s->shared : &s->cpus[dsq].dsq, id);
+	t->queued_at = stamp(s);
+	if (!q->n || t->queued_at < q->qmin)
+		q->qmin = t->queued_at;
+	dq_push(s, q, id);
 }
 
 static void kernel_dispatch(struct sim *s, int id)
 {
+	s->tasks[id].prio = false;
 	dsq_insert(s, id, -1, s->w->slice_ns_default, s->vtime_floor);
 	s->c.nr_kernel_dispatches++;
 	kick_for(s, &s->tasks[id], -1, false);
+}
+
+/* resume_preempted() of main.bpf.c: the decision still stands, with what is left of its
+ * slice, on the task's CPU (a priority one at the head of its local DSQ again). */
+static void resume_preempted(struct sim *s, int id)
+{
+	struct task *t = &s->tasks[id];
+	uint64_t left = t->slice_left;
+	int cpu = t->cpu;
+
+	t->slice_left = 0;
+	s->c.nr_resumed++;
+	if (t->prio && allowed(t, cpu)) {
+		t->queued_at = stamp(s);
+		t->slice = left;
+		local_push(s, cpu, id, true);
+		return;
+	}
+	if (allowed(t, cpu)) {
+		dsq_insert(s, id, cpu, left, t->dsq_vtime);
+		kick_for(s, t, cpu, false);
+	} else {
+		dsq_insert(s, id, -1, left, t->dsq_vtime);
+		kick_for(s, t, -1, false);
+	}
 }
 
 static void enqueue(struct sim *s, int id, uint64_t flags)
@@ -508,12 +605,22 @@ static void enqueue(struct sim *s, int id, uint64_t flags)
 			resched(s, t->cpu, false);
 		return;
 	}
+	if (t->decided && !(flags & SIM_ENQ_WAKEUP) && !s->host_stalled &&
+	    t->slice_left >= RESUME_LEFT_MIN_NS && !t->kthread) {
+		resume_preempted(s, id);
+		return;
+	}
 	t->fresh = true;
 	t->decided = false;
 	if (t->kthread == SIM_KT_SHARED) {
+		t->prio = false;
 		dsq_insert(s, id, -1, s->w->slice_ns_min, 0);
 		s->c.nr_kernel_dispatches++;
 		kick_for(s, t, -1, false);
+		return;
+	}
+	if (s->host_stalled) {      /* stalled-host mode: no task goes to the host */
+		kernel_dispatch(s, id);
 		return;
 	}
 	if (s->ring_n >= (int)RING_CAP) {
@@ -523,38 +630,50 @@ static void enqueue(struct sim *s, int id, uint64_t flags)
 	}
 	t->enq_cnt++;
 	t->pending = true;
+	if (s->npending++ == 0)
+		s->pending_since = s->now;
 	t->pend_enq = t->enq_cnt;
 	t->pend_at = s->now;
 	t->state = T_HOST;
 
-	struct queued_task_ctx *r = &s->ring[(s->ring_head + s->ring_n++) % RING_CAP];
-	memset(r, 0, sizeof(*r));
-	r->pid = t->pid;
-	r->tgid = t->tgid;
-	r->cpu = t->cpu;
-	r->nr_cpus_allowed = t->nr_allowed;
-	r->flags = flags;
-	r->start_ts = t->start_ts;
-	r->stop_ts = t->stop_ts;
-	r->exec_runtime = t->exec_runtime;
-	r->weight = t->weight;
-	r->vtime = t->dsq_vtime;
-	r->enq_cnt = t->enq_cnt;
-	memcpy(r->comm, t->comm, sizeof(r->comm));
-
-	if (!s->host_busy && !s->host_wake_pending) {
+	fill_record(s, t, flags, t->cpu, t->exec_runtime);
+	if (!s->host_on_cpu && !s->host_queued && !s->host_wake_pending) {
 		s->host_wake_pending = true;
 		ev_push(s, s->now + s->w->host_wake_ns, EV_HOST_WAKE, 0, 0);
 	}
 }
 
-/* A task becomes runnable: ops.runnable, select_cpu, enqueue. */
+/* tell_placed() of main.bpf.c: the placement stands for a decision (minimum slice, its
+ * vtime), and the policy gets a record flagged RL_ENQ_PLACED: no custody, no decision
+ * expected, and no wake-up for the host (it reads it with its next batch). */
+static void tell_placed(struct sim *s, int id, int rec_cpu, uint64_t exec_runtime)
+{
+	struct task *t = &s->tasks[id];
+
+	t->fresh = true;
+	t->decided = true;
+	t->slice_dec = s->w->slice_ns_min;
+	t->queued_at = stamp(s);
+	t->prio = false;
+	t->slice_left = 0;
+	if (s->ring_n >= (int)RING_CAP) {
+		s->c.nr_placed_untold++;
+		return;
+	}
+	fill_record(s, t, SIM_ENQ_WAKEUP | RL_ENQ_PLACED, rec_cpu, exec_runtime);
+	s->c.nr_placed++;   /* a sleeping host reads it when its epoll_wait times out */
+}
+
+/* A task becomes runnable: select_cpu, ops.runnable, enqueue. The kernel calls select_cpu
+ * only for a task that may run on more than one CPU (select_task_rq()); the others are
+ * queued on their CPU, which wakes if it is idle. */
 static void wake(struct sim *s, int id, uint64_t wake_ts)
 {
 	struct task *t = &s->tasks[id];
-	int cpu;
+	uint64_t ran = t->exec_runtime;   /* what select_cpu's record reports */
+	int cpu, prev = t->cpu;
 
-	t->exec_runtime = 0;
+	t->exec_runtime = 0;              /* ops.runnable */
 	t->waking = true;
 	t->wake_ts = wake_ts;
 	t->st.wakeups++;
@@ -562,15 +681,24 @@ static void wake(struct sim *s, int id, uint64_t wake_ts)
 		enqueue(s, id, SIM_ENQ_WAKEUP);
 		return;
 	}
+	if (t->nr_allowed <= 1) {
+		if (allowed(t, t->cpu) && s->cpus[t->cpu].cur == NO_TASK)
+			resched(s, t->cpu, false);
+		enqueue(s, id, SIM_ENQ_WAKEUP);
+		return;
+	}
 	cpu = pick_idle_topo(s, t, t->cpu);
 	if (cpu >= 0) {
 		t->cpu = cpu;
-		if (s->w->early_processing && !t->kthread) {
-			t->slice = s->w->slice_ns_default;
+		if (s->w->early_processing && !s->host_stalled) {
+			/* select_cpu inserts it into the idle CPU's local DSQ: no ops.enqueue */
+			t->slice = s->w->slice_ns_min;
 			t->runnable_since = s->now;
 			t->waiting = true;
 			local_push(s, cpu, id, false);
 			s->c.nr_kernel_dispatches++;
+			if (!t->kthread)
+				tell_placed(s, id, prev, ran);
 			resched(s, cpu, false);
 			return;
 		}
@@ -726,11 +854,9 @@ static uint64_t tick_after(struct sim *s, uint64_t t)
 static void arm(struct sim *s, int cpu, uint64_t slice)
 {
 	struct cpu *c = &s->cpus[cpu];
-	struct task *t = &s->tasks[c->cur];
 
 	c->sgen++;
 	ev_push(s, tick_after(s, s->now + (slice ? slice : 1)), EV_EXPIRE, cpu, c->sgen);
-	(void)t;
 }
 
 static void arm_burst(struct sim *s, int cpu)
@@ -771,13 +897,24 @@ static void start_running(struct sim *s, int cpu, int id)
 		sim_hist_add(t->hist, lat);
 		t->waking = false;
 	}
+	if (t->waiting && s->now - t->runnable_since > t->st.wait_max)
+		t->st.wait_max = s->now - t->runnable_since;
 	t->waiting = false;
+	t->stint_slice = t->slice;
 	arm(s, cpu, t->slice);
 	c->bgen++;
 	c->seg_start = s->now;
 }
 
-/* The running task leaves the CPU (ops.stopping). */
+/* Has cpu spent its priority budget (prio_throttled() of main.bpf.c)? */
+static bool prio_throttled(const struct sim *s, int cpu)
+{
+	const struct cpu *c = &s->cpus[cpu];
+
+	return bounds_prio_spent(c->prio_period_start, c->prio_runtime, s->now);
+}
+
+/* The running task leaves the CPU (ops.stopping); involuntary = still runnable. */
 static void stop_running(struct sim *s, int cpu, bool involuntary)
 {
 	struct cpu *c = &s->cpus[cpu];
@@ -793,6 +930,9 @@ static void stop_running(struct sim *s, int cpu, bool involuntary)
 	}
 	t->stop_ts = s->now;
 	t->exec_runtime += ran;
+	if (t->prio && ran)
+		bounds_prio_charge(&c->prio_period_start, &c->prio_runtime, ran, s->now);
+	t->slice_left = bounds_slice_left(involuntary, t->stint_slice, ran);
 	t->st.cpu_ns += ran;
 	t->st.csw++;
 	if (involuntary)
@@ -810,17 +950,20 @@ static void go_idle(struct sim *s, int cpu)
 	claim_set(s, cpu);
 }
 
-/* keep_prev() of main.bpf.c */
-static bool keep_prev(struct sim *s, struct task *prev, uint64_t head)
+/* keep_prev() of main.bpf.c: prev's vtime against the earlier head (head_vt, and since
+ * when that head has waited: head_qat), never past the wait bound or a spent budget. */
+static bool keep_prev(struct sim *s, struct task *prev, int cpu, uint64_t head_vt,
+		      uint64_t head_qat)
 {
-	uint64_t w, vt;
-
-	if (!prev->decided || !prev->slice_dec)
+	if (!prev->decided || !prev->slice_dec || s->host_stalled)
 		return false;
-	w = prev->weight ? prev->weight : 100;
-	vt = prev->dsq_vtime + (s->now - prev->start_ts) * 100 / w;
-	if (vt > head)
+	if (bounds_prev_vtime(prev->dsq_vtime, s->now - prev->start_ts, prev->weight) > head_vt)
 		return false;
+	if (bounds_waited_past(head_qat, s->now, s->wait_bound_ns) ||
+	    (prev->prio && prio_throttled(s, cpu))) {
+		s->c.nr_keep_bounded++;
+		return false;
+	}
 	s->c.nr_kept++;
 	return true;
 }
@@ -843,18 +986,131 @@ static int consume(struct sim *s, int cpu, uint64_t vt_cpu, uint64_t vt_sh)
 	return id;
 }
 
+/* rescue_pending() of main.bpf.c: every task in custody for stall_timeout goes to the
+ * shared DSQ, its enq_cnt bumped so the host's late decision is cancelled. */
+static void rescue_pending(struct sim *s)
+{
+	for (int i = 0; i < s->ntasks; i++) {
+		struct task *t = &s->tasks[i];
+		if (t->state != T_HOST || !t->pending ||
+		    (s->now - t->pend_at < s->w->stall_timeout_ns && !s->host_stalled))
+			continue;
+		t->enq_cnt++;
+		t->decided = false;
+		t->prio = false;
+		t->pending = false;
+		s->npending--;
+		dsq_insert(s, i, -1, s->w->slice_ns_default, s->vtime_floor);
+		s->c.nr_rescued++;
+		s->c.nr_kernel_dispatches++;
+	}
+	s->rescue_needed = false;
+}
+
+/* run_starved() of main.bpf.c: the tasks of q that waited past the bound and may run here,
+ * in q's (vtime) order, at most STARVE_MOVE_MAX, to this CPU's local DSQ. A DSQ whose
+ * oldest entry is younger than the bound (qmin) is not looked through. */
+static uint32_t run_starved(struct sim *s, int cpu, struct dsq *q)
+{
+	int32_t pick[STARVE_MOVE_MAX];
+	uint32_t moved = 0;
+
+	if (!q->n || s->now - q->qmin <= s->wait_bound_ns)
+		return 0;
+	while (moved < STARVE_MOVE_MAX) {
+		int best = -1;
+		for (int i = 0; i < q->n; i++) {
+			int id = q->h[i];
+			const struct task *t = &s->tasks[id];
+			if (!bounds_waited_past(t->queued_at, s->now, s->wait_bound_ns) ||
+			    !allowed(t, cpu))
+				continue;
+			if (best < 0 || dq_before(s, id, q->h[best]))
+				best = i;
+		}
+		if (best < 0)
+			break;
+		pick[moved++] = q->h[best];
+		dq_remove(s, q, best);
+	}
+	for (uint32_t k = 0; k < moved; k++)
+		local_push(s, cpu, pick[k], false);
+	q->qmin = UINT64_MAX;
+	for (int i = 0; i < q->n; i++)
+		if (s->tasks[q->h[i]].queued_at < q->qmin)
+			q->qmin = s->tasks[q->h[i]].queued_at;
+	s->c.nr_starved += moved;
+	return moved;
+}
+
+/* scan_starved() of main.bpf.c: once per heartbeat period, this CPU's DSQ, the shared one
+ * and up to STARVE_SCAN_OTHERS other CPUs' DSQs in turn. */
+static bool scan_starved(struct sim *s, int cpu)
+{
+	struct cpu *c = &s->cpus[cpu];
+	uint32_t moved, n;
+
+	if (c->scan_epoch == s->starve_epoch)
+		return false;
+	c->scan_epoch = s->starve_epoch;
+	moved = run_starved(s, cpu, &c->dsq) + run_starved(s, cpu, &s->shared);
+	n = bounds_scan_nr_others((uint32_t)s->nr_cpus);
+	for (uint32_t j = 0; j < n; j++) {
+		uint32_t other = bounds_scan_other((uint32_t)cpu, c->scan_cursor, j,
+						   (uint32_t)s->nr_cpus);
+		if ((int)other != cpu)
+			moved += run_starved(s, cpu, &s->cpus[other].dsq);
+	}
+	c->scan_cursor += n;
+	return moved > 0;
+}
+
+/* ops.dispatch (the CPU's local DSQ is empty): rescue, starved tasks, keep_prev for a
+ * runnable prev at slice expiry, else the earlier head of this CPU's DSQ and the shared
+ * one, moved to the local DSQ. true: prev keeps the CPU. */
+static bool dispatch(struct sim *s, int cpu, struct task *prev)
+{
+	struct dsq *mine = &s->cpus[cpu].dsq;
+	uint64_t vt_cpu, vt_sh, qat;
+	int head, id;
+
+	if (s->rescue_needed)
+		rescue_pending(s);
+	if (scan_starved(s, cpu))
+		return false;
+	if (s->host_queued) {   /* then the host: it is what makes everything else move */
+		s->host_queued = false;
+		local_push(s, cpu, HOST_TASK, false);
+		return false;
+	}
+	vt_cpu = dq_head_vtime(s, mine);
+	vt_sh = dq_head_vtime(s, &s->shared);
+	head = vt_cpu < vt_sh ? mine->h[0] : (s->shared.n ? s->shared.h[0] : NO_TASK);
+	qat = head == NO_TASK ? 0 : s->tasks[head].queued_at;
+	if (prev && keep_prev(s, prev, cpu, vt_cpu < vt_sh ? vt_cpu : vt_sh, qat))
+		return true;
+	id = consume(s, cpu, vt_cpu, vt_sh);
+	if (id != NO_TASK)
+		local_push(s, cpu, id, false);
+	return false;
+}
+
 /* Give an empty CPU its next task, or let it go idle. Tasks whose program blocks or exits
  * as soon as they run leave again at once (in zero time), so this loops. */
 static void fill_cpu(struct sim *s, int cpu)
 {
 	for (;;) {
+		if (!s->cpus[cpu].nlocal)
+			dispatch(s, cpu, NULL);
 		int id = local_pop(s, cpu);
-		if (id == NO_TASK)
-			id = consume(s, cpu, dq_head_vtime(s, &s->cpus[cpu].dsq),
-				     dq_head_vtime(s, &s->shared));
 		if (id == NO_TASK) {
 			go_idle(s, cpu);
 			return;
+		}
+		if (id == HOST_TASK) {
+			if (host_start(s, cpu))
+				return;
+			continue;
 		}
 		start_running(s, cpu, id);
 		struct task *t = &s->tasks[id];
@@ -875,26 +1131,39 @@ static void fill_cpu(struct sim *s, int cpu)
 }
 
 /* Slice expiry (or a preemption kick) of the running task: the kernel's balance with
- * prev still runnable. */
+ * prev still runnable. Its local DSQ first; if that is empty, ops.dispatch (keep_prev);
+ * if that finds nothing either, the kernel keeps prev with the default slice. Otherwise
+ * prev is re-enqueued (put_prev_task_scx(): flags 0; resumed in-kernel if it was
+ * preempted with slice left) and the CPU takes its local DSQ's head. */
 static void expire(struct sim *s, int cpu, bool preempted)
 {
 	struct cpu *c = &s->cpus[cpu];
 	int pid = c->cur;
-	struct task *prev = &s->tasks[pid];
-	int next = NO_TASK;
+	struct task *prev;
 
-	if (c->nlocal) {
-		next = local_pop(s, cpu);
-	} else {
-		uint64_t vt_cpu = dq_head_vtime(s, &c->dsq), vt_sh = dq_head_vtime(s, &s->shared);
-		if (keep_prev(s, prev, vt_cpu < vt_sh ? vt_cpu : vt_sh)) {
+	if (pid == HOST_TASK) {
+		/* keep_prev never keeps the host; the kernel keeps it if nothing else waits */
+		if (!c->nlocal) {
+			dispatch(s, cpu, NULL);
+			if (!c->nlocal) {
+				arm(s, cpu, SCX_SLICE_DFL);
+				return;
+			}
+		}
+		if (preempted)
+			s->c.nr_preempt++;
+		host_preempted(s);
+		fill_cpu(s, cpu);
+		return;
+	}
+	prev = &s->tasks[pid];
+	if (!c->nlocal) {
+		if (dispatch(s, cpu, prev)) {
 			prev->slice = prev->slice_dec;
 			arm(s, cpu, prev->slice);
 			return;
 		}
-		next = consume(s, cpu, vt_cpu, vt_sh);
-		if (next == NO_TASK) {
-			/* nothing else to run: the kernel keeps prev with the default slice */
+		if (!c->nlocal) {
 			arm(s, cpu, SCX_SLICE_DFL);
 			return;
 		}
@@ -902,23 +1171,7 @@ static void expire(struct sim *s, int cpu, bool preempted)
 	if (preempted)
 		s->c.nr_preempt++;
 	stop_running(s, cpu, true);
-	enqueue(s, pid, 0);   /* put_prev_task_scx(): a runnable prev re-enqueues with 0 */
-	/* run `next` (taken already) and go on as fill_cpu does */
-	start_running(s, cpu, next);
-	struct task *t = &s->tasks[next];
-	if (t->remaining) {
-		arm_burst(s, cpu);
-		return;
-	}
-	int a = advance(s, next);
-	t = &s->tasks[next];
-	if (a == A_RUN) {
-		arm_burst(s, cpu);
-		return;
-	}
-	stop_running(s, cpu, false);
-	if (a == A_EXIT)
-		{ t->state = T_EXIT; t->st.exit_ns = s->now ? s->now : 1; }
+	enqueue(s, pid, 0);
 	fill_cpu(s, cpu);
 }
 
@@ -934,16 +1187,25 @@ static void apply_decision(struct sim *s, const struct dispatched_task_ctx *d)
 	int id = find_pid(s, d->pid);
 	struct task *t;
 	uint64_t slice = d->slice_ns ? d->slice_ns : s->w->slice_ns_default;
+	uint64_t vtime = d->vtime;
 	int cpu = d->cpu, dsq;
 
 	if (id < 0 || !s->tasks[id].pending || s->tasks[id].pend_enq != d->enq_cnt) {
 		s->c.nr_cancel_dispatches++;
 		return;
 	}
+	/* whatever the host let through: no slice beyond the watchdog's bound */
+	if (slice > s->slice_max_ns) {
+		slice = s->slice_max_ns;
+		s->c.nr_slice_clamped++;
+	}
 	t = &s->tasks[id];
 	t->pending = false;
+	s->npending--;
 	t->slice_dec = slice;
 	t->decided = true;
+	t->queued_at = stamp(s);
+	t->prio = false;
 	if (cpu == RL_CPU_ANY) {
 		dsq = -1;
 		cpu = -1;
@@ -959,24 +1221,35 @@ static void apply_decision(struct sim *s, const struct dispatched_task_ctx *d)
 			cpu = -1;
 		}
 	}
-	if (d->vtime == 0) {
-		/* priority: the head of a CPU's local DSQ, preempting (the applying CPU is the
-		 * task's own here: the host's CPU is not modelled) */
+	if (vtime == 0) {
+		/* priority: the CPU chosen, else the task's own (BPF takes the applying CPU's
+		 * if allowed: the host's, which is not modelled). A CPU whose priority budget is
+		 * spent takes it as an ordinary decision, behind what is queued now. */
 		if (cpu < 0)
-			cpu = t->cpu;
+			cpu = s->host_on_cpu && allowed(t, s->host_cpu) ? s->host_cpu : t->cpu;
+		if (prio_throttled(s, cpu)) {
+			s->c.nr_prio_throttled++;
+			vtime = s->vtime_floor ? s->vtime_floor : 1;
+			if (dsq >= 0)
+				dsq = allowed(t, cpu) ? cpu : -1;
+		}
+	}
+	if (vtime == 0) {
+		t->prio = true;
 		if (allowed(t, cpu)) {
+			/* the host's own CPU runs it as soon as the host sleeps: no kick */
 			t->slice = slice;
 			local_push(s, cpu, id, true);
-			resched(s, cpu, true);
+			resched(s, cpu, !(s->host_on_cpu && cpu == s->host_cpu));
 		} else {
 			dsq_insert(s, id, -1, slice, 0);
 			kick_for(s, t, -1, true);
 		}
 	} else {
-		dsq_insert(s, id, dsq, slice, d->vtime);
-		if ((int64_t)(d->vtime - s->vtime_floor) > 0)
-			s->vtime_floor = d->vtime;
-		kick_for(s, t, cpu, false);
+		dsq_insert(s, id, dsq, slice, vtime);
+		if ((int64_t)(vtime - s->vtime_floor) > 0)
+			s->vtime_floor = vtime;
+		kick_for(s, t, dsq < 0 ? -1 : cpu, false);
 	}
 	s->c.nr_user_dispatches++;
 }
@@ -1002,21 +1275,30 @@ static void src_holding(void *ctx, int n)
 		s->cost_t0 = g_now_ns();
 }
 
-static int src_send(void *ctx, const struct dispatched_task_ctx *d, int n)
+/* The batch's decisions (n of them) land when the host's latency has passed. */
+static void host_done_after(struct sim *s, int n)
 {
-	struct sim *s = ctx;
 	uint64_t cost = g_now_ns() - s->cost_t0;
 	uint64_t lat;
 
 	s->c.cost_ns += cost;
-	memcpy(s->inflight, d, (size_t)n * sizeof(*d));
-	s->ninflight = n;
+	s->host_sent = true;
 	if (s->w->host_measured)
 		lat = (uint64_t)((double)cost * s->w->host_scale);
 	else
 		lat = s->w->host_batch_ns + (uint64_t)n * s->w->host_task_ns;
 	s->c.host_busy_ns += lat;
-	ev_push(s, s->now + lat, EV_HOST_DONE, 0, 0);
+	s->host_done_at = s->now + lat;
+	ev_push(s, s->host_done_at, EV_HOST_DONE, 0, s->host_done_gen);
+}
+
+static int src_send(void *ctx, const struct dispatched_task_ctx *d, int n)
+{
+	struct sim *s = ctx;
+
+	memcpy(s->inflight, d, (size_t)n * sizeof(*d));
+	s->ninflight = n;
+	host_done_after(s, n);
 	return n;
 }
 
@@ -1028,8 +1310,13 @@ static int src_wait(void *ctx, int timeout_ms)
 
 static void host_turn(struct sim *s)
 {
-	int n = loop_step(&s->lp, 0);
+	int n;
 
+	s->host_hb = s->now;   /* loop_step() stamps host_hb_ns at every turn */
+	s->host_sent = false;
+	n = loop_step(&s->lp, 0);
+	if (n > 0 && !s->host_sent)
+		host_done_after(s, 0);   /* only RL_ENQ_PLACED records: nothing to send */
 	if (n > 0) {
 		s->host_busy = true;
 		s->c.nr_batches++;
@@ -1041,20 +1328,123 @@ static void host_turn(struct sim *s)
 	}
 }
 
-/* ---- heartbeat: rescue and the watchdog --------------------------------------------- */
+/* The host's thread leaves its CPU for epoll_wait. */
+static void host_off(struct sim *s)
+{
+	int cpu = s->host_cpu;
+
+	s->cpus[cpu].cur = NO_TASK;
+	s->host_on_cpu = false;
+	s->c.host_cpu_ns += s->now - s->host_run_start;
+	if (s->trace && s->now > s->host_run_start)
+		sim_trace_slice(s->trace, cpu, s->host_run_start, s->now, "gthulhu-lua", 0);
+}
+
+/* ... into epoll_wait, which returns by itself after RUN_WAIT_MS (main.c): the host then
+ * takes a turn (its heartbeat, RL_ENQ_PLACED records) even when no record woke it. */
+static void host_sleep_timer(struct sim *s)
+{
+	ev_push(s, s->now + HOST_WAIT_NS, EV_HOST_TIMEOUT, 0, ++s->host_sleep_gen);
+}
+
+/* The host's thread wakes (records wait): select_cpu (the kernel's default choice for
+ * it: prev if idle, else any idle CPU), then enqueue into SCHED_DSQ and kick_for(-1,
+ * preempting when tasks wait for it). */
+static void host_runnable(struct sim *s)
+{
+	int cpu = -1;
+
+	if (test_and_clear_idle(s, s->host_last_cpu))
+		cpu = s->host_last_cpu;
+	else
+		cpu = pick_idle_any(s, &s->host_t);
+	s->host_t.cpu = cpu >= 0 ? cpu : s->host_last_cpu;
+	if (cpu >= 0)
+		resched(s, cpu, false);   /* woken on that CPU's runqueue */
+	s->host_queued = true;
+	kick_for(s, &s->host_t, -1, s->npending > 0 || s->host_stalled);
+}
+
+/* A CPU takes the host's thread (from SCHED_DSQ): it decides a batch, and keeps the CPU
+ * for the batch's latency. false: nothing to decide, it sleeps again at once. */
+static bool host_start(struct sim *s, int cpu)
+{
+	struct cpu *c = &s->cpus[cpu];
+
+	bit_clr(s->idle_mask, cpu);
+	claim_clr(s, cpu);
+	c->cur = HOST_TASK;
+	c->bgen++;
+	s->host_on_cpu = true;
+	s->host_cpu = s->host_last_cpu = cpu;
+	s->host_run_start = s->host_last_run = s->now;
+	if (s->host_busy) {
+		/* preempted in the middle of a batch: the rest of its latency from now */
+		s->host_done_at = s->now + s->host_left;
+		ev_push(s, s->host_done_at, EV_HOST_DONE, 0, s->host_done_gen);
+	} else {
+		host_turn(s);
+	}
+	if (!s->host_busy) {
+		host_off(s);
+		host_sleep_timer(s);
+		return false;
+	}
+	arm(s, cpu, s->w->slice_ns_default);   /* SCHED_DSQ's slice */
+	return true;
+}
+
+/* More records wait after a batch: the host yields (xport.c, published), so its CPU's
+ * ops.dispatch runs now. If that finds a task, the host goes back to SCHED_DSQ (and kicks
+ * a CPU, preempting when tasks are pending) and the task takes its CPU; else the kernel
+ * keeps the host running. true: the host left its CPU. */
+static bool host_yield(struct sim *s)
+{
+	int cpu = s->host_cpu;
+	struct cpu *c = &s->cpus[cpu];
+
+	if (!c->nlocal)
+		dispatch(s, cpu, NULL);
+	if (!c->nlocal)
+		return false;
+	host_off(s);
+	c->sgen++;
+	s->host_queued = true;
+	s->host_t.cpu = cpu;
+	kick_for(s, &s->host_t, -1, s->npending > 0 || s->host_stalled);
+	fill_cpu(s, cpu);
+	return true;
+}
+
+/* The host's thread loses its CPU with a batch in flight (slice expiry with tasks
+ * waiting, a priority task): the batch pauses, the thread goes back to SCHED_DSQ
+ * (ops.enqueue for the host: kick_for(-1), preempting only for a wake-up, which this is
+ * not: a preempted host thread is already first in line). */
+static void host_preempted(struct sim *s)
+{
+	int cpu = s->host_cpu;
+
+	if (s->host_busy) {
+		s->host_left = s->host_done_at > s->now ? s->host_done_at - s->now : 0;
+		s->host_done_gen++;
+	}
+	host_off(s);
+	s->cpus[cpu].sgen++;
+	s->host_queued = true;
+	s->host_t.cpu = cpu;
+	kick_for(s, &s->host_t, -1, false);
+}
+
+/* ---- heartbeat: rescue, starvation scan, the watchdog --------------------------- */
 static void heartbeat(struct sim *s)
 {
+	bool due = false;
+
 	for (int i = 0; i < s->ntasks; i++) {
 		struct task *t = &s->tasks[i];
-		if (t->state == T_HOST && t->pending && s->now - t->pend_at >= s->w->stall_timeout_ns) {
-			t->enq_cnt++;
-			t->decided = false;
-			t->pending = false;
-			dsq_insert(s, i, -1, s->w->slice_ns_default, s->vtime_floor);
-			s->c.nr_rescued++;
-			s->c.nr_kernel_dispatches++;
-			kick_for(s, t, -1, false);
-		}
+		/* custody_rescue_due(): judged by each entry's own age */
+		if (t->state == T_HOST && t->pending && s->now - t->pend_at > s->w->stall_timeout_ns)
+			due = true;
 		if (t->waiting && t->state != T_RUN &&
 		    s->now - t->runnable_since > s->w->watchdog_timeout_ns && !s->stalled) {
 			s->stalled = true;
@@ -1064,6 +1454,37 @@ static void heartbeat(struct sim *s)
 				 (s->now - t->runnable_since) / 1e6, s->w->watchdog_timeout_ns / 1e6);
 		}
 	}
+	/* stalled-host mode: tasks pending and the host silent for stall_timeout; it ends
+	 * when the host's heartbeat is fresh again */
+	if (!s->host_stalled) {
+		if (s->npending && s->now - s->host_hb > s->w->stall_timeout_ns &&
+		    s->now - s->pending_since > s->w->stall_timeout_ns) {
+			s->host_stalled = true;
+			s->rescue_needed = true;
+			s->c.nr_host_stalls++;
+		} else if (due) {
+			s->rescue_needed = true;
+		}
+	} else if (s->now - s->host_hb < s->w->stall_timeout_ns / 2) {
+		s->host_stalled = false;
+	}
+	if (s->rescue_needed) {
+		/* idle CPUs do the rescue in their dispatch; also preempt one busy CPU (BPF: the
+		 * host's last CPU, not modelled: CPU 0) in case none is idle */
+		for (int c = 0; c < s->nr_cpus; c++)
+			if (s->cpus[c].cur == NO_TASK)
+				resched(s, c, false);
+		resched(s, s->host_last_cpu, true);
+	}
+	/* every CPU that dispatches scans for starved tasks once per period; an idle CPU
+	 * with tasks in its own DSQ is woken so it dispatches at all */
+	s->starve_epoch++;
+	for (int c = 0; c < s->nr_cpus; c++)
+		if (s->cpus[c].dsq.n && s->cpus[c].cur == NO_TASK)
+			resched(s, c, false);
+	/* the host is runnable but has not had a CPU for a while: make room for it */
+	if (s->host_queued && s->now - s->host_last_run > s->hb_ns)
+		resched(s, s->host_last_cpu, true);
 }
 
 /* ---- setup ------------------------------------------------------------------------- */
@@ -1141,6 +1562,9 @@ int sim_open(struct sim **out, const struct sim_wl *w, uint64_t seed, char *err,
 	s->rng = seed;
 	s->nr_cpus = w->nr_cpus;
 	s->tick_ns = 1000000000ull / (uint64_t)w->hz;
+	s->slice_max_ns = bounds_slice_max_ns(w->watchdog_ms);
+	s->wait_bound_ns = bounds_wait_ns(w->watchdog_ms);
+	s->hb_ns = bounds_hb_period_ns(w->stall_timeout_ns);
 	s->topo = calloc(1, sizeof(*s->topo));
 	s->cpus = calloc((size_t)w->nr_cpus, sizeof(*s->cpus));
 	s->chans = calloc((size_t)w->nchans + 1, sizeof(*s->chans));
@@ -1153,6 +1577,10 @@ int sim_open(struct sim **out, const struct sim_wl *w, uint64_t seed, char *err,
 		s->chans[i].cap = w->chan_cap ? w->chan_cap[i] : 0;
 	}
 	build_topo(s);
+	for (int c = 0; c < s->nr_cpus; c++)
+		bit_set(s->host_aff, c);
+	s->host_t.aff = s->host_aff;
+	s->host_t.nr_allowed = s->nr_cpus;
 	for (int c = 0; c < s->nr_cpus; c++) {
 		s->cpus[c].cur = NO_TASK;
 		go_idle(s, c);
@@ -1200,6 +1628,7 @@ void sim_pol_env(struct sim *s, struct pol_env *env)
 	env->nr_cpus = s->nr_cpus;
 	env->slice_ns_default = s->w->slice_ns_default;
 	env->slice_ns_min = s->w->slice_ns_min;
+	env->slice_ns_max = s->slice_max_ns;   /* the host clamps as in a live run */
 	env->batch_max = s->w->batch_max;
 	env->topo = s->topo;
 	env->idle = s->idle_mask;
@@ -1230,12 +1659,8 @@ int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
 	    char *err, size_t errlen)
 {
 	struct loop_src src;
-	uint64_t hb = s->w->stall_timeout_ns / 4;
+	uint64_t hb = s->hb_ns;
 
-	if (hb > 100000000ull)
-		hb = 100000000ull;
-	if (hb < 1000000ull)
-		hb = 1000000ull;
 	memset(&src, 0, sizeof(src));
 	src.ctx = s;
 	src.recv = src_recv;
@@ -1248,6 +1673,7 @@ int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
 	s->trace = tr;
 	ev_push(s, hb, EV_HEARTBEAT, 0, 0);
 	ev_push(s, s->w->duration_ns, EV_END, 0, 0);
+	host_sleep_timer(s);   /* the host starts in epoll_wait */
 
 	while (s->nev && !s->ended && !s->stalled) {
 		struct ev e = ev_pop(s);
@@ -1302,16 +1728,30 @@ int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
 		}
 		case EV_HOST_WAKE:
 			s->host_wake_pending = false;
-			if (!s->host_busy)
-				host_turn(s);
+			if (!s->host_on_cpu && !s->host_queued)
+				host_runnable(s);
+			break;
+		case EV_HOST_TIMEOUT:
+			if (e.gen == s->host_sleep_gen && !s->host_on_cpu && !s->host_queued)
+				host_runnable(s);
 			break;
 		case EV_HOST_DONE:
+			if (e.gen != s->host_done_gen || !s->host_on_cpu)
+				break;   /* paused: its host was preempted */
 			for (int i = 0; i < s->ninflight; i++)
 				apply_decision(s, &s->inflight[i]);
 			s->ninflight = 0;
 			s->host_busy = false;
+			if (s->ring_n && host_yield(s))
+				break;
 			if (s->ring_n)
 				host_turn(s);
+			if (!s->host_busy && s->host_on_cpu) {
+				int cpu = s->host_cpu;
+				host_off(s);
+				host_sleep_timer(s);
+				fill_cpu(s, cpu);
+			}
 			break;
 		case EV_HEARTBEAT:
 			heartbeat(s);
@@ -1327,6 +1767,12 @@ int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
 		struct cpu *c = &s->cpus[cpu];
 		if (c->cur == NO_TASK)
 			continue;
+		if (c->cur == HOST_TASK) {
+			s->c.host_cpu_ns += s->now - s->host_run_start;
+			if (s->trace && s->now > s->host_run_start)
+				sim_trace_slice(s->trace, cpu, s->host_run_start, s->now, "gthulhu-lua", 0);
+			continue;
+		}
 		struct task *t = &s->tasks[c->cur];
 		t->st.cpu_ns += s->now - t->run_start;
 		t->st.work_ns += s->now - c->seg_start;

@@ -180,6 +180,8 @@ struct sim_result *sim_result_new(const struct sim *s, const struct sim_wl *w, c
 		g->st.migrations += t->st.migrations;
 		g->st.missed += t->st.missed;
 		g->st.periods += t->st.periods;
+		if (t->st.wait_max > g->st.wait_max)
+			g->st.wait_max = t->st.wait_max;
 		/* the group's end: when its last task exited; 0 while any is alive */
 		if (g->ntasks == 1)
 			g->st.exit_ns = t->st.exit_ns;
@@ -302,6 +304,16 @@ void sim_report_table(FILE *f, const struct sim_wl *w, struct sim_result **rs, i
 			(unsigned long long)c->nr_cancel_dispatches, (unsigned long long)c->nr_rescued,
 			(unsigned long long)c->nr_sched_congested, (unsigned long long)r->ps.fallbacks,
 			(unsigned long long)r->ps.errors, (unsigned long long)c->nr_events);
+		/* The watchdog bounds of bpf/bounds.bpf.h (BPF's nr_* counters; slices_clamped is
+		 * the host's own clamp, nr_slices_clamped of a live run). */
+		fprintf(f, "host_cpu %.1f ms  host_stalls %llu  bounds: slices_clamped %llu  "
+			"slice_clamped %llu  keep_bounded %llu  prio_throttled %llu  starved %llu  "
+			"resumed %llu  placed %llu\n",
+			c->host_cpu_ns / 1e6, (unsigned long long)c->nr_host_stalls,
+			(unsigned long long)r->ps.slices_clamped, (unsigned long long)c->nr_slice_clamped,
+			(unsigned long long)c->nr_keep_bounded, (unsigned long long)c->nr_prio_throttled,
+			(unsigned long long)c->nr_starved, (unsigned long long)c->nr_resumed,
+			(unsigned long long)c->nr_placed);
 		if (measured)
 			fprintf(f, "policy cost (measured, real CPU): %.1f ns/task, %.1f us/batch\n",
 				c->nr_tasks ? (double)c->cost_ns / c->nr_tasks : 0,
@@ -349,13 +361,14 @@ static void jstats(FILE *f, const struct sim_task_stats *st, const struct sim_hi
 	fprintf(f, "\"wakeups\": %llu, \"lat_p50_ns\": %llu, \"lat_p99_ns\": %llu, "
 		"\"lat_p999_ns\": %llu, \"lat_max_ns\": %llu, \"cpu_ns\": %llu, \"work_ns\": %llu, "
 		"\"bursts\": %llu, \"csw\": %llu, \"preempted\": %llu, \"migrations\": %llu, "
-		"\"periods\": %llu, \"missed_periods\": %llu, \"exit_ns\": %llu",
+		"\"periods\": %llu, \"missed_periods\": %llu, \"exit_ns\": %llu, \"wait_max_ns\": %llu",
 		(unsigned long long)h->n, (unsigned long long)p50, (unsigned long long)p99,
 		(unsigned long long)p999, (unsigned long long)max, (unsigned long long)st->cpu_ns,
 		(unsigned long long)st->work_ns, (unsigned long long)st->bursts,
 		(unsigned long long)st->csw, (unsigned long long)st->preempted,
 		(unsigned long long)st->migrations, (unsigned long long)st->periods,
-		(unsigned long long)st->missed, (unsigned long long)st->exit_ns);
+		(unsigned long long)st->missed, (unsigned long long)st->exit_ns,
+		(unsigned long long)st->wait_max);
 }
 
 void sim_report_json(FILE *f, const struct sim_wl *w, struct sim_result **rs, int n, bool measured)
@@ -379,16 +392,25 @@ void sim_report_json(FILE *f, const struct sim_wl *w, struct sim_result **rs, in
 		fprintf(f, "     \"counters\": {\"batches\": %llu, \"tasks\": %llu, \"max_batch\": %llu, "
 			"\"user_dispatches\": %llu, \"kernel_dispatches\": %llu, \"kept\": %llu, "
 			"\"preempt\": %llu, \"bounce\": %llu, \"cancel\": %llu, \"rescued\": %llu, "
-			"\"congested\": %llu, \"events\": %llu, \"host_busy_ns\": %llu, "
-			"\"policy_errors\": %llu, \"fallbacks\": %llu, \"bad_decisions\": %llu},\n",
+			"\"congested\": %llu, \"events\": %llu, \"host_busy_ns\": %llu, \"host_cpu_ns\": %llu, "
+			"\"policy_errors\": %llu, \"fallbacks\": %llu, \"bad_decisions\": %llu, "
+			"\"slices_clamped\": %llu, \"slice_clamped\": %llu, \"keep_bounded\": %llu, "
+			"\"prio_throttled\": %llu, \"starved\": %llu, \"resumed\": %llu, "
+			"\"placed\": %llu, \"placed_untold\": %llu, \"host_stalls\": %llu},\n",
 			(unsigned long long)c->nr_batches, (unsigned long long)c->nr_tasks,
 			(unsigned long long)c->max_batch, (unsigned long long)c->nr_user_dispatches,
 			(unsigned long long)c->nr_kernel_dispatches, (unsigned long long)c->nr_kept,
 			(unsigned long long)c->nr_preempt, (unsigned long long)c->nr_bounce_dispatches,
 			(unsigned long long)c->nr_cancel_dispatches, (unsigned long long)c->nr_rescued,
 			(unsigned long long)c->nr_sched_congested, (unsigned long long)c->nr_events,
-			(unsigned long long)c->host_busy_ns, (unsigned long long)r->ps.errors,
-			(unsigned long long)r->ps.fallbacks, (unsigned long long)r->ps.bad_decisions);
+			(unsigned long long)c->host_busy_ns, (unsigned long long)c->host_cpu_ns,
+			(unsigned long long)r->ps.errors,
+			(unsigned long long)r->ps.fallbacks, (unsigned long long)r->ps.bad_decisions,
+			(unsigned long long)r->ps.slices_clamped, (unsigned long long)c->nr_slice_clamped,
+			(unsigned long long)c->nr_keep_bounded, (unsigned long long)c->nr_prio_throttled,
+			(unsigned long long)c->nr_starved, (unsigned long long)c->nr_resumed,
+			(unsigned long long)c->nr_placed, (unsigned long long)c->nr_placed_untold,
+			(unsigned long long)c->nr_host_stalls);
 		if (measured)
 			fprintf(f, "     \"measured\": {\"policy_ns_per_task\": %.1f, \"policy_ns\": %llu},\n",
 				c->nr_tasks ? (double)c->cost_ns / c->nr_tasks : 0,

@@ -79,7 +79,7 @@ void sim_wl_defaults(struct sim_wl *w)
 	w->slice_ns_min = 1000000ull;
 	w->batch_max = 4096;
 	w->stall_timeout_ns = 1000000000ull;
-	w->watchdog_timeout_ns = 5000000000ull;
+	w->watchdog_ms = 0;      /* the kernel's default, as in config/config.yaml */
 	w->host_batch_ns = 20000;
 	w->host_task_ns = 200;
 	w->host_wake_ns = 5000;
@@ -588,8 +588,10 @@ static int parse_section(struct yctx *y, yaml_node_t *n, const char *sec)
 				rc = get_u64(y, v, f, 50, 60000, &u);
 				w->stall_timeout_ns = u * 1000000ull;
 			} else if (!strcmp(k, "watchdog_timeout_ms")) {
-				rc = get_u64(y, v, f, 500, 30000, &u);
-				w->watchdog_timeout_ns = u * 1000000ull;
+				/* 0 = the kernel's default (30 s), as for the live host */
+				rc = scalar(v) && !strcmp(scalar(v), "0") ? (u = 0, G_OK) :
+					get_u64(y, v, f, 500, 30000, &u);
+				w->watchdog_ms = (uint32_t)u;
 			} else if (!strcmp(k, "early_processing"))
 				rc = get_bool(y, v, f, &w->early_processing);
 			else
@@ -728,6 +730,23 @@ int sim_wl_finish(struct sim_wl *w, char *err, size_t errlen)
 		set_err(err, errlen, "%s: scheduler.slice_ns_min (%llu) is above slice_ns_default "
 			"(%llu)", w->file, (unsigned long long)w->slice_ns_min,
 			(unsigned long long)w->slice_ns_default);
+		return G_ERR_RANGE;
+	}
+	/* The live config's cross-checks (host/cfg.c), so a workload runs what a live
+	 * configuration could: the watchdog bounds of bpf/bounds.bpf.h. */
+	w->watchdog_timeout_ns = (uint64_t)bounds_watchdog_ms(w->watchdog_ms) * 1000000ull;
+	if (w->slice_ns_default > bounds_slice_max_ns(w->watchdog_ms)) {
+		set_err(err, errlen, "%s: scheduler.slice_ns_default (%llu ns) is more than 1/8 of "
+			"scheduler.watchdog_timeout_ms (%u ms): at most %llu", w->file,
+			(unsigned long long)w->slice_ns_default, bounds_watchdog_ms(w->watchdog_ms),
+			(unsigned long long)bounds_slice_max_ns(w->watchdog_ms));
+		return G_ERR_RANGE;
+	}
+	if (w->stall_timeout_ns / 1000000ull * 2 > bounds_watchdog_ms(w->watchdog_ms)) {
+		set_err(err, errlen, "%s: scheduler.stall_timeout_ms (%llu ms) is more than half of "
+			"scheduler.watchdog_timeout_ms (%u ms): at most %u", w->file,
+			(unsigned long long)(w->stall_timeout_ns / 1000000ull),
+			bounds_watchdog_ms(w->watchdog_ms), bounds_watchdog_ms(w->watchdog_ms) / 2);
 		return G_ERR_RANGE;
 	}
 	if (w->nr_cpus % w->smt) {

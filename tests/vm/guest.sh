@@ -356,26 +356,31 @@ sc_trace_wakelat() {
 # Calibration of the simulator (scripts/calibrate.sh; not in the default list): the same
 # load as config/workloads/calib.yaml: 3 hogs + a 1 ms sleeper on CPUs 0-2, a nice-0 and a
 # nice-5 hog on CPU 3, 10 s. Reports the figures; the comparison is the script's.
-calib_common() { # POLICY
-	start_host $1 || return
-	wait_attach 60 || return
+# calib_eevdf: the same load on the kernel's own scheduler, the VM's floor (what the
+# emulated machine does to the figures by itself: TCG runs the 4 vCPUs in turn).
+calib_common() { # POLICY ("": no scheduler loaded)
+	if [ -n "$1" ]; then
+		start_host $1 || return
+		wait_attach 60 || return
+	fi
 	local i
 	for i in 1 2 3; do wl chog$i hog --name chog --cpus 0-2 -d 10; done
 	wl csleep sleeper --name csleep --cpus 0-2 -d 10
 	wl cw0 hog --name cw0 --cpus 3 -d 10
 	wl cw5 hog --name cw5 --cpus 3 --nice 5 -d 10
 	wl_wait
-	still_attached "after the calibration load"
+	[ -z "$1" ] || still_attached "after the calibration load"
 	kv sleep_count "$(wlv csleep count)"
 	kv sleep_p50_us "$(wlv csleep p50_us)"
 	kv sleep_p99_us "$(wlv csleep p99_us)"
 	local a b
 	a=$(wlv cw0 cpu_us); b=$(wlv cw5 cpu_us)
 	[ -n "$a" ] && [ -n "$b" ] && [ "$b" -gt 0 ] && kv w_ratio_x1000 $(( a * 1000 / b ))
-	stop_host
+	if [ -n "$1" ]; then stop_host; fi
 }
 sc_calib_gthulhu() { calib_common policies/gthulhu.lua; }
 sc_calib_simple() { calib_common policies/simple.lua; }
+sc_calib_eevdf() { calib_common ""; }
 
 sc_priority() {
 	start_host policies/gthulhu.lua -c $G/tests/vm/prio.yaml || return

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * bounds.bpf.h - the arithmetic of the BPF side's bounds against the sched_ext watchdog,
+ * in one place for the three that need it: bpf/main.bpf.c (which applies them), the host
+ * (host/cfg.c, host/sched_bpf.c: the values it loads into rodata) and the simulator's event
+ * model (host/sim/sim_model.c, which must apply them the same way). Pure functions of
+ * their arguments: no maps, no helpers, no globals, so they compile as BPF and as C.
+ * Types: __u64/__u32 from vmlinux.h in BPF, from <linux/types.h> elsewhere.
+ */
+#ifndef GTHULHU_BOUNDS_BPF_H
+#define GTHULHU_BOUNDS_BPF_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#include <stdbool.h>
+#endif
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+
+#define BOUNDS_NS_PER_MS	1000000ULL
+#define BOUNDS_KERNEL_WATCHDOG_MS 30000U  /* ops.timeout_ms 0: SCX_WATCHDOG_MAX_TIMEOUT */
+#define BOUNDS_SLICE_MAX_NS	(1000 * BOUNDS_NS_PER_MS)  /* no slice past 1 s, whatever the watchdog */
+#define BOUNDS_WAIT_MAX_NS	(500 * BOUNDS_NS_PER_MS)   /* wait bound: at most 500 ms */
+/* Priority (vtime 0) decisions may use at most PRIO_BUDGET_NS of each PRIO_PERIOD_NS of a
+ * CPU, like RT throttling; past it they are applied as ordinary decisions until the
+ * period ends, so a CPU-bound priority task cannot hold a CPU until the watchdog fires. */
+#define PRIO_PERIOD_NS		(100 * BOUNDS_NS_PER_MS)
+#define PRIO_BUDGET_NS		(80 * BOUNDS_NS_PER_MS)
+#define RESUME_LEFT_MIN_NS	50000ULL  /* less slice left than this: expired, not preempted */
+#define STARVE_MOVE_MAX		32        /* starved tasks one CPU takes per scan and DSQ */
+#define STARVE_SCAN_OTHERS	8         /* other CPUs' DSQs one scan looks through */
+
+/* The watchdog timeout in force for a configured timeout_ms (0 = the kernel's default). */
+static __always_inline __u32 bounds_watchdog_ms(__u32 timeout_ms)
+{
+	return timeout_ms ? timeout_ms : BOUNDS_KERNEL_WATCHDOG_MS;
+}
+
+/* The longest slice: 1/8 of the watchdog, at most 1 s (BPF's slice_ns_max). */
+static __always_inline __u64 bounds_slice_max_ns(__u32 timeout_ms)
+{
+	__u64 w8 = (__u64)bounds_watchdog_ms(timeout_ms) * BOUNDS_NS_PER_MS / 8;
+
+	return w8 < BOUNDS_SLICE_MAX_NS ? w8 : BOUNDS_SLICE_MAX_NS;
+}
+
+/* How long a waiter may wait behind a task that stays first in vtime order, and after which
+ * a DSQ's task runs out of order: watchdog/10, at most 500 ms (BPF's wait_bound_ns). */
+static __always_inline __u64 bounds_wait_ns(__u32 timeout_ms)
+{
+	__u64 w10 = (__u64)bounds_watchdog_ms(timeout_ms) * BOUNDS_NS_PER_MS / 10;
+
+	return w10 < BOUNDS_WAIT_MAX_NS ? w10 : BOUNDS_WAIT_MAX_NS;
+}
+
+/* The heartbeat's period: stall_timeout/4, within [1 ms, 100 ms]. */
+static __always_inline __u64 bounds_hb_period_ns(__u64 stall_timeout_ns)
+{
+	__u64 period = stall_timeout_ns / 4;
+
+	if (period > 100 * BOUNDS_NS_PER_MS)
+		period = 100 * BOUNDS_NS_PER_MS;
+	if (period < BOUNDS_NS_PER_MS)
+		period = BOUNDS_NS_PER_MS;
+	return period;
+}
+
+/* Has waited past the bound (queued_at 0: unknown, never). */
+static __always_inline bool bounds_waited_past(__u64 queued_at, __u64 now, __u64 bound)
+{
+	return queued_at && now - queued_at > bound;
+}
+
+/* A CPU's priority budget: spent in the period that began at period_start? */
+static __always_inline bool bounds_prio_spent(__u64 period_start, __u64 runtime, __u64 now)
+{
+	return now - period_start < PRIO_PERIOD_NS && runtime >= PRIO_BUDGET_NS;
+}
+
+/* Charge `ran` ns of priority runtime at `now` (a new period starts when the last ended). */
+static __always_inline void bounds_prio_charge(__u64 *period_start, __u64 *runtime, __u64 ran,
+					       __u64 now)
+{
+	if (now - *period_start >= PRIO_PERIOD_NS) {
+		*period_start = now;
+		*runtime = 0;
+	}
+	*runtime += ran;
+}
+
+/* keep_prev's vtime of a running task: its decided vtime advanced by what it ran since,
+ * scaled by 100/weight (the vtime clock the policies use). */
+static __always_inline __u64 bounds_prev_vtime(__u64 dsq_vtime, __u64 ran, __u64 weight)
+{
+	return dsq_vtime + ran * 100 / (weight ? weight : 100);
+}
+
+/* Slice left when a task stops: only a runnable task that did not use it up has any. */
+static __always_inline __u64 bounds_slice_left(bool runnable, __u64 stint_slice, __u64 ran)
+{
+	return runnable && stint_slice > ran ? stint_slice - ran : 0;
+}
+
+/* How many other CPUs' DSQs one starvation scan looks through. */
+static __always_inline __u32 bounds_scan_nr_others(__u32 nr_cpu_ids)
+{
+	__u32 n = nr_cpu_ids > 1 ? nr_cpu_ids - 1 : 0;
+
+	return n > STARVE_SCAN_OTHERS ? STARVE_SCAN_OTHERS : n;
+}
+
+/* The j-th other CPU a scan from `cpu` looks at, `cursor` scans on (never cpu itself;
+ * nr_cpu_ids > 1). */
+static __always_inline __u32 bounds_scan_other(__u32 cpu, __u32 cursor, __u32 j, __u32 nr_cpu_ids)
+{
+	__u32 other = cpu + 1 + (cursor + j) % (nr_cpu_ids - 1);
+
+	if (other >= nr_cpu_ids)
+		other -= nr_cpu_ids;
+	return other;
+}
+
+#endif

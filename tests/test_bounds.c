@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * test_bounds.c - the watchdog bounds' arithmetic (bpf/bounds.bpf.h), which the BPF side,
+ * the host and the simulator share: a table of cases, then the stateful ones (the
+ * priority budget's periods, the starvation scan's walk over the other CPUs).
+ */
+#include <stdint.h>
+
+#include "check.h"
+#pragma GCC diagnostic ignored "-Wformat-zero-length"  /* CHECK(cond) without a message */
+#include "../bpf/bounds.bpf.h"
+
+int g_verbose;   /* the host objects linked in want it */
+
+#define MS 1000000ULL
+
+static const struct {
+	uint32_t watchdog_ms;           /* as configured: 0 = the kernel's default */
+	uint32_t in_force_ms;
+	uint64_t slice_max, wait;
+} wd_cases[] = {
+	{ 0,     30000, 1000 * MS, 500 * MS },   /* 30 s: both capped */
+	{ 500,   500,   62500000,  50 * MS },    /* the smallest the config allows */
+	{ 800,   800,   100 * MS,  80 * MS },
+	{ 5000,  5000,  625 * MS,  500 * MS },   /* the BPF object's own timeout_ms */
+	{ 8000,  8000,  1000 * MS, 500 * MS },   /* 1/8 exactly at the cap */
+	{ 30000, 30000, 1000 * MS, 500 * MS },
+};
+
+static const struct {
+	uint64_t stall, period;
+} hb_cases[] = {
+	{ 50 * MS, 12500000 }, { 200 * MS, 50 * MS }, { 400 * MS, 100 * MS },
+	{ 1000 * MS, 100 * MS }, { 2 * MS, 1 * MS }, { 0, 1 * MS },
+};
+
+int main(void)
+{
+	for (unsigned i = 0; i < sizeof(wd_cases) / sizeof(wd_cases[0]); i++) {
+		uint32_t ms = wd_cases[i].watchdog_ms;
+		CHECK(bounds_watchdog_ms(ms) == wd_cases[i].in_force_ms, "watchdog %u", ms);
+		CHECK(bounds_slice_max_ns(ms) == wd_cases[i].slice_max, "watchdog %u: %llu", ms,
+		      (unsigned long long)bounds_slice_max_ns(ms));
+		CHECK(bounds_wait_ns(ms) == wd_cases[i].wait, "watchdog %u: %llu", ms,
+		      (unsigned long long)bounds_wait_ns(ms));
+	}
+	for (unsigned i = 0; i < sizeof(hb_cases) / sizeof(hb_cases[0]); i++)
+		CHECK(bounds_hb_period_ns(hb_cases[i].stall) == hb_cases[i].period, "stall %llu",
+		      (unsigned long long)hb_cases[i].stall);
+
+	/* waited past: strictly more than the bound; 0 = unknown, never */
+	CHECK(!bounds_waited_past(0, 10000 * MS, 500 * MS));
+	CHECK(!bounds_waited_past(100 * MS, 600 * MS, 500 * MS));
+	CHECK(bounds_waited_past(100 * MS, 600 * MS + 1, 500 * MS));
+
+	/* keep_prev's vtime: ran scaled by 100/weight; weight 0 counts as 100 */
+	CHECK(bounds_prev_vtime(1000, 300, 100) == 1300);
+	CHECK(bounds_prev_vtime(1000, 300, 300) == 1100);
+	CHECK(bounds_prev_vtime(1000, 300, 0) == 1300);
+
+	/* slice left: only a runnable task that did not use it up */
+	CHECK(bounds_slice_left(true, 20 * MS, 5 * MS) == 15 * MS);
+	CHECK(bounds_slice_left(true, 20 * MS, 25 * MS) == 0);
+	CHECK(bounds_slice_left(false, 20 * MS, 5 * MS) == 0);
+
+	/* the priority budget: 80 ms per 100 ms, a period starting at the first charge after
+	 * the last one ended */
+	{
+		__u64 start = 0, rt = 0, t0 = 1000 * MS;
+		CHECK(!bounds_prio_spent(start, rt, t0));
+		bounds_prio_charge(&start, &rt, 40 * MS, t0);
+		CHECK(start == t0 && rt == 40 * MS);
+		CHECK(!bounds_prio_spent(start, rt, t0 + 10 * MS));
+		bounds_prio_charge(&start, &rt, 40 * MS, t0 + 50 * MS);
+		CHECK(start == t0 && rt == 80 * MS);
+		CHECK(bounds_prio_spent(start, rt, t0 + 99 * MS));
+		CHECK(!bounds_prio_spent(start, rt, t0 + 100 * MS), "the period ended");
+		bounds_prio_charge(&start, &rt, 5 * MS, t0 + 130 * MS);
+		CHECK(start == t0 + 130 * MS && rt == 5 * MS, "a new period");
+	}
+
+	/* the starvation scan's walk: never the scanning CPU, every other one in turn */
+	CHECK(bounds_scan_nr_others(1) == 0);
+	CHECK(bounds_scan_nr_others(4) == 3);
+	CHECK(bounds_scan_nr_others(256) == STARVE_SCAN_OTHERS);
+	for (uint32_t nr = 2; nr <= 40; nr += 19) {
+		for (uint32_t cpu = 0; cpu < nr; cpu++) {
+			unsigned char seen[64] = { 0 };
+			uint32_t cursor = 0, n = bounds_scan_nr_others(nr), rounds = 0;
+			int bad = 0;
+			/* enough scans to go round once */
+			while (rounds * n < nr - 1) {
+				for (uint32_t j = 0; j < n; j++) {
+					uint32_t o = bounds_scan_other(cpu, cursor, j, nr);
+					if (o >= nr || o == cpu)
+						bad++;
+					else
+						seen[o] = 1;
+				}
+				cursor += n;
+				rounds++;
+			}
+			int missing = 0;
+			for (uint32_t o = 0; o < nr; o++)
+				missing += o != cpu && !seen[o];
+			CHECK(!bad && !missing, "nr %u cpu %u: %d out of range or itself, %d never "
+			      "scanned", nr, cpu, bad, missing);
+		}
+	}
+	return CHECK_DONE();
+}
