@@ -71,4 +71,17 @@ static inline uint64_t g_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* *ts = CLOCK_MONOTONIC now + ms, for pthread_cond_timedwait on a condition variable set
+ * to that clock (pthread_condattr_setclock). */
+static inline void g_deadline_ms(struct timespec *ts, long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_nsec -= 1000000000L;
+		ts->tv_sec++;
+	}
+}
+
 #endif

@@ -1170,6 +1170,33 @@ static void test_reload_save_errors(void)
 	      "save() stuck in compiled code: child status %#x after %d ms", status, waited);
 }
 
+/* After building a reload, the worker waits for the scheduling thread to swap it in (its
+ * next loop turn: up to the 1 s tick on an idle host). It must sleep meanwhile: its timed
+ * wait used a CLOCK_MONOTONIC deadline on a condition variable on CLOCK_REALTIME, so every
+ * wait returned at once and the worker spun on a CPU until the swap. */
+static void test_reload_worker_sleeps(void)
+{
+	struct pol *p = open_ok(TP "echo.lua", 64);
+	char err[4096];
+	struct timespec c0, c1;
+
+	if (!p)
+		return;
+	CHECK(pol_reload_start(p, NULL, err, sizeof(err)) == G_OK, "%s", err);
+	usleep(300000);                       /* the build is done well within this */
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+	usleep(300000);                       /* the worker awaits the swap here */
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+	double cpu_ms = (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
+	CHECK(cpu_ms < 60, "the process used %.0f ms of CPU in 300 ms while the reload worker "
+	      "waited for the swap: it spins", cpu_ms);
+	int r;
+	while ((r = pol_reload_poll(p, err, sizeof(err))) == POL_RELOAD_BUILDING)
+		usleep(1000);
+	CHECK(r == G_OK, "%s", err);
+	pol_close(p);
+}
+
 /* A task queued twice in one batch (dequeued and enqueued again before the host read its
  * first record: stress-ng's scheduler class does it thousands of times): the earlier record
  * is stale. A policy that decides every record is not wrong: no bad decision, no fallback,
@@ -1268,6 +1295,7 @@ int main(void)
 	test_threads();
 	test_save_restore();
 	test_reload_async();
+	test_reload_worker_sleeps();
 	test_reload_save_on_worker();
 	test_reload_save_errors();
 	test_search_path();

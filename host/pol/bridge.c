@@ -1288,12 +1288,7 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += (long)poll_ms * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_nsec -= 1000000000L;
-			ts.tv_sec++;
-		}
+		g_deadline_ms(&ts, (long)poll_ms);
 		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
 		if (poll_ms < 32)
 			poll_ms *= 2;
@@ -1454,8 +1449,15 @@ int pol_reload_start(struct pol *p, const char *path, char *err, size_t errlen)
 	b->nr_strat = b->strat ? p->nr_strat : 0;
 	b->strat_gen = p->strat_gen;
 	if (rc == G_OK && !p->worker.started) {
+		pthread_condattr_t ca;
+
 		pthread_mutex_init(&p->worker.mu, NULL);
-		pthread_cond_init(&p->worker.cv, NULL);
+		/* The worker's timed waits take CLOCK_MONOTONIC deadlines (g_deadline_ms): on
+		 * the default CLOCK_REALTIME every wait returned at once and it spun. */
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&p->worker.cv, &ca);
+		pthread_condattr_destroy(&ca);
 		if (spawn(&p->worker.thread, worker_main, p, 1024 * 1024)) {
 			set_err(err, errlen, "%s: cannot start the reload thread: %s", b->path,
 				strerror(errno));

@@ -117,12 +117,7 @@ static void *watchdog_main(void *arg)
 		if (tick > 50)
 			tick = 50;
 		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += (long)tick * 1000000L;
-		while (ts.tv_nsec >= 1000000000L) {
-			ts.tv_nsec -= 1000000000L;
-			ts.tv_sec++;
-		}
+		g_deadline_ms(&ts, (long)tick);
 		pthread_cond_timedwait(&p->wd_cond, &p->wd_lock, &ts);
 		if (p->wd_stop)
 			break;
