@@ -101,6 +101,24 @@ static struct pol *open_ok(const char *path, int batch_max)
 	return rc == G_OK ? p : NULL;
 }
 
+/* Reap a forked child, killing it after 60 s (a safety bound, not the test's outcome).
+ * Returns the ms waited; *status is waitpid's. */
+static int wait_child(pid_t pid, int *status)
+{
+	int waited = 0;
+
+	while (waitpid(pid, status, WNOHANG) == 0) {
+		if (waited > 60000) {
+			kill(pid, SIGKILL);
+			waitpid(pid, status, 0);
+			break;
+		}
+		usleep(10000);
+		waited += 10;
+	}
+	return waited;
+}
+
 /* Fill tasks 0..n-1: pid 100+i, tgid = pid, cpu i % NR_CPUS, weights, vtimes, enq_cnt. */
 static void fill(struct pol *p, int n)
 {
@@ -489,16 +507,7 @@ static void test_runaway_hard(void)
 	CHECK(pid > 0);
 	if (pid <= 0)
 		return;
-	int status = 0, waited = 0;
-	while (waitpid(pid, &status, WNOHANG) == 0) {
-		if (waited > 60000) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			break;
-		}
-		usleep(10000);
-		waited += 10;
-	}
+	int status = 0, waited = wait_child(pid, &status);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == EXIT_POLICY,
 	      "child status %#x after %d ms", status, waited);
 	/* The limit is CPU time: on a loaded machine the wall time to reach it varies, so no
@@ -1156,16 +1165,7 @@ static void test_reload_save_errors(void)
 	CHECK(pid > 0);
 	if (pid <= 0)
 		return;
-	int status = 0, waited = 0;
-	while (waitpid(pid, &status, WNOHANG) == 0) {
-		if (waited > 60000) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			break;
-		}
-		usleep(10000);
-		waited += 10;
-	}
+	int status = 0, waited = wait_child(pid, &status);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == EXIT_POLICY,
 	      "save() stuck in compiled code: child status %#x after %d ms", status, waited);
 }
