@@ -205,10 +205,12 @@ wl_wait() {
 	WL_PIDS="" WL_TAGS=""
 	kv workloads_failed $WL_FAILED
 }
-# lower_by_3se NAME_A MEAN_A SD_A N_A NAME_B MEAN_B SD_B N_B: is mean A below mean B by at
-# least 3 standard errors of the difference, (B - A)^2 >= 9 (sdA^2/nA + sdB^2/nB)? Integer
-# arithmetic, both sides multiplied by nA nB. Sets LOWER_WHY when not.
-lower_by_3se() {
+# lower_significantly NAME_A MEAN_A SD_A N_A NAME_B MEAN_B SD_B N_B: is mean A below mean
+# B by at least 2.5 standard errors of the difference, (B - A)^2 >= 6.25 (sdA^2/nA +
+# sdB^2/nB)? (A difference that is noise passes 0.6% of the time.) Integer arithmetic, both
+# sides multiplied by 4 nA nB. Reports the difference and its variance (us^2). Sets
+# LOWER_WHY when not.
+lower_significantly() {
 	local a=$2 sa=$3 na=$4 b=$6 sb=$7 nb=$8 d
 	LOWER_WHY=""
 	if [ -z "$a" ] || [ -z "$sa" ] || [ -z "$na" ] || [ -z "$b" ] || [ -z "$sb" ] || [ -z "$nb" ] ||
@@ -216,9 +218,9 @@ lower_by_3se() {
 		LOWER_WHY="no mean/sd/count figures for $1 or $5"; return 1
 	fi
 	d=$(( b - a ))
-	kv se3_margin_us "$d"
-	if [ "$d" -le 0 ] || [ $(( d * d * na * nb )) -lt $(( 9 * (sa * sa * nb + sb * sb * na) )) ]; then
-		LOWER_WHY="$1 mean ${a}us (sd $sa, n $na) not 3 standard errors below $5 mean ${b}us (sd $sb, n $nb)"
+	kv diff_us "$d"; kv diff_var_us2 "$(( sa * sa / na + sb * sb / nb ))"
+	if [ "$d" -le 0 ] || [ $(( 4 * d * d * na * nb )) -lt $(( 25 * (sa * sa * nb + sb * sb * na) )) ]; then
+		LOWER_WHY="$1 mean ${a}us (sd $sa, n $na) not 2.5 standard errors below $5 mean ${b}us (sd $sb, n $nb)"
 		return 1
 	fi
 	return 0
@@ -404,12 +406,13 @@ sc_priority() {
 	local cp cn; cp=$(wlv lprio count); cn=$(wlv lnorm count)
 	if [ -n "$mp" ] && [ -n "$mn" ] && [ -n "$cp" ] && [ -n "$cn" ]; then
 		# The means over >= 1000 wakeups each; p99 alone is too noisy under emulation.
-		# Priority must lower the mean by more than chance: by at least 3 standard errors
-		# of the difference (a strategy doing nothing passes 0.1% of the time). A fixed 10%
-		# margin failed now and then: the host often runs on the sleepers' CPU, and then
-		# both run right after it (ratio 0.79-0.90 seen).
+		# Priority must lower the mean by more than chance: by at least 2.5 standard
+		# errors of the difference (a strategy doing nothing passes 0.6% of the time; with
+		# priority off the difference was 28 us, under it). A fixed 10% margin failed now
+		# and then: the host often runs on the sleepers' CPU, and then both run right after
+		# it (ratio 0.79-0.90 seen).
 		[ "$cp" -ge 1000 ] && [ "$cn" -ge 1000 ] || fail "too few wakeups to compare (prio $cp, norm $cn; want >= 1000 each)"
-		lower_by_3se lat_prio "$mp" "$(wlv lprio sd_us)" "$cp" lat_norm "$mn" "$(wlv lnorm sd_us)" "$cn" ||
+		lower_significantly lat_prio "$mp" "$(wlv lprio sd_us)" "$cp" lat_norm "$mn" "$(wlv lnorm sd_us)" "$cn" ||
 			fail "$LOWER_WHY: priority strategy had no clear effect"
 	else
 		fail "no latency figures from the sleepers"
@@ -471,7 +474,7 @@ sc_api() {
 	pp=$(wlv aprio p99_us); pn=$(wlv anorm p99_us); mp=$(wlv aprio mean_us); mn=$(wlv anorm mean_us)
 	kv prio_mean_us "$mp"; kv norm_mean_us "$mn"; kv prio_p99_us "$pp"; kv norm_p99_us "$pn"
 	if [ -n "$mp" ] && [ -n "$mn" ]; then
-		lower_by_3se lat_prio "$mp" "$(wlv aprio sd_us)" "$(wlv aprio count)" lat_norm "$mn" "$(wlv anorm sd_us)" "$(wlv anorm count)" ||
+		lower_significantly lat_prio "$mp" "$(wlv aprio sd_us)" "$(wlv aprio count)" lat_norm "$mn" "$(wlv anorm sd_us)" "$(wlv anorm count)" ||
 			fail "$LOWER_WHY: the API's priority strategy had no effect"
 	else
 		fail "no latency figures from the sleepers"
@@ -714,6 +717,10 @@ sc_host_threads() {
 	local rate=$(( (b - a) * 1000 / (t1 - t0) ))
 	kv host_nvcsw "$(( b - a ))"; kv host_nvcsw_per_s "$rate"; kv wake_p99_us "$(wlv ht p99_us)"
 	[ "$rate" -le 200 ] || fail "the host's threads were preempted $rate times/s (limit 200): a preemption storm among them"
+	# Back on every CPU before the invariants: once (CI, 12:48 UTC) nr_pending stayed at 2
+	# for the 5 s of the check with the host still pinned to CPUs 0-1 (not understood yet;
+	# the other scenarios run the host unpinned).
+	local t; for t in /proc/$HOST_PID/task/*; do taskset -p -c 0-$((NCPU - 1)) ${t##*/} > /dev/null 2>&1; done
 	stop_host
 }
 
