@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* xport.c - ringbuf transport; see xport.h. */
-#include <time.h>
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
@@ -98,22 +97,13 @@ static int xp_send(void *ctx, const struct dispatched_task_ctx *d, int n)
 static bool xp_poll(struct xport *x)
 {
 	struct ring *ring = ring_buffer__ring(x->rb, 0);
-	struct timespec t0, t;
-	uint64_t spent_ns, limit_ns = (uint64_t)x->poll_us * 1000;
+	uint64_t end = g_now_ns() + (uint64_t)x->poll_us * 1000;
 	unsigned int i = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
-		if (ring__avail_data_size(ring) > 0) {
-			x->nr_poll_hits++;
+		if (ring__avail_data_size(ring) > 0)
 			return true;
-		}
-		if (++i % 64)
-			continue;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		spent_ns = (uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000ull + (uint64_t)t.tv_nsec -
-			   (uint64_t)t0.tv_nsec;
-		if (spent_ns >= limit_ns)
+		if (++i % 64 == 0 && g_now_ns() >= end)
 			return false;
 	}
 }

@@ -35,7 +35,6 @@ struct xport {
 	volatile uint64_t *nr_scheduled; /* BPF .bss counter the host keeps true, or NULL */
 	bool yield_after_publish;        /* live scheduler: let this CPU drain the decisions */
 	uint32_t poll_us;                /* before sleeping, poll the ring this long (0: never) */
-	uint64_t nr_poll_hits;           /* records found by polling, without a wake-up */
 	uint64_t nr_recv, nr_sent, nr_bad_records;
 };
 

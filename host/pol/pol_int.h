@@ -114,7 +114,7 @@ struct pol_slot {        /* open-addressing hash: pid -> task index, valid if ge
 	int32_t pid;
 	int32_t idx;
 	uint32_t gen;
-	uint32_t placed_twin;   /* == gen: the pid also came as an earlier record (placed, or
+	uint32_t twin;   /* == gen: the pid also came as an earlier record (placed, or
 				 * queued and superseded): a second decision is not an error */
 };
 

@@ -53,7 +53,7 @@ void pol_batch_begin(struct pol *p, struct pol_vs *vs, const struct queued_task_
 			/* Told it ran, then queued again; or queued, dequeued (custody dropped) and
 			 * queued again before we read the first record, which is stale now: BPF
 			 * would cancel a decision for it, so it gets none. */
-			vs->slots[h].placed_twin = gen;
+			vs->slots[h].twin = gen;
 			key[vs->slots[h].idx].stale = !key[vs->slots[h].idx].placed;
 		}
 		vs->slots[h].gen = gen;
@@ -88,9 +88,9 @@ int pol_validate(struct pol *p, struct pol_vs *vs, struct dispatched_task_ctx *o
 		}
 		int idx = vs->slots[h].idx;
 		if (vs->decided[idx] == gen) {
-			/* A pid the batch holds twice (placed, then queued again) is decided
-			 * twice by a policy that decides every record: not an error. */
-			if (vs->slots[h].placed_twin == gen)
+			/* A pid the batch holds twice (placed or stale, then queued again) is
+			 * decided twice by a policy that decides every record: not an error. */
+			if (vs->slots[h].twin == gen)
 				continue;
 			why = "task decided twice";
 			goto bad;
