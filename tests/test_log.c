@@ -39,8 +39,12 @@ int main(void)
 
 	/* the reader goes away: EPIPE for the writer, and this process lives on */
 	close(p[0]);
-	for (int i = 0; i < 500 && log_write_errors() == 0; i++)
+	for (int i = 0; i < 500 && log_write_errors() == 0; i++) {
+		/* something to write, should the writer have had nothing queued when the
+		 * reader left (seen once on a loaded machine) */
+		g_logf(1, "poke %d\n", i);
 		usleep(10000);
+	}
 	CHECK(log_write_errors() > 0, "write errors counted after the reader left");
 	g_logf(1, "after EPIPE\n");
 	g_logf(2, "test_log: stderr still works after stdout's reader left\n");
