@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # calibrate.sh: the simulator against the real kernel. Runs the calibration load in the
 # sched_ext VM (scenarios calib_gthulhu and calib_simple of tests/vm/guest.sh, one boot)
-# and the same load in the simulator (config/workloads/calib.yaml), then compares.
+# and the same load in the simulator (config/workloads/calib-lat.yaml and calib-fair.yaml,
+# the two phases of the VM scenarios), then compares.
+#
+# Load v2 (since 2026-12-01 14:45 UTC): one busy vCPU at a time. Load v1 (all four vCPUs
+# busy at once, config/workloads/calib.yaml before commit that replaced it) failed 4 of 6
+# checks, latency because the emulated VM's own floor (7 ms p50 under the kernel's own
+# scheduler) hid the scheduler; see the README. The tolerances below are v1's, unchanged,
+# and were fixed before v2 was run.
 #
 # Tolerances, fixed before any data was looked at:
 #   fairness   CPU time ratio nice-0 / nice-5 hog sharing one CPU: VM within +-15% of the
 #              simulator's (the ratio of the weights, 3.06, for a fair policy)
-#   latency    p99 wakeup lateness of the 1 ms periodic sleeper beside 3 hogs: VM / sim in
+#   latency    p99 wakeup lateness of the 1 ms periodic sleeper beside 3 hogs (v2: on one
+#              CPU): VM / sim in
 #              [0.5, 2.0] (TCG timing moves p99 10-20% between boots; the VM also runs the
 #              host, kernel threads and timer slack, which the model does not)
 #   control    simple.lua (20 ms slices) against gthulhu.lua (1 ms slices): the sleeper's p99
@@ -37,9 +45,11 @@ vmv() { grep -a "^RESULT calib_$1 " $OUT/console.log | { [ "${3:-}" = 1 ] && hea
 for p in gthulhu simple; do
 	grep -aq "^RESULT calib_$p PASS" $OUT/console.log || { echo "FAIL: VM scenario calib_$p did not pass:"; grep -a "^RESULT calib_$p" $OUT/console.log; fail=$((fail + 1)); }
 done
-build/gthulhu-lua simulate --json config/workloads/calib.yaml policies/gthulhu.lua policies/simple.lua > $OUT/sim.json 2> $OUT/sim.err || { echo "FAIL: simulate"; cat $OUT/sim.err; exit 1; }
-simv() { # run-index jq-expr
-	jq -r ".runs[$1] | $2" $OUT/sim.json
+for half in lat fair; do
+	build/gthulhu-lua simulate --json config/workloads/calib-$half.yaml policies/gthulhu.lua policies/simple.lua > $OUT/sim-$half.json 2> $OUT/sim.err || { echo "FAIL: simulate calib-$half.yaml"; cat $OUT/sim.err; exit 1; }
+done
+simv() { # run-index jq-expr (groups: 0 chog, 1 csleep from calib-lat; 2 cw0, 3 cw5 from calib-fair)
+	jq -r -s "{runs: [range(0; .[0].runs | length) as \$i | {groups: (.[0].runs[\$i].groups + .[1].runs[\$i].groups)}]} | .runs[$1] | $2" $OUT/sim-lat.json $OUT/sim-fair.json
 }
 printf '%-34s %12s %12s %12s %12s\n' figure "VM gthulhu" "sim gthulhu" "VM simple" "sim simple"
 row() { printf '%-34s %12s %12s %12s %12s\n' "$@"; }
