@@ -39,7 +39,8 @@ struct queued_task_ctx {
 	__s32 cpu;             /* CPU the task last ran on */
 	__s32 nr_cpus_allowed;
 	__u64 flags;           /* enqueue flags */
-	__u64 start_ts;        /* when it last started running (ns, CLOCK_MONOTONIC) */
+	__u64 start_ts;        /* when it first ran under its last decision (ns, CLOCK_MONOTONIC),
+				* moved on by any wait between stints: stop_ts - start_ts = CPU time */
 	__u64 stop_ts;         /* when it last stopped running */
 	__u64 exec_runtime;    /* CPU time since the task last slept (ns) */
 	__u64 weight;          /* 100 = nice 0 (kernel weight / 10.24 scale: 1..10000) */

@@ -149,7 +149,9 @@ static u64 host_queued_at;          /* host_last: when a host thread was last pu
 
 struct task_ctx {
 	u64 enq_cnt;
-	u64 start_ts;      /* first time on a CPU since the last enqueue (reported) */
+	u64 start_ts;      /* first time on a CPU since the last enqueue, moved on by any wait
+			    * between stints (bounds_resume_start): stop_ts - start_ts is the
+			    * CPU time run since (reported) */
 	u64 stop_ts;
 	u64 exec_runtime;  /* CPU time since the task last woke up */
 	u64 run_start;     /* start of the current stint on a CPU */
@@ -1087,6 +1089,8 @@ void BPF_STRUCT_OPS(gthulhu_running, struct task_struct *p)
 	if (tctx->fresh) {
 		tctx->start_ts = now;
 		tctx->fresh = false;
+	} else {
+		tctx->start_ts = bounds_resume_start(tctx->start_ts, tctx->stop_ts, now);
 	}
 }
 

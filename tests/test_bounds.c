@@ -58,6 +58,17 @@ int main(void)
 	CHECK(bounds_prev_vtime(1000, 300, 300) == 1100);
 	CHECK(bounds_prev_vtime(1000, 300, 0) == 1300);
 
+	/* a record's later stint: start_ts moves on by the wait, stop - start = CPU time run
+	 * (3 ms, a 10 ms wait, 2 ms more: 5 ms) */
+	{
+		__u64 start = 100 * MS, stop = start + 3 * MS, now = stop + 10 * MS;
+		start = bounds_resume_start(start, stop, now);
+		stop = now + 2 * MS;
+		CHECK(stop - start == 5 * MS, "charged %llu ns", (unsigned long long)(stop - start));
+		CHECK(bounds_resume_start(50, 40, 60) == 50);  /* stop before start: untouched */
+		CHECK(bounds_resume_start(50, 70, 70) == 50);  /* no wait */
+	}
+
 	/* slice left: only a runnable task that did not use it up */
 	CHECK(bounds_slice_left(true, 20 * MS, 5 * MS) == 15 * MS);
 	CHECK(bounds_slice_left(true, 20 * MS, 25 * MS) == 0);

@@ -886,6 +886,8 @@ static void start_running(struct sim *s, int cpu, int id)
 	if (t->fresh) {
 		t->start_ts = s->now;
 		t->fresh = false;
+	} else {
+		t->start_ts = bounds_resume_start(t->start_ts, t->stop_ts, s->now);
 	}
 	if (t->ran && t->last_ran != cpu)
 		t->st.migrations++;
