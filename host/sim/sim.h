@@ -75,6 +75,8 @@ struct sim_group {
 	int op0, nops;        /* program: ops[op0 .. op0 + nops) */
 	int line;
 	bool periodic;        /* has an OP_PERIOD (missed periods are reported) */
+	bool slack_set;       /* timer_slack given for the group (else the workload's) */
+	uint64_t timer_slack_ns;   /* its tasks' timer slack (sim_wl_finish resolves it) */
 };
 
 struct sim_strat {
@@ -90,6 +92,8 @@ struct sim_wl {
 	uint64_t duration_ns;
 	int nr_cpus, smt, llc;
 	int hz;
+	uint64_t timer_slack_ns;  /* top-level timer_slack: the default of every group and the
+				   * host's (0 = exact wake-ups; the kernel's default 50 us) */
 	uint64_t slice_ns_default, slice_ns_min;
 	int batch_max;
 	uint64_t stall_timeout_ns;
@@ -119,6 +123,9 @@ void sim_wl_free(struct sim_wl *w);
 uint64_t sim_nice_weight(int nice);
 /* "10ms", "1.5us", "3s", "250ns", or a number of ns. G_OK or G_ERR. */
 int sim_parse_duration(const char *s, uint64_t *ns);
+/* The kernel's default timer slack (init_task.timer_slack_ns) and the loader's limit. */
+#define SIM_SLACK_DEFAULT_NS 50000ull
+#define SIM_SLACK_MAX_NS 1000000000ull
 /* Add an op (grows the array). Returns its index or -1. */
 int sim_wl_add_op(struct sim_wl *w, const struct sim_op *op);
 /* Channel id for a name: a block of n ids when new; *size gets the block's size (an

@@ -26,6 +26,9 @@
  *    tick-driven slice accounting does; a task that blocks earlier switches at once.
  *  - heartbeat: overdue custody entries flag a rescue, the starvation epoch moves on, a
  *    runnable task that has not run for watchdog_timeout ends the run as a stall.
+ *  - timer slack: a timed wake-up (sleep, period, the host's epoll_wait timeout) fires up
+ *    to the task's timer slack after it is due (timer_fire() below); lateness counts from
+ *    the due time.
  * Not modelled: CPU hotplug, the stalled-host mode, dispatch slots, yields.
  *
  * Events live in one binary heap ordered by (time, sequence); arrays grow by doubling,
@@ -77,6 +80,8 @@ struct task {
 	struct { int op; uint64_t left; } loops[8];
 	uint64_t remaining;      /* ns of the current run step left (UINT64_MAX forever) */
 	uint64_t pnext;          /* next period boundary */
+	uint64_t timer_due;      /* when its pending timed wake-up (sleep, period, start) is due */
+	uint64_t slack;          /* its timer slack (timer_slack_ns; 0 = exact wake-ups) */
 	int32_t wnext;           /* channel waiter list */
 	uint64_t sig_left;       /* tokens of the current signal step still to post */
 	/* BPF task_ctx and sched_ext fields */
@@ -121,6 +126,7 @@ struct sim {
 	uint64_t now;            /* the virtual clock (pol_env.clock points here) */
 	uint64_t seq;
 	uint64_t rng;
+	uint64_t rng_slack;      /* timer slack draws: their own stream of the same seed */
 	uint64_t tick_ns;
 	int nr_cpus;
 	struct topo *topo;
@@ -174,19 +180,49 @@ static bool host_start(struct sim *s, int cpu);
 static void host_preempted(struct sim *s);
 
 /* ---- small things ------------------------------------------------------------------ */
-static uint64_t rnd(struct sim *s)   /* splitmix64 */
+static uint64_t rnd_next(uint64_t *state)   /* splitmix64 */
 {
-	uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
 	return z ^ (z >> 31);
 }
+
+static uint64_t rnd(struct sim *s) { return rnd_next(&s->rng); }
 
 static uint64_t rnd_range(struct sim *s, uint64_t lo, uint64_t hi)
 {
 	if (hi <= lo)
 		return lo;
 	return lo + rnd(s) % (hi - lo + 1);
+}
+
+/* ---- timer slack --------------------------------------------------------------------
+ * What the kernel does (kernel/time/hrtimer.c, include/linux/hrtimer.h, fs/select.c,
+ * kernel/sys.c, include/linux/sched.h, init/init_task.c): every task has timer_slack_ns
+ * (and default_timer_slack_ns, what prctl(PR_SET_TIMERSLACK, 0) restores), 50 us in
+ * init_task and inherited at fork; a task given a real-time policy gets 0. nanosleep/clock_nanosleep (hrtimer_nanosleep)
+ * arm their hrtimer with hrtimer_set_expires_range_ns(timer, t, timer_slack_ns): a soft
+ * expiry t and a hard one t + slack. The CPU's clock event is programmed for the earliest
+ * hard expiry, and an hrtimer interrupt (__hrtimer_run_queues) expires every queued timer
+ * whose soft expiry has passed: a sleeper wakes at t + slack unless another hrtimer on its
+ * CPU (the tick of a busy CPU, another task's sleep, ...) fires inside [t, t + slack]
+ * first. poll/select/epoll_wait timeouts get max(timer_slack_ns, 0.1% of the timeout)
+ * (select_estimate_accuracy; 0.5% for nice > 0; capped at 100 ms; 0 for real-time tasks).
+ *
+ * The model draws the delay uniform in [0, slack]. Where in the window a real timer fires
+ * depends on the other timers of its CPU, which the model does not keep: a lone sleeper on
+ * an idle (NOHZ) CPU wakes near t + slack, one among many timers earlier. Uniform is a
+ * first approximation that does what matters most here: it spreads the wake-ups over the
+ * window, as the real mix of timers does, so sleepers, ticks and the host's wake-ups no
+ * longer phase-lock (a fixed t + slack would only shift the lock). Its draws come from
+ * their own stream of the seed (rng_slack), so they do not shift the sequence the
+ * workload's run lengths, start times and CPU walks draw from; the run stays a function
+ * of workload and seed. Lateness (the wakeup latency metric) counts from t, as a sleeper
+ * measuring now - deadline sees it; a period is missed only by its due time. */
+static uint64_t timer_fire(struct sim *s, uint64_t due, uint64_t slack)
+{
+	return slack ? due + rnd_next(&s->rng_slack) % (slack + 1) : due;
 }
 
 static bool grow(void **p, int *cap, int need, size_t elem)
@@ -763,7 +799,8 @@ static int advance(struct sim *s, int id)
 		case OP_SLEEP: {
 			uint64_t d = rnd_range(s, op->lo, op->hi);
 			t->state = T_SLEEP;
-			ev_push(s, s->now + d, EV_WAKE, id, 0);
+			t->timer_due = s->now + d;
+			ev_push(s, timer_fire(s, t->timer_due, t->slack), EV_WAKE, id, 0);
 			return A_BLOCK;
 		}
 		case OP_PERIOD:
@@ -780,7 +817,8 @@ static int advance(struct sim *s, int id)
 			if (t->pnext <= s->now)
 				continue;
 			t->state = T_SLEEP;
-			ev_push(s, t->pnext, EV_WAKE, id, 1);
+			t->timer_due = t->pnext;   /* clock_nanosleep(TIMER_ABSTIME) to it */
+			ev_push(s, timer_fire(s, t->pnext, t->slack), EV_WAKE, id, 1);
 			return A_BLOCK;
 		case OP_WAIT: {
 			struct chan *ch = &s->chans[op->chan + t->inst % op->chan_n];
@@ -1346,7 +1384,13 @@ static void host_off(struct sim *s)
  * takes a turn (its heartbeat, RL_ENQ_PLACED records) even when no record woke it. */
 static void host_sleep_timer(struct sim *s)
 {
-	ev_push(s, s->now + HOST_WAIT_NS, EV_HOST_TIMEOUT, 0, ++s->host_sleep_gen);
+	/* epoll_wait's slack: max(timer_slack, 0.1% of the timeout), as select_estimate_accuracy
+	 * gives a nice-0 task (the workload's timer_slack is the host's; 0: exact) */
+	uint64_t slack = s->w->timer_slack_ns;
+	if (slack && slack < HOST_WAIT_NS / 1000)
+		slack = HOST_WAIT_NS / 1000;
+	ev_push(s, timer_fire(s, s->now + HOST_WAIT_NS, slack), EV_HOST_TIMEOUT, 0,
+		++s->host_sleep_gen);
 }
 
 /* The host's thread wakes (records wait): select_cpu (the kernel's default choice for
@@ -1511,6 +1555,8 @@ static int new_task(struct sim *s, int group, int inst, int parent, uint64_t sta
 	t->weight = g->weight;
 	t->aff = g->aff;
 	t->nr_allowed = g->nr_allowed;
+	t->slack = g->timer_slack_ns;
+	t->timer_due = start;        /* its start is not a timer: no slack */
 	t->wnext = -1;
 	t->dsq_id = -1;
 	t->state = T_NEW;
@@ -1562,6 +1608,7 @@ int sim_open(struct sim **out, const struct sim_wl *w, uint64_t seed, char *err,
 		goto oom;
 	s->w = w;
 	s->rng = seed;
+	s->rng_slack = seed ^ 0x74696d6572736c6bull;   /* "timerslk": a stream of its own */
 	s->nr_cpus = w->nr_cpus;
 	s->tick_ns = 1000000000ull / (uint64_t)w->hz;
 	s->slice_max_ns = bounds_slice_max_ns(w->watchdog_ms);
@@ -1687,7 +1734,7 @@ int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
 			struct task *t = &s->tasks[e.id];
 			if (t->state != T_NEW && t->state != T_SLEEP)
 				break;
-			wake(s, e.id, s->now);
+			wake(s, e.id, t->timer_due);   /* lateness from the due time */
 			break;
 		}
 		case EV_BURST: {

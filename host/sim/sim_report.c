@@ -378,8 +378,9 @@ void sim_report_json(FILE *f, const struct sim_wl *w, struct sim_result **rs, in
 	fprintf(f, ", \"file\": ");
 	jstr(f, w->file);
 	fprintf(f, ", \"cpus\": %d, \"smt\": %d, \"llc\": %d, \"hz\": %d, \"duration_ns\": %llu, "
-		"\"seed\": %llu},\n  \"runs\": [\n", w->nr_cpus, w->smt, w->llc, w->hz,
-		(unsigned long long)w->duration_ns, (unsigned long long)w->seed);
+		"\"seed\": %llu, \"timer_slack_ns\": %llu},\n  \"runs\": [\n", w->nr_cpus, w->smt,
+		w->llc, w->hz, (unsigned long long)w->duration_ns, (unsigned long long)w->seed,
+		(unsigned long long)w->timer_slack_ns);
 	for (int k = 0; k < n; k++) {
 		struct sim_result *r = rs[k];
 		const struct sim_counters *c = &r->c;
@@ -420,8 +421,9 @@ void sim_report_json(FILE *f, const struct sim_wl *w, struct sim_result **rs, in
 			struct rgroup *G = &r->g[g];
 			fprintf(f, "       {\"name\": ");
 			jstr(f, G->name);
-			fprintf(f, ", \"tasks\": %d, \"weight_sum\": %llu, \"cpu_share\": %.6f, "
-				"\"weight_share\": %.6f, \"jain\": %.4f, ", G->ntasks,
+			fprintf(f, ", \"tasks\": %d, \"timer_slack_ns\": %llu, \"weight_sum\": %llu, "
+				"\"cpu_share\": %.6f, \"weight_share\": %.6f, \"jain\": %.4f, ", G->ntasks,
+				(unsigned long long)w->groups[g].timer_slack_ns,
 				(unsigned long long)G->weight_sum, G->share, G->wshare, G->jain);
 			jstats(f, &G->st, &G->h, sim_hist_pct(&G->h, 0.5), sim_hist_pct(&G->h, 0.99),
 			       sim_hist_pct(&G->h, 0.999), G->h.max);

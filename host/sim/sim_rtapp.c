@@ -7,8 +7,14 @@
  * policy (SCHED_OTHER only), and phases (objects with the same event keys and their own
  * loop). Events run in file order, as rt-app runs them; "run1", "sleep2"... are the same
  * events (rt-app tells repeated keys apart by a suffix). "global" gives duration (s) and
- * the simulator's own keys sim_cpus, sim_hz, sim_seed. Anything else is refused with the
- * path of the key (jansson keeps no line numbers for values; syntax errors have them).
+ * the simulator's own keys sim_cpus, sim_hz, sim_seed, sim_timer_slack (us). Anything else
+ * is refused with the path of the key (jansson keeps no line numbers for values; syntax
+ * errors have them).
+ *
+ * Timer slack: rt-app has no setting for it (it never calls PR_SET_TIMERSLACK, so its
+ * SCHED_OTHER threads sleep with the kernel's default 50 us; its "slack" and
+ * "cumulative_slack" are a report of the time left before a timer's next period, not the
+ * timer slack): the workload's default applies unless global.sim_timer_slack says otherwise.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -284,6 +290,14 @@ int sim_wl_load_rtapp(struct sim_wl *w, const char *path, char *err, size_t errl
 					goto out;
 				}
 				w->hz = (int)json_integer_value(v);
+			} else if (!strcmp(k, "sim_timer_slack")) {
+				if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+				    json_integer_value(v) > (json_int_t)(SIM_SLACK_MAX_NS / 1000)) {
+					rerr(w, err, errlen, f, "expected whole microseconds in [0, "
+					     "1000000] (0 = exact wake-ups)");
+					goto out;
+				}
+				w->timer_slack_ns = (uint64_t)json_integer_value(v) * 1000ull;
 			} else if (!strcmp(k, "sim_seed")) {
 				if (!json_is_integer(v) || json_integer_value(v) < 0) {
 					rerr(w, err, errlen, f, "expected a whole number");
@@ -297,8 +311,8 @@ int sim_wl_load_rtapp(struct sim_wl *w, const char *path, char *err, size_t errl
 				}
 			}
 			/* calibration, logdir, log_basename, lock_pages, ftrace, gnuplot, pi_enabled,
-			 * io_device, mem_buffer_size, cumulative_slack: host-side rt-app settings
-			 * with no meaning in a simulation */
+			 * io_device, mem_buffer_size, cumulative_slack (a report option, not the
+			 * timer slack): host-side rt-app settings with no meaning in a simulation */
 		}
 	}
 	tasks = json_object_get(root, "tasks");

@@ -75,6 +75,7 @@ void sim_wl_defaults(struct sim_wl *w)
 	w->smt = 1;
 	w->llc = 0;              /* 0: all CPUs (at most MAX_SIBLINGS) */
 	w->hz = 250;
+	w->timer_slack_ns = SIM_SLACK_DEFAULT_NS;
 	w->slice_ns_default = 20000000ull;
 	w->slice_ns_min = 1000000ull;
 	w->batch_max = 4096;
@@ -242,6 +243,17 @@ static int get_dur(struct yctx *y, yaml_node_t *n, const char *field, uint64_t *
 	if (!s || sim_parse_duration(s, out))
 		return yerr(y, n, field, "'%s' is not a duration (e.g. 250us, 10ms, 2s, or ns)",
 			    s ? s : "(not a scalar)");
+	return G_OK;
+}
+
+/* timer_slack (top level or per group): a duration in [0, 1s]; 0 = exact wake-ups. */
+static int get_slack(struct yctx *y, yaml_node_t *n, const char *field, uint64_t *out)
+{
+	if (get_dur(y, n, field, out))
+		return G_ERR_PARSE;
+	if (*out > SIM_SLACK_MAX_NS)
+		return yerr(y, n, field, "must be in [0, 1s] (the kernel's default is 50us; 0 = "
+			    "exact wake-ups)");
 	return G_OK;
 }
 
@@ -518,11 +530,15 @@ static int parse_group(struct yctx *y, yaml_node_t *n, int gi)
 		} else if (!strcmp(k, "start")) {
 			if (get_range(y, v, f, &g->start_lo, &g->start_hi))
 				return G_ERR_PARSE;
+		} else if (!strcmp(k, "timer_slack")) {
+			if (get_slack(y, v, f, &g->timer_slack_ns))
+				return G_ERR_PARSE;
+			g->slack_set = true;
 		} else if (!strcmp(k, "program")) {
 			prog = v;
 		} else {
 			return yerr(y, node(y, p->key), f, "unknown key (name, comm, count, nice, "
-				    "weight, cpus, kthread, start, program)");
+				    "weight, cpus, kthread, start, timer_slack, program)");
 		}
 	}
 	if (!g->name[0])
@@ -761,6 +777,11 @@ int sim_wl_finish(struct sim_wl *w, char *err, size_t errlen)
 			w->llc, w->smt);
 		return G_ERR_RANGE;
 	}
+	/* a group without its own timer_slack has the workload's (the model has no
+	 * real-time tasks, whose slack the kernel sets to 0) */
+	for (int g = 0; g < w->ngroups; g++)
+		if (!w->groups[g].slack_set)
+			w->groups[g].timer_slack_ns = w->timer_slack_ns;
 	/* fork targets: names -> group ids */
 	for (int i = 0; i < w->nops; i++) {
 		struct sim_op *op = &w->ops[i];
@@ -861,6 +882,9 @@ int sim_wl_load(struct sim_wl *w, const char *path, char *err, size_t errlen)
 		} else if (!strcmp(k, "hz")) {
 			if (get_int(&y, v, k, 100, 10000, &w->hz))
 				goto out;
+		} else if (!strcmp(k, "timer_slack")) {
+			if (get_slack(&y, v, k, &w->timer_slack_ns))
+				goto out;
 		} else if (!strcmp(k, "scheduler") || !strcmp(k, "host") || !strcmp(k, "topology")) {
 			if (parse_section(&y, v, k))
 				goto out;
@@ -872,7 +896,8 @@ int sim_wl_load(struct sim_wl *w, const char *path, char *err, size_t errlen)
 			chans = v;
 		} else {
 			yerr(&y, node(&y, p->key), k, "unknown key (name, seed, duration, cpus, "
-			     "topology, hz, scheduler, host, groups, channels, strategies)");
+			     "topology, hz, timer_slack, scheduler, host, groups, channels, "
+			     "strategies)");
 			goto out;
 		}
 	}

@@ -10,8 +10,9 @@
  *   - no crash, no out-of-bounds access, no leak, on any input;
  *   - a refused workload has a message that names the file;
  *   - an accepted one is consistent: 1 <= cpus <= MAX_CPUS, every group's program in the
- *     op array, every loop's END pointing back to it, channel ids in range, every fork to
- *     a group, affinity non-empty and within cpus; and the machine can be built from it
+ *     op array, its timer slack in range (the workload's unless it has its own), every
+ *     loop's END pointing back to it, channel ids in range, every fork to a group,
+ *     affinity non-empty and within cpus; and the machine can be built from it
  *     (sim_open/sim_close; the run itself needs a policy and is tested in tests/sim).
  * Run: make fuzz, or build/fuzz/fuzz_wl DIR...
  */
@@ -37,6 +38,11 @@ static void check(const struct sim_wl *w)
 			DIE("group %d program [%d, +%d) of %d ops", g, G->op0, G->nops, w->nops);
 		if (G->nr_allowed < 1 || G->nr_allowed > w->nr_cpus)
 			DIE("group %d allows %d CPUs", g, G->nr_allowed);
+		if (G->timer_slack_ns > SIM_SLACK_MAX_NS ||
+		    (!G->slack_set && G->timer_slack_ns != w->timer_slack_ns))
+			DIE("group %d timer slack %llu (workload's %llu)", g,
+			    (unsigned long long)G->timer_slack_ns,
+			    (unsigned long long)w->timer_slack_ns);
 		for (int c = w->nr_cpus; c < MAX_CPUS; c++)
 			if (G->aff[c / 64] >> (c % 64) & 1)
 				DIE("group %d allows CPU %d >= cpus", g, c);
