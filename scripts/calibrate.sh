@@ -5,7 +5,7 @@
 # the two phases of the VM scenarios), then compares.
 #
 # Load v2 (since 2026-12-01 14:45 UTC): one busy vCPU at a time. Load v1 (all four vCPUs
-# busy at once, config/workloads/calib.yaml before commit that replaced it) failed 4 of 6
+# busy at once, config/workloads/calib.yaml up to commit c089c35) failed 4 of 6
 # checks, latency because the emulated VM's own floor (7 ms p50 under the kernel's own
 # scheduler) hid the scheduler; see the README. The tolerances below are v1's, unchanged,
 # and were fixed before v2 was run.
@@ -16,7 +16,7 @@
 #   latency    p99 wakeup lateness of the 1 ms periodic sleeper beside 3 hogs (v2: on one
 #              CPU): VM / sim in
 #              [0.5, 2.0] (TCG timing moves p99 10-20% between boots; the VM also runs the
-#              host, kernel threads and timer slack, which the model does not)
+#              host and kernel threads, which the model does not)
 #   control    simple.lua (20 ms slices) against gthulhu.lua (1 ms slices): the sleeper's p99
 #              must be >= 2x higher under simple.lua in the VM AND in the simulator (both
 #              must tell the policies apart, the same way round)
