@@ -4,7 +4,7 @@
 # and the same load in the simulator (config/workloads/calib-lat.yaml and calib-fair.yaml,
 # the two phases of the VM scenarios), then compares.
 #
-# Load v2 (since 2026-12-01 14:45 UTC): one busy vCPU at a time. Load v1 (all four vCPUs
+# Load v2 (since 2026-12-01 13:55 UTC, commit 25d6b8b): one busy vCPU at a time. Load v1 (all four vCPUs
 # busy at once, config/workloads/calib.yaml up to commit c089c35) failed 4 of 6
 # checks, latency because the emulated VM's own floor (7 ms p50 under the kernel's own
 # scheduler) hid the scheduler; see the README. The tolerances below are v1's, unchanged,
