@@ -489,6 +489,7 @@ class Checker:
     def check_make(self):
         targets = self.make_targets()
         if not targets:
+            self.fail("make", f"no targets read from {self.root}/Makefile (make -pRrq)")
             return
         for line, text in self.code_items():
             for g in self.make_goals(text):
@@ -517,6 +518,9 @@ class Checker:
 
     def check_paths(self):
         dirs = self.tracked_dirs()
+        if not dirs:
+            self.fail("paths", f"{self.root}: no top-level directories to look paths up in")
+            return
         pat = re.compile(r"(?<![\w./~$@-])((?:" + "|".join(map(re.escape, dirs)) +
                          r")/[\w./*?+-]*)")
         for line, text in self.code_items():
@@ -603,8 +607,11 @@ class Checker:
         for c in (self.check_sections, self.check_keys, self.check_routes, self.check_suites,
                   self.check_scenarios, self.check_make, self.check_paths, self.check_options):
             before = self.failed
-            c()
             name = c.__name__[len("check_"):]
+            try:
+                c()
+            except OSError as e:      # a source file the check reads is gone or renamed
+                self.fail(name, f"cannot read {e.filename}: {e.strerror} (the check needs it)")
             if self.failed == before:
                 print(f"ok   readme {name}")
         print(f"{self.passed} passed, {self.failed} failed")
