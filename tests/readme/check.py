@@ -17,6 +17,8 @@ keeps it (never from a copied list):
             `simulate --help` / `replay --help` in "## Simulator"); every option of the
             Command line table is one --help prints
   sections  the top-level sections the project's guide requires
+  policy    the callbacks host/pol/bridge.c calls against the callback table of
+            "## Writing a policy", the library's g.* against its list, both ways
 Each item checked is one pass or one failure; a failure is a line starting "FAIL" that
 names what is missing and where (README.md:LINE, or FILE:LINE in the code). Ends with
 "N passed, N failed"; exit 1 when anything failed. Needs no root; reads README.md as a
@@ -40,6 +42,7 @@ FOREIGN_MAKE = {"allnoconfig": "scripts/kernel-src.sh"}
 
 CFG_TYPES = {"OT_BOOL": "bool", "OT_U32": "u32", "OT_U64": "u64", "OT_I32": "int",
              "OT_STR": "string", "OT_PATH": "path"}
+LIB = "policies/lib/gthulhu/sched.lua"
 FILE_EXTS = {"c", "h", "lua", "sh", "yaml", "md", "json", "py", "mk", "txt", "in", "o"}
 HTTP_METHODS = {"M_GET": "GET", "M_POST": "POST", "M_PUT": "PUT", "M_DELETE": "DELETE"}
 
@@ -603,9 +606,72 @@ class Checker:
                                 self.fail("options", f"{self.at(line)}: option `{o}` is not one "
                                           f"`{what}` prints")
 
+    # ---------------------------------------------------------------- policy API
+    def check_policy(self):
+        """The callbacks the host calls (host/pol/bridge.c) against the callback table of
+        "## Writing a policy"; the library's g.* (policies/lib/gthulhu/sched.lua) against
+        the g.* that section lists; every g.NAME the README names exists."""
+        bridge = self.src("host/pol/bridge.c")
+        lib = self.src(LIB)
+        sec = self.section("Writing a policy")
+        # Callbacks: looked up on P (lua_getfield(.., "NAME") with P on the stack comment),
+        # or called as P.NAME in the Lua the host runs.
+        cbs = set(re.findall(r'lua_getfield\(L, -?\d+, "(\w+)"\);\s*/\* stack:[^*]*\bP\b', bridge))
+        for lit in re.findall(r'"((?:[^"\\\n]|\\.)*)"', bridge):
+            cbs |= set(re.findall(r"\bP\.(\w+)", lit))
+        rows = []
+        for tab in self.tables(sec):
+            if tab[0][1] and tab[0][1][0].lower() == "callback":
+                rows = [(line, re.findall(r"P\.(\w+)", cells[0])) for line, cells in tab[1:]]
+        doc = {n: line for line, ns in rows for n in ns}
+        if not cbs:
+            self.fail("policy", "host/pol/bridge.c: no policy callback found (P.NAME)")
+        for n in sorted(cbs):
+            if n in doc:
+                self.ok()
+            else:
+                self.fail("policy", f"callback P.{n} (host/pol/bridge.c calls it) has no row in "
+                          "the callback table of ## Writing a policy")
+        for n, line in sorted(doc.items()):
+            if n in cbs:
+                self.ok()
+            else:
+                self.fail("policy", f"{self.at(line)}: callback P.{n} is not one host/pol/bridge.c "
+                          "calls")
+        # The library: g.NAME = ... or function g.NAME(...) at the top level of sched.lua.
+        defined = {}
+        for i, ln in enumerate(lib.split("\n"), 1):
+            m = re.match(r"^(?:function g\.(\w+)\s*\(|g\.(\w+)\s*=)", ln)
+            if m:
+                defined.setdefault(m.group(1) or m.group(2), i)
+        if not defined:
+            self.fail("policy", f"{LIB}: no g.NAME defined")
+        # Those the host itself calls (g.setup, g.set_strategies) are its part of the
+        # contract, not the policy's: they need no entry.
+        host_only = set(re.findall(r"\bg\.(\w+)", " ".join(re.findall(r'"[^"\n]*"', bridge))))
+        host_only |= set(re.findall(r'lua_getfield\(L, -?\d+, "(\w+)"\);\s*/\* stack:[^*]*\bg\b', bridge))
+        named = {}
+        for line, text in self.code_items():
+            for m in re.finditer(r"(?<![\w.])g\.(\w+)", text):
+                named.setdefault(m.group(1), []).append(line)
+        for n, ln in sorted(defined.items()):
+            if n in host_only:
+                continue
+            if any(self.in_section(l, sec) for l in named.get(n, [])):
+                self.ok()
+            else:
+                self.fail("policy", f"g.{n} ({LIB}:{ln}) is not in the library list of "
+                          "## Writing a policy")
+        for n, lines in sorted(named.items()):
+            if n in defined:
+                self.ok()
+            else:
+                self.fail("policy", f"{self.at(lines[0])}: g.{n} is not defined in {LIB}")
+
     def run(self):
         for c in (self.check_sections, self.check_keys, self.check_routes, self.check_suites,
-                  self.check_scenarios, self.check_make, self.check_paths, self.check_options):
+                  self.check_scenarios, self.check_make, self.check_paths, self.check_options,
+                  self.check_policy):
             before = self.failed
             name = c.__name__[len("check_"):]
             try:

@@ -112,6 +112,16 @@ mutant "an option --help does not print" "${R}option \`--no-such-option\` is not
 	-- sed 's/^| `--check` |/| `--no-such-option` | gone |\n&/'
 mutant "a simulate option removed" "\`--measure\` \(printed by \`gthulhu-lua simulate --help\`\)" \
 	-- sed 's/ \[--measure\]//; s/`--measure`/`--meas`/g; s/--measure//g'
+# The policy API.
+mutant "a library function no longer listed" 'g\.pid_table \(policies/lib/gthulhu/sched\.lua:[0-9]+\) is not in the library list' \
+	-- sed 's/`g.pid_table(forget_ns, per_batch)`/`pid_table`/'
+mutant "a library function that does not exist" "${R}g\.no_such_fn is not defined in policies/lib/gthulhu/sched\.lua" \
+	-- sed '$a Call `g.no_such_fn()` once per batch.'
+mutant "a callback row removed" 'callback P\.on_strategies \(host/pol/bridge\.c calls it\) has no row' \
+	-- sed '/^| `P.on_strategies(list)` |/d'
+mutant "a callback the host does not call" "${R}callback P\.on_tick is not one host/pol/bridge\.c calls" \
+	-- sed 's/^| `P.on_strategies(list)` |/| `P.on_tick()` | optional |\n&/'
+
 MBIN=/nonexistent/gthulhu-lua mutant "the binary missing counts as failed" \
 	"/nonexistent/gthulhu-lua is missing \(make all\)" -- cat
 
