@@ -17,6 +17,8 @@ keeps it (never from a copied list):
             `simulate --help` / `replay --help` in "## Simulator"); every option of the
             Command line table is one --help prints
   sections  the top-level sections the project's guide requires
+  stats     the keys of a real --dry-run's stats: line and of the live format
+            (host/sched_bpf.c) against the README's stats: paragraph, both ways
   policy    the callbacks host/pol/bridge.c calls against the callback table of
             "## Writing a policy", the library's g.* against its list, both ways
 Each item checked is one pass or one failure; a failure is a line starting "FAIL" that
@@ -668,12 +670,68 @@ class Checker:
             else:
                 self.fail("policy", f"{self.at(lines[0])}: g.{n} is not defined in {LIB}")
 
-    def run(self):
+    # ---------------------------------------------------------------- stats: line
+    def check_stats(self):
+        """Every key of the stats: line is described in the README's stats: paragraph, and
+        every key described is printed. The keys: a real 1 s --dry-run's last stats: line
+        (it prints one at exit), and the live scheduler's format in host/sched_bpf.c."""
+        if not os.access(self.binary, os.X_OK):
+            self.fail("stats", f"{self.binary} is missing (make all): the stats: line not checked")
+            return
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as cf:
+            cf.write("dryrun:\n  duration_s: 1\n  tasks: 8\n")
+            cf.flush()
+            r = subprocess.run([self.binary, "--dry-run", "-s", "-c", cf.name,
+                                os.path.join(self.root, "policies", "simple.lua")],
+                               capture_output=True, text=True, timeout=60)
+        lines = [l for l in r.stdout.split("\n") if l.startswith("stats: ")]
+        if r.returncode != 0 or not lines:
+            self.fail("stats", f"a 1 s --dry-run exited {r.returncode} with no stats: line: "
+                      f"{(r.stdout + r.stderr).strip()[-300:]}")
+            return
+        keys = {k: "a --dry-run's stats: line" for k in re.findall(r"(\w+)=", lines[-1])}
+        src = self.src("host/sched_bpf.c")
+        m = re.search(r"\n\w[\w ]*\bsched_format_stats\(.*?\n\}", src, re.S)
+        if not m:
+            self.fail("stats", "host/sched_bpf.c: no sched_format_stats() found")
+        else:
+            for k in re.findall(r"(\w+)=%", m.group(0)):
+                keys.setdefault(k, "host/sched_bpf.c sched_format_stats()")
+        start = next((i for i, t in enumerate(self.lines, 1) if t.startswith("The `stats:` line")), None)
+        if start is None:
+            self.fail("stats", f"{self.rname}: no paragraph starting 'The `stats:` line' "
+                      "(the stats: keys' reference)")
+            return
+        end = start
+        while end < len(self.lines) and self.lines[end].strip():
+            end += 1
+        doc = {}
+        for line, text in self.spans:
+            if start <= line <= end and re.fullmatch(r"[a-z][a-z0-9_]*", text):
+                doc.setdefault(text, line)
+        for k, where in sorted(keys.items()):
+            if k in doc:
+                self.ok()
+            else:
+                self.fail("stats", f"stats: key `{k}` (printed: {where}) is not described in the "
+                          f"stats: paragraph ({self.at(start)})")
+        for k, line in sorted(doc.items()):
+            if k in keys:
+                self.ok()
+            else:
+                self.fail("stats", f"{self.at(line)}: `{k}` is described as a stats: key but the "
+                          "stats: line has no such key")
+
+    def run(self, skip=()):
         for c in (self.check_sections, self.check_keys, self.check_routes, self.check_suites,
                   self.check_scenarios, self.check_make, self.check_paths, self.check_options,
-                  self.check_policy):
+                  self.check_policy, self.check_stats):
             before = self.failed
             name = c.__name__[len("check_"):]
+            if name in skip:
+                print(f"skip readme {name} (--skip)")
+                continue
             try:
                 c()
             except OSError as e:      # a source file the check reads is gone or renamed
@@ -690,6 +748,8 @@ def main():
     ap.add_argument("--root", default=os.path.normpath(os.path.join(here, "..", "..")),
                     help="the repository (default: this checkout)")
     ap.add_argument("--bin", default=None, help="the gthulhu-lua binary (default ROOT/build/gthulhu-lua)")
+    ap.add_argument("--skip", default="", help="checks to leave out, comma-separated (e.g. stats: "
+                    "it runs a 1 s --dry-run)")
     ap.add_argument("readme", nargs="?", default=None, help="README to check (default ROOT/README.md)")
     a = ap.parse_args()
     readme = a.readme or os.path.join(a.root, "README.md")
@@ -698,7 +758,7 @@ def main():
         print(f"FAIL readme: {readme}: no such file")
         print("0 passed, 1 failed")
         return 1
-    return Checker(readme, a.root, binary).run()
+    return Checker(readme, a.root, binary).run(set(filter(None, a.skip.split(","))))
 
 
 if __name__ == "__main__":
