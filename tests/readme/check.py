@@ -347,8 +347,20 @@ class Checker:
         if not m:
             self.fail("suites", "scripts/run-tests.sh: no 'case $s in' suite dispatch found")
             return {}
-        funcs = dict(re.findall(r"\n(\w+)\(\) \{(.*?)\n\}", text, re.S))
-        funcs.update(re.findall(r"\n(\w+)\(\) \{(.*?)\}\n", text))
+        funcs, cur = {}, None       # NAME() { ... } on one line, or up to a line "}"
+        for ln in text.split("\n"):
+            if cur is not None:
+                if ln == "}":
+                    cur = None
+                else:
+                    funcs[cur] += ln + "\n"
+                continue
+            f = re.match(r"^(\w+)\(\) \{(.*)$", ln)
+            if f:
+                if f.group(2).rstrip().endswith("}"):
+                    funcs[f.group(1)] = f.group(2).rstrip()[:-1]
+                else:
+                    funcs[f.group(1)], cur = f.group(2) + "\n", f.group(1)
         out = {}
         self.all_runs = set()     # names the 'all' arm (make test) runs
         for arm in re.finditer(r"\n\s*([\w|-]+)\)(.*?);;", m.group(1), re.S):
@@ -521,6 +533,13 @@ class Checker:
                       if os.path.isdir(os.path.join(self.root, d)) and d != "build"
                       and not d.startswith(".git"))
 
+    def git_has(self, obj):
+        try:
+            return subprocess.run(["git", "-C", self.root, "cat-file", "-e", obj],
+                                  capture_output=True, timeout=30).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            return False      # no git here: the commit counts as not in this clone
+
     def check_paths(self):
         dirs = self.tracked_dirs()
         if not dirs:
@@ -530,9 +549,7 @@ class Checker:
                          r")/[\w./*?+-]*)")
         for line, text in self.code_items():
             for m in pat.finditer(text):
-                p = m.group(1).rstrip(".,:")
-                if p.endswith("+") or "/." in p[1:] and not re.search(r"/\.\w", p):
-                    p = p.rstrip("+")
+                p = m.group(1).rstrip(".,:")     # the sentence's punctuation
                 full = os.path.join(self.root, p)
                 # NAME, VER...: a placeholder for any name; * and ?: a glob.
                 g = re.sub(r"(?<![a-z])[A-Z][A-Z_]+(?![a-z])", "*", p)
@@ -546,14 +563,10 @@ class Checker:
                 after = after.split(" | ")[0]
                 h = re.search(r"\b(?:in commit|at) ([0-9a-f]{7,40})\b", after)
                 if h:
-                    r = subprocess.run(["git", "-C", self.root, "cat-file", "-e",
-                                        f"{h.group(1)}:{p}"], capture_output=True)
-                    if r.returncode == 0:
+                    if self.git_has(f"{h.group(1)}:{p}"):
                         self.ok()     # named as the file of that commit, and it was
                         continue
-                    have = subprocess.run(["git", "-C", self.root, "cat-file", "-e",
-                                           h.group(1)], capture_output=True).returncode == 0
-                    if not have:
+                    if not self.git_has(h.group(1)):
                         print(f"skip readme paths: {self.at(line)}: `{p}` in commit {h.group(1)}: "
                               "that commit is not in this clone (not counted)")
                         continue

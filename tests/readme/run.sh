@@ -133,7 +133,8 @@ MBIN=/nonexistent/gthulhu-lua mutant "the binary missing counts as failed" \
 	"/nonexistent/gthulhu-lua is missing \(make all\)" -- cat
 
 # The code side: the checker reads the tables themselves, not a copy. A copy of the tree
-# (tracked files) with a key, a route and a scenario added that the README lacks.
+# (tracked files) with a key, a route, a scenario, a suite and a library function added
+# that the README lacks.
 mkdir -p "$T/tree"
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 	git ls-files -z | tar --null -T - -cf - | tar -C "$T/tree" -xf -
@@ -144,10 +145,15 @@ if [ -f "$T/tree/host/cfg.c" ] && [ -f "$T/tree/host/api/server.c" ] && [ -f "$T
 	sed -i 's|^\t{ "dryrun.rate",|\t{ "dryrun.burst", OT_U32, C_OFF(dryrun_rate), 0, 1, 10, 0, "1",\n\t  "test key" },\n&|' "$T/tree/host/cfg.c"
 	sed -i 's|^\t{ "/api/v1/config", |\t{ "/api/v1/nosuch", M_GET, true, false },\n&|' "$T/tree/host/api/server.c"
 	sed -i 's|^ALL_SCENARIOS=(|&no_such_scenario |' "$T/tree/scripts/vm.sh"
-	ROOT=$T/tree mutant "a key, a route and a scenario added to the code only" \
+	sed -i 's|^\tsim) sim ;;$|&\n\tnosuch) run_suite nosuch true ;;|' "$T/tree/scripts/run-tests.sh"
+	sed -i 's|^function g.now()|function g.no_such_fn() end\n&|' "$T/tree/policies/lib/gthulhu/sched.lua"
+	ROOT=$T/tree mutant "a key, route, scenario, suite, library function added to the code only" \
 		'config key `dryrun.burst` \(host/cfg\.c:[0-9]+\) has no row' \
 		'route GET /api/v1/nosuch \(host/api/server\.c:[0-9]+\)' \
-		"VM scenario 'no_such_scenario'" -- cat
+		"VM scenario 'no_such_scenario'" \
+		"suite 'nosuch' of scripts/run-tests.sh \(reported as nosuch\) has no row" \
+		"suite 'nosuch' is not run by scripts/run-tests.sh all" \
+		'g\.no_such_fn \(policies/lib/gthulhu/sched\.lua:[0-9]+\) is not in the library list' -- cat
 else
 	echo "FAIL readme negative: could not copy the tree to $T/tree"; fail=$((fail + 1))
 fi
