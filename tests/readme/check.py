@@ -19,6 +19,7 @@ keeps it (never from a copied list):
   sections  the top-level sections the project's guide requires
   stats     the keys of a real --dry-run's stats: line and of the live format
             (host/sched_bpf.c) against the README's stats: paragraph, both ways
+  exits     host/common.h's EXIT_* codes against the "Exit codes:" paragraph, both ways
   policy    the callbacks host/pol/bridge.c calls against the callback table of
             "## Writing a policy", the library's g.* against its list, both ways
 Each item checked is one pass or one failure; a failure is a line starting "FAIL" that
@@ -736,10 +737,44 @@ class Checker:
                 self.fail("stats", f"{self.at(line)}: `{k}` is described as a stats: key but the "
                           "stats: line has no such key")
 
+    # ---------------------------------------------------------------- exit codes
+    def check_exits(self):
+        """host/common.h's EXIT_* codes against the "Exit codes:" paragraph of
+        "## Command line" (N meaning · N meaning ...), both ways."""
+        vals = {int(v): (n, ln) for ln, (n, v) in
+                ((i, m.groups()) for i, t in enumerate(self.src("host/common.h").split("\n"), 1)
+                 for m in [re.match(r"\s*(EXIT_\w+)\s*=\s*(\d+)", t)] if m)}
+        if not vals:
+            self.fail("exits", "host/common.h: no EXIT_* codes found")
+            return
+        sec = self.section("Command line")
+        start = next((i for i, t in enumerate(self.lines, 1)
+                      if self.in_section(i, sec) and t.startswith("Exit codes:")), None)
+        if start is None:
+            self.fail("exits", f"{self.rname}: ## Command line has no 'Exit codes:' paragraph")
+            return
+        end = start
+        while end < len(self.lines) and self.lines[end].strip():
+            end += 1
+        text = " ".join(self.lines[start - 1:end])[len("Exit codes:"):]
+        listed = [int(x) for x in re.findall(r"(?:^|·)\s*(\d+)\s", text)]
+        for v, (n, ln) in sorted(vals.items()):
+            if v in listed:
+                self.ok()
+            else:
+                self.fail("exits", f"exit code {v} ({n}, host/common.h:{ln}) is not in the "
+                          f"'Exit codes:' paragraph ({self.at(start)})")
+        for v in listed:
+            if v in vals:
+                self.ok()
+            else:
+                self.fail("exits", f"{self.at(start)}: exit code {v} is not one of host/common.h's "
+                          "EXIT_* codes")
+
     def run(self, skip=()):
         for c in (self.check_sections, self.check_keys, self.check_routes, self.check_suites,
                   self.check_scenarios, self.check_make, self.check_paths, self.check_options,
-                  self.check_policy, self.check_stats):
+                  self.check_policy, self.check_stats, self.check_exits):
             before = self.failed
             name = c.__name__[len("check_"):]
             if name in skip:

@@ -129,6 +129,12 @@ SKIP= mutant "a stats: key no longer described" 'stats: key `nr_kept` \(printed:
 SKIP= mutant "a stats: key that is not printed" "${R}\`nr_bogus\` is described as a stats: key" \
 	-- sed 's/`nr_log_dropped` (stats/`nr_bogus` (never), `nr_log_dropped` (stats/'
 
+# Exit codes.
+mutant "an exit code no longer listed" "exit code 7 \(EXIT_SCX_BUSY, host/common\.h:[0-9]+\) is not in" \
+	-- sed 's/ · 7 another sched_ext scheduler is loaded (named in the message)//'
+mutant "an exit code that does not exist" "${R}exit code 12 is not one of host/common\.h's" \
+	-- sed 's/^attach failed · 9 the kernel ejected the scheduler with an error\./& · 12 lost/'
+
 # The policy API.
 mutant "a library function no longer listed" 'g\.pid_table \(policies/lib/gthulhu/sched\.lua:[0-9]+\) is not in the library list' \
 	-- sed 's/`g.pid_table(forget_ns, per_batch)`/`pid_table`/'
