@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/readme/run.sh - suite "readme": README.md checked against the code by
 # tests/readme/check.py (config keys, HTTP routes, test suites, VM scenarios, make
-# targets, repository paths, --help options, required sections; see its header), then
+# targets, repository paths, --help options, the stats: line, exit codes, the policy
+# API, required sections; see its header), then
 # the same checker on mutated copies of the README (and of the code), each of which must
 # fail naming the problem: a check that cannot fail does not count. No root; seconds.
 # Ends with "N passed, N failed".
