@@ -8,7 +8,8 @@
 # bench's no-fault/alloc/syscall-per-task assertions, short run), fuzz (fuzz targets
 # replay their corpus), install (make install/uninstall into a DESTDIR), sim (the
 # simulator, record and replay: tests/sim), compat (main.bpf.c against every cached
-# kernel's BTF), vm (real sched_ext kernel in QEMU), all.
+# kernel's BTF), readme (README.md against the code: tests/readme), vm (real sched_ext
+# kernel in QEMU), all.
 # Every suite ends with an "N passed, N failed" line (busted's summary is converted);
 # a suite that crashes or prints no such line counts as one failure.
 set -uo pipefail
@@ -126,6 +127,8 @@ fuzz() { run_suite fuzz-regress make --no-print-directory fuzz-regress; }
 
 sim() { run_suite sim bash tests/sim/run.sh; }
 
+readme() { run_suite readme bash tests/readme/run.sh; }
+
 suites=("$@"); [ ${#suites[@]} -gt 0 ] || suites=(all)
 for s in "${suites[@]}"; do
 	case $s in
@@ -141,9 +144,10 @@ for s in "${suites[@]}"; do
 	asan) asan ;;
 	hygiene) hygiene ;;
 	sim) sim ;;
+	readme) readme ;;
 	api) api ;;
 	compat) run_suite bpf-compat bash tests/compat/build.sh ;;
-	all) unit; run_suite spec spec; transport; bpfunit; sim; dryrun; api; host; asan; hygiene; fuzz
+	all) unit; run_suite spec spec; readme; transport; bpfunit; sim; dryrun; api; host; asan; hygiene; fuzz
 	     run_suite install bash tests/install/run.sh
 	     run_suite bpf-compat bash tests/compat/build.sh; vm ;;
 	*) echo "run-tests: unknown suite $s" >&2; exit 2 ;;
