@@ -102,6 +102,7 @@ const volatile u64 wait_bound_ns = 500 * NSEC_PER_MSEC;
  * real run, where the verifier removes the dead branches. */
 const volatile u32 fault_inject;
 #define FAULT_STARVE_HOST 1      /* never dispatch the host's threads */
+#define FAULT_LEAK_CUSTODY 2     /* one phantom in nr_pending, no map entry (drift) */
 
 /* --- Stats: .bss, read by the host (Gthulhu's names) ---------------------------------- */
 volatile u64 nr_queued;             /* records waiting in the `queued` ringbuf */
@@ -1227,6 +1228,8 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(gthulhu_init)
 	s32 err, i;
 
 	g_compat_record();
+	if (fault_inject & FAULT_LEAK_CUSTODY)
+		__sync_fetch_and_add(&nr_pending, 1);
 	err = scx_bpf_create_dsq(SHARED_DSQ, -1);
 	if (err)
 		return err;

@@ -76,18 +76,23 @@ int sched_preflight(char *err, size_t errlen)
 	return 0;
 }
 
-/* Test-suite fault injection (tests/vm "watchdog" scenario): prove a broken BPF side makes
- * the suite fail, not hang. Set only by the hidden --test-fault option. */
+/* Test-suite fault injection (tests/vm "watchdog" and "custody_check" scenarios): prove a
+ * broken BPF side makes the suite fail, not hang, and that a custody counter drift is
+ * reported. Set only by the hidden --test-fault option. */
 static uint32_t fault_inject;
 static const char *fault_name;
 
 int sched_set_fault(const char *name, char *err, size_t errlen)
 {
-	if (strcmp(name, "starve-host")) {
-		snprintf(err, errlen, "--test-fault=%s: unknown fault (known: starve-host)", name);
+	if (!strcmp(name, "starve-host")) {
+		fault_inject = 1;        /* FAULT_STARVE_HOST in bpf/main.bpf.c */
+	} else if (!strcmp(name, "leak-custody")) {
+		fault_inject = 2;        /* FAULT_LEAK_CUSTODY */
+	} else {
+		snprintf(err, errlen, "--test-fault=%s: unknown fault (known: starve-host, "
+			 "leak-custody)", name);
 		return G_ERR;
 	}
-	fault_inject = 1;
 	fault_name = name;
 	return G_OK;
 }
@@ -338,6 +343,33 @@ void sched_print_exit(const struct sched *s, FILE *out)
 		exit_kind_name(u->kind), u->kind, (long long)u->exit_code, u->reason,
 		u->msg[0] ? " msg=\"" : "", u->msg, u->msg[0] ? "\"" : "");
 	sched_print_dump(s, out);
+	sched_print_custody(s, out);
+}
+
+/* After detach the kernel has run ops.exit_task for every task, which drops its custody
+ * entry, so both the pending map and the nr_pending counter should be empty. Anything else
+ * is a bookkeeping fault worth a report: entries left (a task the drop missed) or a
+ * counter that disagrees with the map (it drifted). Silent when all is well. */
+void sched_print_custody(const struct sched *s, FILE *out)
+{
+	int fd, n = 0;
+	__s32 key, next, *prev = NULL;
+	unsigned long long counter;
+
+	if (!s->skel || !s->skel->bss)
+		return;
+	fd = bpf_map__fd(s->skel->maps.pending);
+	counter = s->skel->bss->nr_pending;
+	while (fd >= 0 && n < 100000 && !bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		n++;
+	}
+	if (!n && !counter)
+		return;
+	fprintf(out, "gthulhu-lua: custody after detach: %d entries left in the pending map, "
+		"nr_pending=%llu%s\n", n, counter,
+		(unsigned long long)n != counter ? " (the counter disagrees with the map)" : "");
 }
 
 /* The kernel's exit dump (error exits only: CPU and task states, then ops.dump's lines),

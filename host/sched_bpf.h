@@ -57,6 +57,8 @@ bool sched_exited(const struct sched *s);
  * exit, the kernel's exit dump (sched_print_dump). */
 void sched_print_exit(const struct sched *s, FILE *out);
 void sched_print_dump(const struct sched *s, FILE *out);
+/* After detach: a line if custody entries or the nr_pending counter are left over. */
+void sched_print_custody(const struct sched *s, FILE *out);
 /* -v: the kernel interface paths taken on this kernel (after attach). */
 void sched_log_compat(const struct sched *s);
 bool sched_exit_is_error(const struct sched *s);

@@ -34,7 +34,7 @@ OUT=$ROOT/build/vm
 [ "$cmd" = bench ] && OUT=$ROOT/build/vmbench
 IMG=$OUT/root
 ALL_SCENARIOS=(attach_gthulhu attach_simple weights priority crash stall policy_failure hotplug watchdog
-	partial service_caps api nice_pin prio_hog absurd_slices starve host_threads stress_gthulhu stress_simple)
+	partial service_caps api nice_pin prio_hog absurd_slices starve host_threads custody_check stress_gthulhu stress_simple)
 SMP=${VM_SMP:-4}
 [ "$cmd" = bench ] && SMP=${VM_SMP:-2}
 STRESS_BUDGET=${STRESS_BUDGET:-240}
