@@ -989,7 +989,8 @@ void cfg_print_help(FILE *out)
 	for (int i = 0; i < NR_OPTS; i++)
 		help_line(out, opts[i].key, &opts[i]);
 	fprintf(out, "  strategies: a list (at most %d) of mappings with the keys below; each "
-		"needs a pid or a command_regex\n", CFG_MAX_STRATEGIES);
+		"needs a pid or a selector (command_regex, cgroup, pod_uid, container_id)\n",
+		CFG_MAX_STRATEGIES);
 	for (int i = 0; i < NR_SOPTS; i++) {
 		snprintf(key, sizeof(key), "strategies[].%s", sopts[i].key);
 		help_line(out, key, &sopts[i]);

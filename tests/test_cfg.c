@@ -467,6 +467,8 @@ static void test_help(void)
 		"strategies[].execution_time", "default 20000000", "[100000, 1000000000]",
 		"0 or [500, 30000]", "[1, 4096]", "default \"policies/gthulhu.lua\"",
 		"[1, 65535]", "0 or [10000, 1000000000]",
+		/* what cfg.c's validation accepts (it said "a pid or a command_regex") */
+		"needs a pid or a selector (command_regex, cgroup, pod_uid, container_id)",
 	};
 	for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
 		CHECK_STR_CONTAINS(buf, more[i]);
