@@ -644,7 +644,7 @@ sc_hotplug() {
 # custody_check: the invariants catch a custody counter that drifted from the map: with
 # --test-fault=leak-custody the BPF side starts with one phantom in nr_pending. The
 # quiet-stats invariant must fail and the host must report the disagreement after
-# detach ("custody after detach: 0 entries ... nr_pending=1"), which stop_host turns
+# detach ("custody after detach: 0 entries ... counter nr_pending at 1"), which stop_host turns
 # into a failure too. Both are expected here, and nothing else.
 sc_custody_check() {
 	start_host policies/gthulhu.lua --test-fault=leak-custody || return
@@ -652,10 +652,11 @@ sc_custody_check() {
 	wl chog hog --name chog -d 2
 	wl_wait
 	stop_host
-	local want1="invariants: no quiet stats line with nr_pending=0 host_stalled=0 within 5 s (last: nr_pending=1 host_stalled=0)"
-	local want2="custody after detach: 0 entries left in the pending map, nr_pending=1 (the counter disagrees with the map)"
+	# (the invariant's last stats line may catch a real task pending beside the phantom:
+	# nr_pending=2 was seen; after detach only the phantom is left)
+	local want2="custody after detach: 0 entries left in the pending map, counter nr_pending at 1 (the counter disagrees with the map)"
 	case "$FAILS" in
-	"$want1; $want2") FAILS="" ;;
+	"invariants: no quiet stats line with nr_pending=0 host_stalled=0 within 5 s (last: nr_pending="[1-9]" host_stalled=0); $want2") FAILS="" ;;
 	*) local got=$FAILS; FAILS=""; fail "expected exactly the invariant failure and the custody report, got: ${got:-nothing}" ;;
 	esac
 }
