@@ -355,10 +355,18 @@ static int mode_hygiene(void)
 
 	printf("%-8s %5s %8s %9s %11s %13s %13s %14s\n", "policy", "batch", "batches",
 	       "faults/b", "C-heap +B", "Lua live +B/b", "Lua alloc B/b", "Lua alloc B/task");
+	/* HYGIENE_ONLY=PATH: that policy alone, at batch 512, in the "echo" row (the suite's
+	 * negative control: tests/bench/leak.lua must fail) */
+	const char *only = getenv("HYGIENE_ONLY");
+
 	for (int i = 0; i < NPOL; i++) {
-		setenv("BENCH_POLICY", POL_PATH[i], 1);
+		if (only && i != 1)
+			continue;
+		setenv("BENCH_POLICY", only ? only : POL_PATH[i], 1);
 		for (int s = i == B1 ? 1 : 0; s < NSIZES; s++) {
 			int n = SIZES[s];
+			if (only && n != 512)
+				continue;
 			struct bp b = bp_open(i, "tests/bench/probe.lua");
 			long k = 2000000L / n;
 			long ka = 200000L / n;
@@ -406,28 +414,29 @@ static int mode_hygiene(void)
 			/* one-off growth (a table rehash, a new trace) up to 4 KB is not a leak; a
 			 * leaked object per batch (>= 16 B) is over 0.5 B/batch at any size. The JIT
 			 * keeps compiling side traces for rare paths for a while (trace objects live
-			 * in the Lua heap), so growth in the first window gets up to three more
+			 * in the Lua heap), so growth in the first window gets up to five more
 			 * windows of the same length: a leak keeps growing at the same rate, warm-up
-			 * decays (each window must grow less than half the one before, down to
-			 * 4 KB). */
+			 * decays. Each later window must grow less than half the first (a leak
+			 * grows about as much), down to 4 KB. (It was "less than half the window
+			 * before": the warm-up does not always halve, 70 -> <14.6 -> 7.3 KB was
+			 * seen in 1 of 5 runs, and failed.) */
 			if (live > 0.5 && (live1 - live0) > 4.0) {
-				double prev = live1 - live0, last = live1, grew = prev;
+				double first = live1 - live0, last = live1, grew = first;
 				int w;
 
-				for (w = 2; w <= 4; w++) {           /* windows 2..4, while > 4 KB */
+				for (w = 2; w <= 6; w++) {           /* windows 2..6, while > 4 KB */
 					batches(&b, n, k);
 					double now_kb = probe(b.pol, PROBE_LIVE);
 
 					grew = now_kb - last;
 					last = now_kb;
-					if (grew <= 4.0 || grew > prev / 2)  /* settled, or not decaying */
+					if (grew <= 4.0 || grew > first / 2)  /* settled, or not decaying */
 						break;
-					prev = grew;
 				}
 				if (grew > 4.0) {
 					printf("FAIL %s batch %d: Lua live heap grew %.3f bytes per batch, and "
 					       "still %.1f KB in window %d (a leak)\n", b.name, n, live, grew,
-					       w > 4 ? 4 : w);
+					       w > 6 ? 6 : w);
 					fails++;
 				} else {
 					printf("  note: %s batch %d: Lua heap +%.1f KB in the first window, "

@@ -19,6 +19,15 @@ if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
 pass=$((pass + rows - bad)); fail=$((fail + bad))
 echo "hygiene: bridge: $rows policy x batch rows checked, $bad violations"
 
+# Negative control: a policy that keeps one table per batch must be reported as a leak.
+leak=$(HYGIENE_ONLY=tests/bench/leak.lua $B/bridge hygiene 2>&1)
+if grep -q '^FAIL echo batch 512: Lua live heap grew .* (a leak)' <<<"$leak"; then
+	pass=$((pass + 1)); echo "ok   hygiene: a policy leaking a table per batch is reported"
+else
+	fail=$((fail + 1)); echo "FAIL hygiene: tests/bench/leak.lua (a table per batch) was not reported as a leak:"
+	printf '%s\n' "$leak" | tail -n 5 | sed 's/^/     /'
+fi
+
 if [ "$(id -u)" -ne 0 ]; then
 	echo "hygiene: syscall count skipped (needs root for bpf())"
 elif ! command -v strace >/dev/null; then
