@@ -1,23 +1,14 @@
--- leak.lua: the hygiene suite's negative control (tests/bench/hygiene.sh). Decides like
--- tests/transport/echo.lua, and keeps one small table per batch forever: the leak the
--- bridge's Lua live-heap check must report.
-local P = {}
-local ncpu = 1
+-- leak.lua: the hygiene suite's negative control (tests/bench/hygiene.sh). Decides as
+-- tests/transport/echo.lua does, and keeps one small table per batch forever: the leak
+-- the bridge's Lua live-heap check must report. (Loaded from the repository root.)
+local P = dofile("tests/transport/echo.lua")
+local echo_schedule = P.schedule
 local kept = {}
 
-function P.init(ctx) ncpu = ctx.nr_cpus end
-
 function P.schedule(tasks, n, out)
-	for i = 0, n - 1 do
-		local t, o = tasks[i], out[i]
-		o.pid = t.pid
-		o.cpu = t.pid % ncpu
-		o.slice_ns = 1000 + t.pid
-		o.vtime = t.weight * 1000 + t.pid
-		o.flags = 0
-	end
+	local m = echo_schedule(tasks, n, out)
 	kept[#kept + 1] = { n }
-	return n
+	return m
 end
 
 return P
