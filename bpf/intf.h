@@ -85,6 +85,11 @@ struct user_exit_info {
 
 /* Which kfunc each kernel-compatibility wrapper of main.bpf.c calls on this kernel
  * (.bss compat_paths, set at init, printed by the host with -v; bpf/compat.bpf.h). */
+/* Test-suite fault injection (hidden --test-fault=NAME; rodata fault_inject of
+ * main.bpf.c), bits shared by the BPF side and host/sched_bpf.c. */
+#define FAULT_STARVE_HOST  (1u << 0)  /* never dispatch the host's threads ("starve-host") */
+#define FAULT_LEAK_CUSTODY (1u << 1)  /* one phantom in nr_pending, no map entry ("leak-custody") */
+
 #define COMPAT_DSQ_INSERT       (1u << 0)  /* scx_bpf_dsq_insert, else scx_bpf_dispatch (6.12) */
 #define COMPAT_INSERT_VTIME     (1u << 1)  /* scx_bpf_dsq_insert_vtime */
 #define COMPAT_INSERT_VTIME_ARGS (1u << 2) /* __scx_bpf_dsq_insert_vtime(p, &args) */

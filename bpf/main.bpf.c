@@ -101,8 +101,6 @@ const volatile u64 wait_bound_ns = 500 * NSEC_PER_MSEC;
 /* Fault injection for the test suite only (GTHULHU_FAULT, see host/sched_bpf.c); 0 in any
  * real run, where the verifier removes the dead branches. */
 const volatile u32 fault_inject;
-#define FAULT_STARVE_HOST 1      /* never dispatch the host's threads */
-#define FAULT_LEAK_CUSTODY 2     /* one phantom in nr_pending, no map entry (drift) */
 
 /* --- Stats: .bss, read by the host (Gthulhu's names) ---------------------------------- */
 volatile u64 nr_queued;             /* records waiting in the `queued` ringbuf */

@@ -85,9 +85,9 @@ static const char *fault_name;
 int sched_set_fault(const char *name, char *err, size_t errlen)
 {
 	if (!strcmp(name, "starve-host")) {
-		fault_inject = 1;        /* FAULT_STARVE_HOST in bpf/main.bpf.c */
+		fault_inject = FAULT_STARVE_HOST;
 	} else if (!strcmp(name, "leak-custody")) {
-		fault_inject = 2;        /* FAULT_LEAK_CUSTODY */
+		fault_inject = FAULT_LEAK_CUSTODY;
 	} else {
 		snprintf(err, errlen, "--test-fault=%s: unknown fault (known: starve-host, "
 			 "leak-custody)", name);

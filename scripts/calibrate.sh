@@ -48,20 +48,20 @@ done
 for half in lat fair; do
 	build/gthulhu-lua simulate --json config/workloads/calib-$half.yaml policies/gthulhu.lua policies/simple.lua > $OUT/sim-$half.json 2> $OUT/sim.err || { echo "FAIL: simulate calib-$half.yaml"; cat $OUT/sim.err; exit 1; }
 done
-simv() { # run-index jq-expr (groups: 0 chog, 1 csleep from calib-lat; 2 cw0, 3 cw5 from calib-fair)
-	jq -r -s "{runs: [range(0; .[0].runs | length) as \$i | {groups: (.[0].runs[\$i].groups + .[1].runs[\$i].groups)}]} | .runs[$1] | $2" $OUT/sim-lat.json $OUT/sim-fair.json
+simv() { # lat|fair run-index jq-expr (groups: lat 0 chog, 1 csleep; fair 0 cw0, 1 cw5)
+	jq -r ".runs[$2] | $3" $OUT/sim-$1.json
 }
 printf '%-34s %12s %12s %12s %12s\n' figure "VM gthulhu" "sim gthulhu" "VM simple" "sim simple"
 row() { printf '%-34s %12s %12s %12s %12s\n' "$@"; }
 vg50=$(vmv gthulhu sleep_p50_us); vg99=$(vmv gthulhu sleep_p99_us); vgw=$(vmv gthulhu w_ratio_x1000)
 vs50=$(vmv simple sleep_p50_us); vs99=$(vmv simple sleep_p99_us); vsw=$(vmv simple w_ratio_x1000)
-sg50=$(simv 0 '.groups[1].lat_p50_ns / 1000 | floor'); sg99=$(simv 0 '.groups[1].lat_p99_ns / 1000 | floor')
-ss50=$(simv 1 '.groups[1].lat_p50_ns / 1000 | floor'); ss99=$(simv 1 '.groups[1].lat_p99_ns / 1000 | floor')
-sgw=$(simv 0 '(.groups[2].cpu_ns * 1000 / .groups[3].cpu_ns) | floor'); ssw=$(simv 1 '(.groups[2].cpu_ns * 1000 / .groups[3].cpu_ns) | floor')
+sg50=$(simv lat 0 '.groups[1].lat_p50_ns / 1000 | floor'); sg99=$(simv lat 0 '.groups[1].lat_p99_ns / 1000 | floor')
+ss50=$(simv lat 1 '.groups[1].lat_p50_ns / 1000 | floor'); ss99=$(simv lat 1 '.groups[1].lat_p99_ns / 1000 | floor')
+sgw=$(simv fair 0 '(.groups[0].cpu_ns * 1000 / .groups[1].cpu_ns) | floor'); ssw=$(simv fair 1 '(.groups[0].cpu_ns * 1000 / .groups[1].cpu_ns) | floor')
 row "sleeper p50 lateness (us)" "${vg50:-?}" "$sg50" "${vs50:-?}" "$ss50"
 row "sleeper p99 lateness (us)" "${vg99:-?}" "$sg99" "${vs99:-?}" "$ss99"
 row "nice0/nice5 CPU ratio (x1000)" "${vgw:-?}" "$sgw" "${vsw:-?}" "$ssw"
-row "sleeper wakeups" "$(vmv gthulhu sleep_count)" "$(simv 0 '.groups[1].wakeups')" "$(vmv simple sleep_count)" "$(simv 1 '.groups[1].wakeups')"
+row "sleeper wakeups" "$(vmv gthulhu sleep_count)" "$(simv lat 0 '.groups[1].wakeups')" "$(vmv simple sleep_count)" "$(simv lat 1 '.groups[1].wakeups')"
 echo "reference, no check: VM under EEVDF (first / last block): sleeper p50 $(vmv eevdf sleep_p50_us 1) / $(vmv eevdf sleep_p50_us) us, p99 $(vmv eevdf sleep_p99_us 1) / $(vmv eevdf sleep_p99_us) us, wakeups $(vmv eevdf sleep_count 1) / $(vmv eevdf sleep_count), nice0/nice5 x1000 $(vmv eevdf w_ratio_x1000 1) / $(vmv eevdf w_ratio_x1000)"
 within() { awk -v a="$1" -v b="$2" -v lo="$3" -v hi="$4" 'BEGIN { exit !(a != "" && b > 0 && a / b >= lo && a / b <= hi) }' && echo 1 || echo 0; }
 for p in gthulhu simple; do

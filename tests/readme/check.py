@@ -520,7 +520,7 @@ class Checker:
         for line, text in self.code_items():
             for g in self.make_goals(text):
                 if re.fullmatch(r"[A-Z][A-Z_]*", g):
-                    continue      # a placeholder (`make TARGET`)
+                    continue      # a metavariable in the README text (`make TARGET`)
                 if g in targets:
                     self.ok()
                 elif g in FOREIGN_MAKE and re.search(r"\b" + re.escape(g) + r"\b",
@@ -560,7 +560,7 @@ class Checker:
             for m in pat.finditer(text):
                 p = m.group(1).rstrip(".,:")     # the sentence's punctuation
                 full = os.path.join(self.root, p)
-                # NAME, VER...: a placeholder for any name; * and ?: a glob.
+                # NAME, VER...: a metavariable standing for any name; * and ?: a glob.
                 g = re.sub(r"(?<![a-z])[A-Z][A-Z_]+(?![a-z])", "*", p)
                 if os.path.exists(full) or (g != p or any(c in p for c in "*?[")) and \
                         glob.glob(os.path.join(self.root, g)):
