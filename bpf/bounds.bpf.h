@@ -112,6 +112,27 @@ static __always_inline __u64 bounds_slice_left(bool runnable, __u64 stint_slice,
 	return runnable && stint_slice > ran ? stint_slice - ran : 0;
 }
 
+/* The slice of a fast-path placement (a wake-up BPF runs at once on an idle CPU): the cap
+ * the policy's last decision carried in its flags (RL_DISP_FAST_SLICE_SHIFT: bits 32..63, in
+ * microseconds; 0: none), else that decision's slice; never above slice_max. */
+static __always_inline __u64 bounds_fast_slice(__u64 flags, __u64 slice, __u64 slice_max)
+{
+	__u64 cap = (flags >> 32) * 1000;
+
+	if (cap && cap < slice)
+		slice = cap;
+	return slice < slice_max ? slice : slice_max;
+}
+
+/* The vtime a fast-path placement runs with: the task's last decided vtime (0 if it never
+ * had one), brought up to vtime_floor, the newest vtime applied. At slice expiry keep_prev
+ * compares it with the waiters' vtimes: a stale or zero one would keep the task first, on
+ * its CPU, until the wait bound. Wrap-safe (vtimes are compared as signed distances). */
+static __always_inline __u64 bounds_placed_vtime(__u64 vtime, __u64 vtime_floor)
+{
+	return (__s64)(vtime_floor - vtime) > 0 ? vtime_floor : vtime;
+}
+
 /* How many other CPUs' DSQs one starvation scan looks through. */
 static __always_inline __u32 bounds_scan_nr_others(__u32 nr_cpu_ids)
 {

@@ -25,12 +25,20 @@ enum {
 	MAX_SIBLINGS     = 64,       /* per cache level, per CPU, in struct cpu_topo */
 	MAX_BATCH        = 4096,     /* most tasks the host takes in one policy call */
 	RL_ENQ_PLACED    = 1 << 30,  /* queued_task_ctx.flags: BPF already placed the task */
+	RL_DISP_FAST     = 1 << 0,   /* dispatched_task_ctx.flags: grant the fast path */
+	RL_DISP_FAST_SLICE_SHIFT = 32, /* ... flags >> this: its slice cap in us (0: the decision's) */
 };
 
 /* queued_task_ctx.flags are the kernel's enqueue flags (SCX_ENQ_*), passed through, plus
- * RL_ENQ_PLACED: the task woke up while a CPU it may use was idle, and BPF ran it there at
- * once (scheduler.early_processing). The record only tells the policy (so its accounting,
- * e.g. vruntime, stays true); the host sends no decision for it. */
+ * RL_ENQ_PLACED: the task woke up while a CPU it may use was idle (or, on a sync wake-up,
+ * its waker's CPU was about to be free), and BPF ran it there at once: the fast path, which
+ * the policy granted the task in its last decision (RL_DISP_FAST; scheduler.early_processing
+ * switches it off for all). The record only tells the policy (so its accounting, e.g.
+ * vruntime, stays true); the host sends no decision for it.
+ *
+ * dispatched_task_ctx.flags: RL_DISP_FAST grants the task the fast path for its next
+ * wake-ups (without it they all come to the host), with the decision's slice, or the cap in
+ * bits 32..63 (microseconds) when that is smaller. The other bits are passed through. */
 
 /* BPF -> host, one record per runnable task, over the BPF ringbuf "queued". */
 struct queued_task_ctx {
@@ -53,7 +61,7 @@ struct queued_task_ctx {
 struct dispatched_task_ctx {
 	__s32 pid;
 	__s32 cpu;             /* a CPU id, or RL_CPU_ANY */
-	__u64 flags;           /* reserved for policies, passed through (DISP_F_*) */
+	__u64 flags;           /* RL_DISP_FAST (+ slice cap), else passed through */
 	__u64 slice_ns;        /* 0 = the default slice */
 	__u64 vtime;           /* 0 = priority task: runs before everything else */
 	__u64 enq_cnt;         /* copied from the queued record; stale values are cancelled */

@@ -129,6 +129,7 @@ volatile u64 nr_starved;            /* tasks run out of vtime order: waited past
 volatile u64 nr_placed_untold;      /* ... whose record did not fit in the ringbuf */
 volatile u64 nr_wakeup_preempts;    /* woken tasks whose decision preempted a later-vtime task */
 volatile u64 nr_host_wakes;         /* wake_batch: forced wake-ups of the host */
+volatile u64 nr_sync_wakeups;       /* fast-path wake-ups placed on the waker's CPU (or its idle sibling) */
 volatile u64 idle_mask[MAX_CPUS / 64]; /* idle-CPU hints for the policy */
 
 struct user_exit_info uei;          /* exit info, read by the host after detach */
@@ -162,6 +163,8 @@ struct task_ctx {
 	bool decided;      /* placed by a host decision (not in-kernel) */
 	bool prio;         /* placed by a priority decision: its runtime counts against the budget */
 	bool woke;         /* its last enqueue was a wake-up (for wakeup_preempt) */
+	bool fast;         /* its last decision granted the fast path (RL_DISP_FAST) */
+	u64 fast_slice;    /* ... with this slice */
 };
 
 /* Per CPU: priority runtime in the current throttling period. */
@@ -295,9 +298,18 @@ static __always_inline bool g_dsq_move(struct bpf_iter_scx_dsq *it, struct task_
 #define dbg(fmt, args...) do { if (debug) bpf_printk(fmt, ##args); } while (0)
 
 /* --- Helpers --------------------------------------------------------------------------- */
+/* The host's scheduling thread (its main thread: the run loop never leaves it). Only it
+ * goes ahead of everything (SCHED_DSQ); the host's other threads (API connections, the
+ * reload worker, the log writer, the recorder) are scheduled in-kernel like any task that
+ * must not wait on the policy (is_host_helper). */
 static __always_inline bool is_host_task(const struct task_struct *p)
 {
-	return host_tgid && p->tgid == host_tgid;
+	return host_tgid && p->pid == host_tgid;
+}
+
+static __always_inline bool is_host_helper(const struct task_struct *p)
+{
+	return host_tgid && p->tgid == host_tgid && p->pid != host_tgid;
 }
 
 static __always_inline bool comm_starts(const struct task_struct *p, const char *pfx, int n)
@@ -408,32 +420,38 @@ static __always_inline void fill_record(struct queued_task_ctx *r, struct task_s
 	__builtin_memcpy(r->comm, p->comm, sizeof(r->comm));
 }
 
-/* Tell the policy about a task BPF placed itself (no custody, no decision expected). Not
- * urgent: no wake-up, the host reads it with its next batch. */
-static __always_inline void tell_placed(struct task_struct *p)
+/* The fast path: run p on `cpu`'s local DSQ now (it is idle, or the waker's CPU about to
+ * be given up), with the slice its policy granted, and tell the policy afterwards (no
+ * custody, no decision expected). Not urgent: a quiet record, the host reads it with its
+ * next batch (rings_submit_quiet). */
+static __always_inline void place_fast(struct task_struct *p, struct task_ctx *tctx, u64 dsq,
+				       u64 enq_flags)
 {
-	struct task_ctx *tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
 	struct queued_task_ctx *r;
 
-	if (!tctx)
-		return;
-	/* The placement stands for a decision (minimum slice, its vtime): at slice expiry it
-	 * competes in vtime order like a decided task (keep_prev) instead of going back to
-	 * the host every slice (the fork storm took 2.2x as long when placed tasks did). */
+	/* The record first: it carries the vtime of the task's last decision, as any record. */
+	r = bpf_ringbuf_reserve(&queued, sizeof(*r), 0);
+	if (r)
+		fill_record(r, p, tctx, SCX_ENQ_WAKEUP | RL_ENQ_PLACED);
+	/* The placement stands for a decision: at slice expiry the task competes in vtime
+	 * order like a decided task (keep_prev), at the newest vtime applied (vtime_floor),
+	 * i.e. behind what the policy queued before it. A stale vtime (or 0, never decided)
+	 * would keep it first until the wait bound. */
 	tctx->fresh = true;
 	tctx->decided = true;
-	tctx->slice = slice_ns_min;
+	tctx->slice = tctx->fast_slice;
 	tctx->queued_at = bpf_ktime_get_ns();
 	tctx->prio = false;
 	tctx->slice_left = 0;
-	r = bpf_ringbuf_reserve(&queued, sizeof(*r), 0);
+	tctx->woke = true;
+	p->scx.dsq_vtime = bounds_placed_vtime(p->scx.dsq_vtime, vtime_floor);
+	g_insert(p, dsq, tctx->fast_slice, enq_flags);
+	__sync_fetch_and_add(&nr_placed, 1);
 	if (!r) {
 		__sync_fetch_and_add(&nr_placed_untold, 1);
 		return;
 	}
-	fill_record(r, p, tctx, SCX_ENQ_WAKEUP | RL_ENQ_PLACED);
-	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
-	__sync_fetch_and_add(&nr_placed, 1);
+	rings_submit_quiet(r);
 }
 
 /* wake_batch: wake the host now. A record reserved and discarded with FORCE_WAKEUP wakes
@@ -463,7 +481,9 @@ static __always_inline void wake_host_if_due(void)
 #define IDLE_CLAIM(cpu) scx_bpf_test_and_clear_cpu_idle(cpu)
 #include "idle.bpf.h"    /* pick_from: the sibling-list walk */
 
-/* prev_cpu if idle, else an idle L2 sibling, else an idle L3 sibling, else any idle CPU. */
+/* prev_cpu if idle, else an idle L2 sibling, else an idle L3 sibling, else any idle CPU.
+ * Claims the CPU it returns (its idle state is cleared): only for a task that will run
+ * there now. */
 static s32 pick_idle_topo(struct task_struct *p, s32 prev_cpu)
 {
 	struct cpu_topo *t;
@@ -489,29 +509,93 @@ static s32 pick_idle_topo(struct task_struct *p, s32 prev_cpu)
 	return scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 }
 
+/* Do CPUs a and b share a last-level cache (the host's topology map)? */
+static __always_inline bool cpus_share_l3(s32 a, s32 b)
+{
+	u32 key = a, i, n;
+	struct cpu_topo *t = bpf_map_lookup_elem(&cpu_topo, &key);
+
+	if (!t)
+		return false;
+	n = t->nr_l3 < MAX_SIBLINGS ? t->nr_l3 : MAX_SIBLINGS;
+	bpf_for(i, 0, n) {
+		if (i >= MAX_SIBLINGS)
+			break;
+		if (t->l3[i] == b)
+			return true;
+	}
+	return false;
+}
+
+/* May p take the fast path now: its policy granted it, and the host is there to be told. */
+static __always_inline struct task_ctx *fast_granted(struct task_struct *p)
+{
+	struct task_ctx *tctx;
+
+	if (!early_processing || host_stalled || (p->flags & PF_KTHREAD) || !host_tgid)
+		return NULL;
+	tctx = lookup_tctx(p);
+	return tctx && tctx->fast ? tctx : NULL;
+}
+
+/*
+ * Sync wake-up (SCX_WAKE_SYNC: the waker is about to sleep, as a pipe or socket writer
+ * waiting for the answer): the waker's CPU, when p may run there and nothing else waits for
+ * it, as the kernel's fair class does; a hand-off then costs no IPI and no idle exit. But an
+ * idle prev_cpu sharing the waker's cache is better still (p runs at once, nothing waits).
+ */
+static __always_inline s32 pick_sync(struct task_struct *p, s32 prev_cpu)
+{
+	s32 here = bpf_get_smp_processor_id();
+	struct task_struct *cur = (void *)bpf_get_current_task_btf();
+
+	if (!cpu_usable(p, here) || (cur->flags & PF_EXITING) ||
+	    scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL) || scx_bpf_dsq_nr_queued(here) ||
+	    is_host_task(cur))
+		return -1;
+	if (prev_cpu != here && cpu_usable(p, prev_cpu) && cpus_share_l3(prev_cpu, here) &&
+	    scx_bpf_test_and_clear_cpu_idle(prev_cpu))
+		return prev_cpu;
+	return here;
+}
+
 s32 BPF_STRUCT_OPS(gthulhu_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
+	struct task_ctx *tctx;
 	bool is_idle = false;
 	s32 cpu;
 
-	if (builtin_idle || is_host_task(p)) {
+	if (is_host_task(p) || is_host_helper(p)) {
 		cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+		if (is_idle && is_host_helper(p)) {
+			g_insert(p, SCX_DSQ_LOCAL, slice_ns_default, 0);
+			__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+		}
+		return cpu;
+	}
+	/* Not granted the fast path: the task goes to the host, whose decision picks and
+	 * kicks a CPU. Claiming an idle CPU here would wake it twice (once for nothing). */
+	tctx = fast_granted(p);
+	if (!tctx)
+		return prev_cpu;
+	if (wake_flags & SCX_WAKE_SYNC) {
+		cpu = pick_sync(p, prev_cpu);
+		if (cpu >= 0) {
+			place_fast(p, tctx, SCX_DSQ_LOCAL, 0);
+			__sync_fetch_and_add(&nr_sync_wakeups, 1);
+			return cpu;
+		}
+	}
+	if (builtin_idle) {
+		cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+		if (!is_idle)
+			return cpu;
 	} else {
 		cpu = pick_idle_topo(p, prev_cpu);
-		is_idle = cpu >= 0;
-		if (!is_idle)
-			cpu = prev_cpu;
+		if (cpu < 0)
+			return prev_cpu;
 	}
-
-	/* early_processing: a task that found an idle CPU runs there now, no round trip;
-	 * the policy is told afterwards (RL_ENQ_PLACED), so its accounting stays true. The
-	 * slice is the minimum one: the policy decides the task's next turn. */
-	if (is_idle && early_processing && !is_host_task(p) && !host_stalled) {
-		g_insert(p, SCX_DSQ_LOCAL, slice_ns_min, 0);
-		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
-		if (!(p->flags & PF_KTHREAD))
-			tell_placed(p);
-	}
+	place_fast(p, tctx, SCX_DSQ_LOCAL, 0);
 	return cpu;
 }
 
@@ -563,7 +647,23 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
 		return;
 	}
+	if (is_host_helper(p)) {
+		/* The host's other threads: in-kernel, in line with the policy's tasks. */
+		kernel_dispatch(p, enq_flags);
+		return;
+	}
 	tctx = lookup_tctx(p);
+	if ((enq_flags & SCX_ENQ_WAKEUP) && tctx && fast_granted(p)) {
+		/* A wake-up select_cpu did not see (a task allowed on one CPU only) or that
+		 * found no idle CPU then: its own CPU, if it is idle now. */
+		s32 cpu = scx_bpf_task_cpu(p);
+
+		if (cpu_usable(p, cpu) && scx_bpf_test_and_clear_cpu_idle(cpu)) {
+			place_fast(p, tctx, SCX_DSQ_LOCAL_ON | cpu, enq_flags);
+			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+			return;
+		}
+	}
 	if (tctx && tctx->decided && !(enq_flags & SCX_ENQ_WAKEUP) && !host_stalled &&
 	    tctx->slice_left >= RESUME_LEFT_MIN_NS && !(p->flags & PF_KTHREAD)) {
 		/* Preempted (by the host waking up, a priority task, a higher sched class)
@@ -615,11 +715,11 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 
 	fill_record(r, p, tctx, enq_flags & ~(u64)RL_ENQ_PLACED);
 	if (!wake_batch) {
-		bpf_ringbuf_submit(r, 0);
+		rings_submit_urgent(r, 0);
 		update_nr_queued();
 		return;
 	}
-	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	rings_submit_urgent(r, BPF_RB_NO_WAKEUP);
 	update_nr_queued();
 	if (!unwoken_since)
 		unwoken_since = now;
@@ -719,6 +819,9 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task_c
 		tctx->decided = true;
 		tctx->queued_at = now;
 		tctx->prio = false;
+		/* The policy grants (or denies) the fast path for the task's next wake-ups. */
+		tctx->fast = d->flags & RL_DISP_FAST;
+		tctx->fast_slice = bounds_fast_slice(d->flags, slice, slice_ns_max);
 	}
 	if (cpu == RL_CPU_ANY) {
 		dsq = SHARED_DSQ;

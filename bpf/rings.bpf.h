@@ -22,4 +22,37 @@ struct {
 	__uint(max_entries, 1 << 19);
 } dispatched SEC(".maps");
 
+/*
+ * Waking the host. The kernel's ringbuf wakes the consumer when a record is committed at
+ * the consumer position (the host has read everything before it), unless the record says
+ * BPF_RB_NO_WAKEUP. Records that only inform the host (a task BPF placed itself) are
+ * submitted quietly: the host reads them with its next batch. But a quiet record at the
+ * consumer position takes that one wake-up away from every record behind it, and a record
+ * the host must act on (a task in custody) would then wait for the host's epoll timeout
+ * (100 ms). So: an urgent record committed while a quiet one may still be unread forces
+ * the wake-up; and quiet records wake the host by themselves once they fill
+ * RINGS_QUIET_WAKE_DIV-th of the ring, so they never overflow it.
+ */
+#define RINGS_QUIET_WAKE_DIV 8
+static __u64 rings_quiet_end;   /* producer position just after the last quiet record */
+
+static __always_inline void rings_submit_quiet(void *r)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_query(&queued, BPF_RB_AVAIL_DATA) >=
+	    bpf_ringbuf_query(&queued, BPF_RB_RING_SIZE) / RINGS_QUIET_WAKE_DIV)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(r, flags);
+	rings_quiet_end = bpf_ringbuf_query(&queued, BPF_RB_PROD_POS);
+}
+
+/* flags: 0 (the ringbuf's own wake-up rule) or BPF_RB_NO_WAKEUP (batched wake-ups). */
+static __always_inline void rings_submit_urgent(void *r, __u64 flags)
+{
+	if (!flags && bpf_ringbuf_query(&queued, BPF_RB_CONS_POS) < rings_quiet_end)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(r, flags);
+}
+
 #endif

@@ -412,7 +412,8 @@ int sched_format_stats(const struct sched *s, char *buf, size_t len)
 		"nr_bounce_dispatches=%llu nr_failed_dispatches=%llu nr_sched_congested=%llu "
 		"nr_host_stalls=%llu nr_rescued=%llu nr_pending=%llu host_stalled=%llu nr_kept=%llu "
 		"nr_slice_clamped=%llu nr_keep_bounded=%llu nr_prio_throttled=%llu nr_resumed=%llu "
-		"nr_placed=%llu nr_placed_untold=%llu nr_starved=%llu nr_wakeup_preempts=%llu nr_host_wakes=%llu",
+		"nr_placed=%llu nr_placed_untold=%llu nr_starved=%llu nr_wakeup_preempts=%llu nr_host_wakes=%llu "
+		"nr_sync_wakeups=%llu",
 		(unsigned long long)b->nr_queued, (unsigned long long)b->nr_scheduled,
 		(unsigned long long)b->nr_running, (unsigned long long)b->nr_online_cpus,
 		(unsigned long long)b->nr_user_dispatches, (unsigned long long)b->nr_kernel_dispatches,
@@ -424,5 +425,6 @@ int sched_format_stats(const struct sched *s, char *buf, size_t len)
 		(unsigned long long)b->nr_keep_bounded, (unsigned long long)b->nr_prio_throttled,
 		(unsigned long long)b->nr_resumed, (unsigned long long)b->nr_placed,
 		(unsigned long long)b->nr_placed_untold, (unsigned long long)b->nr_starved,
-		(unsigned long long)b->nr_wakeup_preempts, (unsigned long long)b->nr_host_wakes);
+		(unsigned long long)b->nr_wakeup_preempts, (unsigned long long)b->nr_host_wakes,
+		(unsigned long long)b->nr_sync_wakeups);
 }

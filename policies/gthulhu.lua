@@ -22,6 +22,9 @@
 --
 -- CPU: an idle CPU (prev first, then cache neighbours, then any) when the task may run
 -- there, else RL_CPU_ANY and BPF picks. One idle CPU is handed out at most once per batch.
+-- Every decision grants the fast path (g.FAST): a wake-up that finds an idle CPU (or a
+-- sync waker's CPU) runs there at once with the task's slice; its record comes afterwards
+-- flagged g.PLACED and is charged like any other.
 --
 -- State: vtime_now and a table pid -> vruntime (plus pid -> last time seen). Entries not
 -- seen for PRUNE_NS are dropped a few per batch, so the table stays bounded without a
@@ -34,6 +37,7 @@ local g = require "gthulhu.sched"
 local tonumber, type = tonumber, type
 
 local CPU_ANY = g.CPU_ANY
+local FAST = g.FAST
 local claim_idle_cpu = g.claim_idle_cpu
 local begin_batch = g.begin_batch
 local strategy_for = g.strategy_for
@@ -106,7 +110,7 @@ function P.schedule(tasks, n, out)
 
 		local o = out[i]
 		o.pid = pid
-		o.flags = 0
+		o.flags = FAST   -- its next wake-ups may take the fast path (g.FAST)
 		o.slice_ns = slice
 		if prio then
 			o.vtime = 0

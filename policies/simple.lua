@@ -17,7 +17,8 @@
 -- execution_time -> slice.
 --
 -- CPU: the task's previous CPU if it is idle (cache-warm) and no other task of the batch
--- got it, else RL_CPU_ANY.
+-- got it, else RL_CPU_ANY. Every decision grants the fast path (g.FAST): a wake-up that
+-- finds an idle CPU runs there at once and the policy is told afterwards.
 --
 -- State carried across a hot reload (save/restore): vtime_now, the pid -> vruntime table,
 -- the FIFO counter.
@@ -29,6 +30,7 @@ local g = require "gthulhu.sched"
 local tonumber, type = tonumber, type
 
 local CPU_ANY = g.CPU_ANY
+local FAST = g.FAST
 local claim_idle_cpu = g.claim_idle_cpu
 local begin_batch = g.begin_batch
 local strategy_for = g.strategy_for
@@ -65,7 +67,7 @@ function P.schedule(tasks, n, out)
 		local pid = task.pid
 		local o = out[i]
 		o.pid = pid
-		o.flags = 0
+		o.flags = FAST   -- its next wake-ups may take the fast path (g.FAST)
 
 		local prio, slice = strategy_for(pid, task.tgid, slice_def)
 		o.slice_ns = slice

@@ -1,6 +1,7 @@
 -- The parts of gthulhu.sched the policies rely on.
 local H = require "helpers.sim"
 local g, ffi = H.g, H.ffi
+local bit = require "bit"
 
 local function bitmap(cpus)
 	local b = ffi.new("uint64_t[16]")
@@ -17,6 +18,19 @@ describe("gthulhu.sched", function()
 		assert.are.equal(4096, g.MAX_BATCH)
 		assert.are.equal(1024, g.MAX_CPUS)
 		assert.are.equal(ffi, g.ffi)
+		assert.are.equal(1, g.FAST)
+		assert.are.equal(2 ^ 30, g.PLACED)
+	end)
+
+	it("fast_path carries a slice cap in whole microseconds above bit 31", function()
+		local o = ffi.new("struct dispatched_task_ctx")
+		o.flags = g.fast_path(2.5e6)
+		assert.are.equal(1ULL + 2500ULL * 2 ^ 32, o.flags)
+		o.flags = g.fast_path(10)             -- below 1 us: 1 us
+		assert.are.equal(1ULL + 2 ^ 32, o.flags)
+		o.flags = g.fast_path(1e15)           -- above every slice: 2^20 us, still exact
+		assert.are.equal(1ULL + 2ULL ^ 52, o.flags)
+		assert.are.equal(1, tonumber(bit.band(o.flags, 1ULL)), "the grant bit survives")
 	end)
 
 	it("setup exposes ctx values and the clock", function()

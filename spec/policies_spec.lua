@@ -63,6 +63,7 @@ for _, name in ipairs({ "gthulhu", "simple" }) do
 				assert.are.equal(tb[i].pid, ob[i].pid)
 				assert.is_true(ob[i].vtime > 0, "vtime 0 without a priority strategy")
 				assert.is_true(ob[i].slice_ns > 0)
+				assert.are.equal(g.FAST, tonumber(ob[i].flags), "every decision grants the fast path")
 			end
 		end)
 

@@ -118,5 +118,25 @@ int main(void)
 			      "scanned", nr, cpu, bad, missing);
 		}
 	}
+	/* The fast path's slice: the decision's, or the smaller cap in the flags' high bits
+	 * (us), never above slice_max. */
+	CHECK(bounds_fast_slice(1, 4 * MS, 625 * MS) == 4 * MS, "no cap: the decision's slice");
+	CHECK(bounds_fast_slice(1 | (500ULL << 32), 4 * MS, 625 * MS) == 500000, "cap 500 us");
+	CHECK(bounds_fast_slice(1 | (9000ULL << 32), 4 * MS, 625 * MS) == 4 * MS, "a cap above the slice");
+	CHECK(bounds_fast_slice(1, 900 * MS, 625 * MS) == 625 * MS, "slice_max");
+
+	/* A fast-path placement runs at vtime_floor at least: with its stale vtime (here 0,
+	 * never decided, or one from long ago) keep_prev would keep it first, on its CPU,
+	 * against a waiter decided at the current vtime, until the wait bound. */
+	{
+		__u64 floor = 5000 * MS, waiter = floor - 1 * MS, ran = 4 * MS;
+
+		CHECK(bounds_placed_vtime(0, floor) == floor);
+		CHECK(bounds_placed_vtime(100 * MS, floor) == floor);
+		CHECK(bounds_placed_vtime(floor + 7, floor) == floor + 7, "a later vtime stays");
+		CHECK(bounds_placed_vtime(5, (__u64)-3) == 5, "wrap-safe: -3 is before 5");
+		CHECK(bounds_prev_vtime(bounds_placed_vtime(0, floor), ran, 100) > waiter,
+		      "a placed task that ran its slice is behind a waiter decided meanwhile");
+	}
 	return CHECK_DONE();
 }

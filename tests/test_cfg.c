@@ -304,7 +304,7 @@ static void test_defaults(void)
 	CHECK(!strcmp(c.policy, "policies/gthulhu.lua"), " ");
 	CHECK(c.slice_ns_default == 20000000, " ");
 	CHECK(c.slice_ns_min == 1000000, " ");
-	CHECK(!c.builtin_idle && !c.early_processing && !c.partial && !c.debug, " ");
+	CHECK(!c.builtin_idle && c.early_processing && !c.partial && !c.debug, " ");
 	CHECK(c.batch_max == 4096, " ");
 	CHECK(c.stall_timeout_ms == 1000, " ");
 	CHECK(c.watchdog_timeout_ms == 0, " ");

@@ -136,8 +136,16 @@ static void *watchdog_main(void *arg)
 				c->seen_cpu = prev && prev <= cpu ? prev : cpu;
 			}
 			/* CPU time since the sample before we saw the call (at most one tick too
-			 * much); wall time only without a CPU clock. */
-			uint64_t ran = cpu && cpu >= c->seen_cpu ? cpu - c->seen_cpu : g_now_ns() - start;
+			 * much), but never more than the wall time since the call began: when this
+			 * thread itself got no CPU for a while, that sample is old, and what the
+			 * scheduling thread ran before the call is not the call's (tests/
+			 * test_watchdog.c). Wall time only without a CPU clock. */
+			uint64_t wall = g_now_ns() - start;
+			uint64_t ran = cpu && cpu >= c->seen_cpu ? cpu - c->seen_cpu : wall;
+			if ((int64_t)wall < 0)
+				wall = 0;
+			if (ran > wall)
+				ran = wall;
 			/* Loading, init, save/restore run once, off the hot path, maybe on a slow
 			 * (emulated) machine: they get POL_SLOW_FACTOR times the limits. */
 			if (!__atomic_load_n(&c->hot, __ATOMIC_RELAXED)) {

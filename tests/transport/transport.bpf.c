@@ -4,7 +4,8 @@
  * the host's real transport and loop can be tested on a kernel without sched_ext.
  *
  *   produce: writes N queued_task_ctx records into `queued` exactly as ops.enqueue does,
- *            with values derived from the index (so the test can predict each decision).
+ *            with values derived from the index (so the test can predict each decision);
+ *            the first `quiet` of them as the fast path submits its told-only records.
  *   consume: drains `dispatched` with bpf_user_ringbuf_drain, as ops.dispatch does, and
  *            records every decision in `seen` (indexed by pid - pid_base), counting
  *            duplicates and strays.
@@ -52,7 +53,11 @@ int produce(struct produce_args *a)
 		__builtin_memset(r->comm, 0, sizeof(r->comm));
 		r->comm[0] = 't';
 		r->comm[1] = '0' + (i % 10);
-		bpf_ringbuf_submit(r, 0);
+		/* As the scheduler submits them: told-only records quietly, custody ones urgently. */
+		if (i < a->quiet)
+			rings_submit_quiet(r);
+		else
+			rings_submit_urgent(r, 0);
 		a->produced++;
 	}
 	return 0;

@@ -29,6 +29,8 @@ struct produce_args {
 	__u64 enq_base;
 	__u32 produced;
 	__u32 dropped;
+	__u32 quiet;      /* the first `quiet` records are submitted as the fast path's (no wake-up) */
+	__u32 pad;
 };
 
 struct consume_args {

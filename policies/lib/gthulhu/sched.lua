@@ -12,7 +12,13 @@
 --         out    `struct dispatched_task_ctx *`, room for ctx.batch_max entries.
 --                For each decision i in 0 .. m-1 set out[i].pid, .cpu (a CPU id or g.CPU_ANY
 --                for the shared queue), .slice_ns (0 = default slice), .vtime (0 = priority:
---                runs before every other task) and .flags. enq_cnt is filled in by the host.
+--                runs before every other task) and .flags (g.FAST or g.fast_path(ns): grant
+--                the task the fast path, below; 0: deny it). enq_cnt is filled in by the host.
+--         The fast path: a task granted it whose next wake-up finds an idle CPU it may use (or
+--         whose waker is about to sleep on a CPU it may use) runs there at once, in BPF, with
+--         the decision's slice (or the smaller one given to g.fast_path), without waiting for
+--         the policy; the policy then gets its record with RL_ENQ_PLACED set in .flags and no
+--         decision is sent for it. A policy that never grants it decides every wake-up.
 --         The host validates every decision (pid of this batch, not decided twice, CPU in
 --         range) and decides every task the policy left out itself (shared queue, the task's
 --         own vtime, default slice). An error in schedule() costs quality, never a task.
@@ -33,7 +39,7 @@
 --   (every CPU alone); idle = `const volatile uint64_t *` bitmap of MAX_CPUS/64 words, or nil;
 --   now = optional function returning ns (a simulator's virtual clock).
 --
--- API: g.CPU_ANY, g.MAX_BATCH, g.MAX_CPUS, g.ffi, g.ctx; g.setup(ctx); g.now(); g.nr_cpus();
+-- API: g.CPU_ANY, g.FAST, g.fast_path(slice_ns), g.PLACED, g.MAX_BATCH, g.MAX_CPUS, g.ffi, g.ctx; g.setup(ctx); g.now(); g.nr_cpus();
 --   g.slice_ns_default(); g.slice_ns_min(); g.cpu_idle(cpu); g.pick_idle_cpu(prev);
 --   g.begin_batch() then g.claim_idle_cpu(prev, may_migrate) per task (idle CPUs from a
 --   per-batch snapshot, each to one task); g.set_strategies(list); g.strategy(pid, tgid);
@@ -59,6 +65,18 @@ local g = {}
 
 g.ffi = ffi
 g.CPU_ANY = tonumber(C.RL_CPU_ANY)
+g.FAST = tonumber(C.RL_DISP_FAST)       -- decision flags: grant the fast path (decision's slice)
+g.PLACED = tonumber(C.RL_ENQ_PLACED)    -- task flags: BPF ran it on the fast path already
+local FAST_SLICE_UNIT = 2 ^ tonumber(C.RL_DISP_FAST_SLICE_SHIFT)
+
+-- Decision flags that grant the fast path with a slice of at most slice_ns there (rounded
+-- down to whole microseconds, within [1 us, 2^20 us]: above every slice BPF allows, and
+-- the flags stay exact in a Lua number).
+function g.fast_path(slice_ns)
+	local us = floor((tonumber(slice_ns) or 0) / 1000)
+	if us < 1 then us = 1 elseif us > 1048576 then us = 1048576 end
+	return g.FAST + us * FAST_SLICE_UNIT
+end
 g.MAX_BATCH = tonumber(C.MAX_BATCH)
 g.MAX_CPUS = tonumber(C.MAX_CPUS)
 
