@@ -131,6 +131,7 @@ volatile u64 nr_wakeup_preempts;    /* woken tasks whose decision preempted a la
 volatile u64 nr_host_wakes;         /* wake_batch: forced wake-ups of the host */
 volatile u64 nr_sync_wakeups;       /* fast-path wake-ups placed on the waker's CPU (or its idle sibling) */
 volatile u64 idle_mask[MAX_CPUS / 64]; /* idle-CPU hints for the policy */
+volatile u64 host_urgent_tid;       /* a host thread holding the policy's state (reload save()): host writes */
 
 struct user_exit_info uei;          /* exit info, read by the host after detach */
 
@@ -299,17 +300,22 @@ static __always_inline bool g_dsq_move(struct bpf_iter_scx_dsq *it, struct task_
 
 /* --- Helpers --------------------------------------------------------------------------- */
 /* The host's scheduling thread (its main thread: the run loop never leaves it). Only it
- * goes ahead of everything (SCHED_DSQ); the host's other threads (API connections, the
- * reload worker, the log writer, the recorder) are scheduled in-kernel like any task that
- * must not wait on the policy (is_host_helper). */
+ * goes ahead of everything (SCHED_DSQ), and the reload worker while it holds the running
+ * policy's state (host_urgent_tid: the batches get C decisions until it gives it back);
+ * the host's other threads (API connections, the reload worker otherwise, the log writer,
+ * the recorder) are scheduled in-kernel like any task that must not wait on the policy
+ * (is_host_helper). */
 static __always_inline bool is_host_task(const struct task_struct *p)
 {
-	return host_tgid && p->pid == host_tgid;
+	u64 urgent = host_urgent_tid;
+
+	return host_tgid && p->tgid == host_tgid &&
+	       (p->pid == host_tgid || (urgent && p->pid == (s32)urgent));
 }
 
 static __always_inline bool is_host_helper(const struct task_struct *p)
 {
-	return host_tgid && p->tgid == host_tgid && p->pid != host_tgid;
+	return host_tgid && p->tgid == host_tgid && !is_host_task(p);
 }
 
 static __always_inline bool comm_starts(const struct task_struct *p, const char *pfx, int n)
@@ -1177,7 +1183,7 @@ void BPF_STRUCT_OPS(gthulhu_running, struct task_struct *p)
 	u64 now = bpf_ktime_get_ns();
 
 	__sync_fetch_and_add(&nr_running, 1);
-	if (is_host_task(p)) {
+	if (host_tgid && p->pid == host_tgid) {   /* the scheduling thread only */
 		usersched_last_run_at = now;
 		host_last_cpu = scx_bpf_task_cpu(p);
 	}

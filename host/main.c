@@ -676,6 +676,8 @@ static int run_once(const struct opts *o, const char *policy, bool *restart, cha
 		goto cleanup;
 	}
 	pol_env_fill(&env, o->dry_run ? dryrun_idle_mask(&dry) : sched_idle_mask(&sch));
+	if (!o->dry_run)
+		env.urgent_tid = sched_urgent_tid(&sch);
 	if (pol_open(&pol, policy, &env, err, sizeof(err))) {
 		g_err("%s", err);
 		rc = EXIT_POLICY;

@@ -38,6 +38,11 @@ struct pol_env {
 	/* Virtual clock for g.now() (ns), read through this pointer at every call: the
 	 * simulator and replay pass their own time. NULL: CLOCK_MONOTONIC. */
 	const volatile uint64_t *clock;
+	/* Where the reload worker writes its thread id while it holds the running policy's
+	 * state (its save()) and clears it after: the BPF side then runs that thread ahead of
+	 * everything, like the scheduling thread, for as long as the batches get C decisions.
+	 * NULL: nowhere (simulator, tests). */
+	volatile uint64_t *urgent_tid;
 };
 
 struct pol_stats {

@@ -309,6 +309,7 @@ void sched_free(struct sched *s)
 }
 
 volatile uint64_t *sched_idle_mask(struct sched *s) { return (volatile uint64_t *)s->skel->bss->idle_mask; }
+volatile uint64_t *sched_urgent_tid(struct sched *s) { return (volatile uint64_t *)&s->skel->bss->host_urgent_tid; }
 volatile uint64_t *sched_heartbeat(struct sched *s) { return (volatile uint64_t *)&s->skel->bss->host_hb_ns; }
 
 bool sched_exited(const struct sched *s)

@@ -49,6 +49,8 @@ void sched_free(struct sched *s);
 
 /* Shared memory the host reads or writes without syscalls (valid after sched_open). */
 volatile uint64_t *sched_idle_mask(struct sched *s);
+/* The BPF side's host_urgent_tid (pol_env.urgent_tid). */
+volatile uint64_t *sched_urgent_tid(struct sched *s);
 volatile uint64_t *sched_heartbeat(struct sched *s);
 
 /* The kernel ejected or unregistered us: exit info recorded by ops.exit. */

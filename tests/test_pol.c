@@ -76,6 +76,7 @@ int g_verbose __attribute__((weak));
 
 static struct topo topo;
 static uint64_t idle_map[MAX_CPUS / 64];
+static volatile uint64_t urgent_tid;   /* pol_env.urgent_tid: the BPF side's, in a real run */
 
 static struct pol_env env_for(int batch_max)
 {
@@ -87,6 +88,7 @@ static struct pol_env env_for(int batch_max)
 		.topo = &topo,
 		.idle = idle_map,
 		.lib_dir = "policies/lib",
+		.urgent_tid = &urgent_tid,
 	};
 	return e;
 }
@@ -988,6 +990,11 @@ static void test_reload_save_on_worker(void)
 	}
 	CHECK(lent == 6 && bad == 0, "while save() runs: %d of 6 batches by the C decisions, %d bad",
 	      lent, bad);
+	/* While the worker holds the state, it says so (the BPF side runs it ahead of
+	 * everything then): its own thread id, not the scheduling thread's. */
+	CHECK(urgent_tid != 0 && urgent_tid != (uint64_t)me,
+	      "urgent_tid is %llu while save() runs on the worker (scheduling thread %d)",
+	      (unsigned long long)urgent_tid, (int)me);
 	CHECK(pol_reload_poll(p, err, sizeof(err)) == POL_RELOAD_BUILDING);
 	struct strat_entry e = { .pid = 103, .priority = false, .execution_time = 7777 };
 	CHECK(pol_set_strategies(p, &e, 1) == G_OK, "strategies while lent are kept");
@@ -1024,6 +1031,8 @@ static void test_reload_save_on_worker(void)
 		usleep(200);
 	}
 	CHECK(notold == 0, "after reclaim only the old policy decides (%d batches not)", notold);
+	CHECK(urgent_tid == 0, "urgent_tid still %llu after save() returned",
+	      (unsigned long long)urgent_tid);
 	CHECK(r == G_OK, "swap: %s", err);
 	CHECK(swap_sync_calls == 0, "the swap took %d locks / wake-ups", swap_sync_calls);
 	CHECK(bad == 0, "%d batches not fully decided during the reload", bad);

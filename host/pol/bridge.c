@@ -1156,6 +1156,8 @@ static void build_one(struct pol *p)
 		/* Take p->st: from st_want on the scheduling thread starts no call in it, so
 		 * this waits for the batch in progress at most (see pol_int.h). */
 		int st_free = POL_ST_FREE;
+		if (p->env.urgent_tid)   /* run ahead of everything while the batches wait on us */
+			*p->env.urgent_tid = (uint64_t)syscall(SYS_gettid);
 		__atomic_store_n(&p->st_want, 1, __ATOMIC_SEQ_CST);
 		while (!__atomic_compare_exchange_n(&p->st_owner, &st_free, POL_ST_WORKER, false,
 						    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
@@ -1174,6 +1176,8 @@ static void build_one(struct pol *p)
 		t0 = t1;
 		__atomic_store_n(&p->st_owner, POL_ST_FREE, __ATOMIC_RELEASE);
 		__atomic_store_n(&p->lend_done, 1, __ATOMIC_RELEASE);   /* p->st is back */
+		if (p->env.urgent_tid)
+			*p->env.urgent_tid = 0;
 		pthread_mutex_lock(&w->mu);                             /* for lend_wait() */
 		pthread_cond_broadcast(&w->cv);
 		pthread_mutex_unlock(&w->mu);

@@ -290,7 +290,14 @@ attach_common() { # POLICY
 	sleep 2
 	t2=$(now_ms); s2=$(sget nr_user_dispatches)
 	still_attached "under load"
-	local r1; r1=$(grep -c 'reloaded' $T/host.err)
+	# The reload is built on a worker thread that runs at normal weight beside the load
+	# (only its save() runs ahead of everything): wait for it, at most 20 s more.
+	local r1 i=0
+	r1=$(grep -c 'reloaded' $T/host.err)
+	while [ "$r1" -le "$r0" ] && [ $i -lt 20 ]; do
+		sleep 1; i=$((i + 1)); r1=$(grep -c 'reloaded' $T/host.err)
+	done
+	kv reload_wait_s $i
 	kv reloads $(( r1 - r0 ))
 	[ "$r1" -gt "$r0" ] || fail "the policy was not reloaded ($(grep -E 'reload' $T/host.err | tail -n 1))"
 	kv reload_c_tasks "$(sget nr_reload_c_tasks)"   # decided by C while save() ran on the worker
