@@ -125,12 +125,18 @@ static __always_inline __u64 bounds_fast_slice(__u64 flags, __u64 slice, __u64 s
 }
 
 /* The vtime a fast-path placement runs with: the task's last decided vtime (0 if it never
- * had one), brought up to vtime_floor, the newest vtime applied. At slice expiry keep_prev
+ * had one), pulled up to vtime_now - lag, where vtime_now is the vtime of the decided task
+ * that last started running (the policy's clock as BPF sees it) and lag the credit a
+ * sleeper may keep (slice_ns_default, as gthulhu.lua gives). At slice expiry keep_prev
  * compares it with the waiters' vtimes: a stale or zero one would keep the task first, on
- * its CPU, until the wait bound. Wrap-safe (vtimes are compared as signed distances). */
-static __always_inline __u64 bounds_placed_vtime(__u64 vtime, __u64 vtime_floor)
+ * its CPU, until the wait bound; this one for at most about `lag` of virtual time. And a
+ * waking task competes with the one running (wake-up preemption) at this vtime. Wrap-safe
+ * (vtimes are compared as signed distances). */
+static __always_inline __u64 bounds_placed_vtime(__u64 vtime, __u64 vtime_now, __u64 lag)
 {
-	return (__s64)(vtime_floor - vtime) > 0 ? vtime_floor : vtime;
+	__u64 lo = vtime_now > lag ? vtime_now - lag : 0;
+
+	return (__s64)(lo - vtime) > 0 ? lo : vtime;
 }
 
 /* How many other CPUs' DSQs one starvation scan looks through. */

@@ -136,6 +136,7 @@ volatile u64 host_urgent_tid;       /* a host thread holding the policy's state 
 struct user_exit_info uei;          /* exit info, read by the host after detach */
 
 static u64 vtime_floor;             /* newest vtime applied from the host */
+static u64 vtime_now;               /* largest vtime of a decided task that started running */
 static u64 pending_since;           /* when nr_pending last rose from 0 */
 static bool rescue_needed;
 static u64 starve_epoch;            /* bumped by the heartbeat: CPUs scan for starved tasks */
@@ -408,6 +409,20 @@ static __always_inline void update_nr_queued(void)
 	nr_queued = bpf_ringbuf_query(&queued, BPF_RB_AVAIL_DATA) / (sizeof(struct queued_task_ctx) + 8);
 }
 
+/* vtime_now = max(vtime_now, vt), atomically: CPUs start tasks concurrently. */
+static __always_inline void vtime_advance(u64 vt)
+{
+	u32 i;
+
+	bpf_for(i, 0, 4) {
+		u64 cur = vtime_now;
+
+		if ((s64)(vt - cur) <= 0 ||
+		    __sync_val_compare_and_swap(&vtime_now, cur, vt) == cur)
+			break;
+	}
+}
+
 /* --- Records to the host ---------------------------------------------------------------- */
 static __always_inline void fill_record(struct queued_task_ctx *r, struct task_struct *p,
 					const struct task_ctx *tctx, u64 flags)
@@ -440,9 +455,9 @@ static __always_inline void place_fast(struct task_struct *p, struct task_ctx *t
 	if (r)
 		fill_record(r, p, tctx, SCX_ENQ_WAKEUP | RL_ENQ_PLACED);
 	/* The placement stands for a decision: at slice expiry the task competes in vtime
-	 * order like a decided task (keep_prev), at the newest vtime applied (vtime_floor),
-	 * i.e. behind what the policy queued before it. A stale vtime (or 0, never decided)
-	 * would keep it first until the wait bound. */
+	 * order like a decided task (keep_prev), at its last vtime pulled up to the policy's
+	 * clock less one default slice of credit (bounds_placed_vtime). A stale vtime (or 0,
+	 * never decided) would keep it first until the wait bound. */
 	tctx->fresh = true;
 	tctx->decided = true;
 	tctx->slice = tctx->fast_slice;
@@ -450,7 +465,7 @@ static __always_inline void place_fast(struct task_struct *p, struct task_ctx *t
 	tctx->prio = false;
 	tctx->slice_left = 0;
 	tctx->woke = true;
-	p->scx.dsq_vtime = bounds_placed_vtime(p->scx.dsq_vtime, vtime_floor);
+	p->scx.dsq_vtime = bounds_placed_vtime(p->scx.dsq_vtime, vtime_now, slice_ns_default);
 	g_insert(p, dsq, tctx->fast_slice, enq_flags);
 	__sync_fetch_and_add(&nr_placed, 1);
 	if (!r) {
@@ -514,6 +529,8 @@ static s32 pick_idle_topo(struct task_struct *p, s32 prev_cpu)
 	}
 	return scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 }
+
+static __always_inline bool wakeup_beats(s32 cpu, u64 vt, u64 now);
 
 /* Do CPUs a and b share a last-level cache (the host's topology map)? */
 static __always_inline bool cpus_share_l3(s32 a, s32 b)
@@ -594,15 +611,25 @@ s32 BPF_STRUCT_OPS(gthulhu_select_cpu, struct task_struct *p, s32 prev_cpu, u64 
 	}
 	if (builtin_idle) {
 		cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
-		if (!is_idle)
-			return cpu;
 	} else {
 		cpu = pick_idle_topo(p, prev_cpu);
-		if (cpu < 0)
-			return prev_cpu;
+		is_idle = cpu >= 0;
 	}
-	place_fast(p, tctx, SCX_DSQ_LOCAL, 0);
-	return cpu;
+	if (is_idle) {
+		place_fast(p, tctx, SCX_DSQ_LOCAL, 0);
+		return cpu;
+	}
+	/* No idle CPU. scheduler.wakeup_preempt: run it now on prev_cpu all the same if it
+	 * comes first in vtime order there by more than a minimum slice (wakeup_beats), as
+	 * EEVDF's wake-up preemption does; the task running there keeps its decision and the
+	 * slice it has left (resume_preempted). */
+	if (wakeup_preempt && cpu_usable(p, prev_cpu) &&
+	    wakeup_beats(prev_cpu, bounds_placed_vtime(p->scx.dsq_vtime, vtime_now, slice_ns_default),
+			 bpf_ktime_get_ns())) {
+		place_fast(p, tctx, SCX_DSQ_LOCAL, SCX_ENQ_PREEMPT);
+		__sync_fetch_and_add(&nr_wakeup_preempts, 1);
+	}
+	return prev_cpu;
 }
 
 /* --- Enqueue: to user space, or kept in the kernel ------------------------------------- */
@@ -1192,6 +1219,8 @@ void BPF_STRUCT_OPS(gthulhu_running, struct task_struct *p)
 		note_running(p, tctx, now);
 	if (!tctx)
 		return;
+	if (tctx->decided && !tctx->prio && !(p->flags & PF_KTHREAD))
+		vtime_advance(p->scx.dsq_vtime);
 	tctx->run_start = now;
 	tctx->stint_slice = p->scx.slice;
 	if (tctx->fresh) {

@@ -125,18 +125,23 @@ int main(void)
 	CHECK(bounds_fast_slice(1 | (9000ULL << 32), 4 * MS, 625 * MS) == 4 * MS, "a cap above the slice");
 	CHECK(bounds_fast_slice(1, 900 * MS, 625 * MS) == 625 * MS, "slice_max");
 
-	/* A fast-path placement runs at vtime_floor at least: with its stale vtime (here 0,
-	 * never decided, or one from long ago) keep_prev would keep it first, on its CPU,
+	/* A fast-path placement runs at vtime_now - lag at least: with its stale vtime (here
+	 * 0, never decided, or one from long ago) keep_prev would keep it first, on its CPU,
 	 * against a waiter decided at the current vtime, until the wait bound. */
 	{
-		__u64 floor = 5000 * MS, waiter = floor - 1 * MS, ran = 4 * MS;
+		__u64 vnow = 5000 * MS, lag = 20 * MS, waiter = vnow, ran = 4 * MS;
 
-		CHECK(bounds_placed_vtime(0, floor) == floor);
-		CHECK(bounds_placed_vtime(100 * MS, floor) == floor);
-		CHECK(bounds_placed_vtime(floor + 7, floor) == floor + 7, "a later vtime stays");
-		CHECK(bounds_placed_vtime(5, (__u64)-3) == 5, "wrap-safe: -3 is before 5");
-		CHECK(bounds_prev_vtime(bounds_placed_vtime(0, floor), ran, 100) > waiter,
-		      "a placed task that ran its slice is behind a waiter decided meanwhile");
+		CHECK(bounds_placed_vtime(0, vnow, lag) == vnow - lag);
+		CHECK(bounds_placed_vtime(100 * MS, vnow, lag) == vnow - lag);
+		CHECK(bounds_placed_vtime(vnow - 7, vnow, lag) == vnow - 7, "within the lag: kept");
+		CHECK(bounds_placed_vtime(vnow + 7, vnow, lag) == vnow + 7, "a later vtime stays");
+		CHECK(bounds_placed_vtime(3, 10, lag) == 3, "vtime_now below the lag");
+		CHECK(bounds_placed_vtime(5, (__u64)-3, 1) == 5, "wrap-safe: -4 is before 5");
+		/* kept at most about the lag: after running lag of virtual time it is behind */
+		CHECK(bounds_prev_vtime(bounds_placed_vtime(0, vnow, lag), ran, 100) <= waiter,
+		      "a placed task still within its lag stays first");
+		CHECK(bounds_prev_vtime(bounds_placed_vtime(0, vnow, lag), lag + 1, 100) > waiter,
+		      "a placed task that ran past its lag is behind a waiter at vtime_now");
 	}
 	return CHECK_DONE();
 }
