@@ -1284,8 +1284,23 @@ void BPF_STRUCT_OPS(gthulhu_dequeue, struct task_struct *p, u64 deq_flags)
 
 s32 BPF_STRUCT_OPS(gthulhu_init_task, struct task_struct *p, struct scx_init_task_args *args)
 {
-	if (!bpf_task_storage_get(&task_ctx_stor, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
+	struct task_ctx *tctx, *ptctx;
+	struct task_struct *parent;
+
+	tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tctx)
 		return -ENOMEM;
+	/* A child inherits its parent's fast-path grant (the policy's word on the parent
+	 * until it decides the child itself): a fork storm's children do not each wait for a
+	 * round trip before their first run on an idle CPU. */
+	if (args->fork) {
+		parent = bpf_get_current_task_btf();
+		ptctx = bpf_task_storage_get(&task_ctx_stor, parent, 0, 0);
+		if (ptctx && !(p->flags & PF_KTHREAD)) {
+			tctx->fast = ptctx->fast;
+			tctx->fast_slice = ptctx->fast_slice;
+		}
+	}
 	return 0;
 }
 
