@@ -60,7 +60,7 @@ QEMU=${QEMU:-qemu-system-x86_64}
 ACCEL=${VM_ACCEL:-single}
 [ "$cmd" = bench ] && ACCEL=${VM_ACCEL:-multi}
 case $ACCEL in multi|single) ;; *) echo "vm: error: VM_ACCEL='$ACCEL': multi or single" >&2; exit 1 ;; esac
-WORKLOADS=(hog pinned sleeper pingpong storm progress scxwatch scxmon wakelat batch capdrop)
+WORKLOADS=(hog pinned sleeper pingpong storm progress scxwatch scxmon wakelat batch capdrop reqlat)
 BIN=${GTHULHU_BIN:-build/gthulhu-lua}
 # Kernel console lines that mean the guest kernel itself crashed (not a scheduler verdict).
 CRASH_RE='\[ *[0-9]+\.[0-9]+\] .*(Kernel panic|Oops|BUG: |general protection fault|invalid opcode:|kernel BUG)'
