@@ -16,15 +16,22 @@
 # busybox-static, build/gthulhu-lua with every library ldd lists (same paths), policies/,
 # config/, tests/vm/ and the workloads of tests/workloads/ (built here with gcc), all
 # under /g in the guest, plus Debian's hackbench (rt-tests) and stress-ng, and for `bench`
-# perf (linux-perf), each with its libraries. QEMU runs under TCG (no KVM needed) with -accel tcg,thread=single
-# (multi-threaded TCG oopsed now and then while sched_ext was being enabled).
+# perf (linux-perf), each with its libraries. QEMU runs under TCG (no KVM needed):
+#   VM_ACCEL=multi   -accel tcg,thread=multi: each vCPU on its own host thread, in parallel,
+#                    so a wake-up for another vCPU costs what it costs (default of `bench`)
+#   VM_ACCEL=single  -accel tcg,thread=single: every vCPU on one host thread, which flatters
+#                    a user-space scheduler's throughput and delays cross-CPU wake-ups
+#                    (default of `test`, `run` and `shell` for now)
+# QEMU 7.2's multi-threaded TCG oopsed the guest now and then while kernel text was patched
+# (enabling sched_ext); scripts/deps.sh installs QEMU >= 10. The accelerator and the QEMU
+# version go to the console log ("VM-HOST qemu=VERSION accel=MODE") and are printed.
 #
 # Exit status of `test`: 0 the guest finished (results are in the log), 3 boot timeout,
 # 4 guest kernel crash (panic/oops), 5 the guest did not finish in time, 1 setup error.
 # Env: VM_KERNEL_DIR (kernel to boot, default: scripts/kernel.sh's), GTHULHU_BIN (the scheduler binary, default build/gthulhu-lua), GTHULHU_BIN_B (a second one, bench A/B), VM_SMP (4; 2 for bench), VM_MEM (2048), VM_BOOT_TIMEOUT (90 s), SCENARIO_BUDGET (85 s per scenario;
 #      the stress_* scenarios have their own, STRESS_BUDGET, 240 s),
 #      VM_TIMEOUT (total, default boot + the scenarios' budgets + 30, at most 900 s; bench: VMBENCH_BUDGET + boot + 60),
-#      QEMU (qemu-system-x86_64).
+#      QEMU (qemu-system-x86_64), VM_ACCEL (multi|single, above).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -49,7 +56,11 @@ MEM=${VM_MEM:-2048}
 BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-90}
 BUDGET=${SCENARIO_BUDGET:-85}
 QEMU=${QEMU:-qemu-system-x86_64}
-WORKLOADS=(hog pinned sleeper pingpong storm progress scxwatch scxmon wakelat batch capdrop)
+# TCG threading (see the top): multi for the bench, single for the rest unless VM_ACCEL says.
+ACCEL=${VM_ACCEL:-single}
+[ "$cmd" = bench ] && ACCEL=${VM_ACCEL:-multi}
+case $ACCEL in multi|single) ;; *) echo "vm: error: VM_ACCEL='$ACCEL': multi or single" >&2; exit 1 ;; esac
+WORKLOADS=(hog pinned sleeper pingpong storm progress scxwatch scxmon wakelat batch capdrop reqlat)
 BIN=${GTHULHU_BIN:-build/gthulhu-lua}
 # Kernel console lines that mean the guest kernel itself crashed (not a scheduler verdict).
 CRASH_RE='\[ *[0-9]+\.[0-9]+\] .*(Kernel panic|Oops|BUG: |general protection fault|invalid opcode:|kernel BUG)'
@@ -174,6 +185,11 @@ kernel_dir() {
 	echo "$k"
 }
 
+# qemu_version: e.g. 10.0.2 (the first line of $QEMU --version).
+qemu_version() {
+	"$QEMU" --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9][0-9.]*\).*/\1/p' | head -n 1
+}
+
 # boot MODE SCENARIOS LOG: run QEMU; echo the console; watch for boot timeout, crashes and
 # the end of the guest's work. Returns the exit status described at the top.
 boot() {
@@ -187,12 +203,15 @@ boot() {
 	append="$append${EXTRA_APPEND:+ $EXTRA_APPEND}"
 	local pidf=$OUT/qemu.pid
 	rm -f "$pidf" "$log"
-	: > "$log"
-	say "booting $(cat "$k/version" 2>/dev/null || basename "$k") (-smp $SMP, TCG), mode=$mode${scen:+, scenarios=$scen}; limit ${total}s"
+	local qv; qv=$(qemu_version)
+	[ "$ACCEL" = multi ] && [ "${qv%%.*}" -lt 10 ] 2>/dev/null &&
+		say "warning: QEMU $qv with multi-threaded TCG oopsed the guest now and then (kernel text patching); scripts/deps.sh installs QEMU >= 10"
+	echo "VM-HOST qemu=${qv:-unknown} accel=$ACCEL smp=$SMP" > "$log"
+	say "booting $(cat "$k/version" 2>/dev/null || basename "$k") (-smp $SMP, QEMU ${qv:-?} TCG thread=$ACCEL), mode=$mode${scen:+, scenarios=$scen}; limit ${total}s"
 	local t0=$SECONDS
 	# (rc= ... || rc=$?: under set -e a failing QEMU would end the subshell before the echo)
 	( rc=0; timeout -k 5 "$total" "$QEMU" -smp "$SMP" -m "$MEM" -nographic -no-reboot \
-		-accel tcg,thread=single -kernel "$k/vmlinuz" -initrd "$OUT/initramfs.cpio" \
+		-accel tcg,thread=$ACCEL -kernel "$k/vmlinuz" -initrd "$OUT/initramfs.cpio" \
 		-append "$append" -pidfile "$pidf" < /dev/null 2>&1 || rc=$?; echo "VM-HOST qemu-exit=$rc" ) |
 		sed -u 's/\r$//; s/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1b[()][0-9A-Za-z]//g; s/\x1bc//g' >> "$log" &
 	local ppid=$! shown=0 ready=0 done_at=0 status=0 n
@@ -270,11 +289,12 @@ run)
 shell)
 	build_image
 	k=$(kernel_dir)
-	exec "$QEMU" -smp "$SMP" -m "$MEM" -nographic -no-reboot -accel tcg,thread=single \
+	say "QEMU $(qemu_version) TCG thread=$ACCEL"
+	exec "$QEMU" -smp "$SMP" -m "$MEM" -nographic -no-reboot -accel tcg,thread=$ACCEL \
 		-kernel "$k/vmlinuz" -initrd "$OUT/initramfs.cpio" \
 		-append "console=ttyS0 quiet panic=-1 gthulhu.mode=shell" ;;
 -h|--help|help)
-	sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' ;;
+	awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0" | sed 's/^# \{0,1\}//' ;;
 *)
 	die "unknown command '$cmd' (test, bench, run, shell, image, list)" ;;
 esac

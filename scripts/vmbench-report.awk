@@ -1,7 +1,13 @@
 # vmbench-report.awk - turns the console log of `scripts/vm.sh bench` (the BENCH* lines of
 # tests/vm/bench.sh) into build/vmbench/results.json and results.md. POSIX awk (Debian's
 # mawk works); no python needed on the build host.
-#   awk -v json=FILE -v md=FILE -v date=... -v commit=... -v cmd=... -v status=... -f vmbench-report.awk LOG
+#   awk -v json=FILE -v md=FILE -v date=... -v commit=... -v cmd=... -v status=... [-v crash_note=...] -f vmbench-report.awk LOG
+#
+# The emulator: scripts/vm.sh's first log line "VM-HOST qemu=VERSION accel=multi|single".
+# Host CPU per task: the host's CPU time (utime + stime) over the tasks it decided
+# (nr_tasks), both as deltas over a workload's runs; a block's figure sums its workloads'
+# deltas (so the start-up, policy load and BPF verification before the first workload,
+# seconds of CPU under TCG, are left out).
 #
 # Ratios: a scheduler's median / the mean of the two EEVDF blocks' medians (first and
 # last EEVDF block of the boot; one if only one exists). "better" says which way is good.
@@ -57,6 +63,7 @@ function vmax(str,    n) { n = sort_vals(str); return n ? S[n] : "" }
 BEGIN { nb = 0; nrow = 0 }
 { sub(/\r$/, "") }
 /^GUEST-READY kernel=/ { delete A; kvparse($0, A); kernel = A["kernel"]; cpus = A["cpus"] }
+/^VM-HOST qemu=/ { delete A; kvparse($0, A); qemu = A["qemu"]; accel = A["accel"] }
 /^BENCH-CONFIG / { config = substr($0, 14) }
 /^BENCH-BLOCK-BEGIN / {
 	delete A; kvparse($0, A)
@@ -117,7 +124,33 @@ function host_json(b, w,    kb, ke, n, i, k, out, B, E, dt, db) {
 	dt = E["nr_tasks"] - B["nr_tasks"]; db = E["nr_batches"] - B["nr_batches"]
 	return "{\"delta\": {" out "}, \"tasks_per_batch\": " (db > 0 ? sprintf("%.2f", dt / db) : "null") \
 		", \"max_batch\": " jnum(E["max_batch"]) ", \"attached\": " (((b SUBSEP w) in att) ? att[b SUBSEP w] + 0 : "null") \
-		", \"host_cpu_ms\": " ((B["host_cpu_ms"] >= 0 && E["host_cpu_ms"] >= 0) ? E["host_cpu_ms"] - B["host_cpu_ms"] : "null") "}"
+		", \"host_cpu_ms\": " ((B["host_cpu_ms"] >= 0 && E["host_cpu_ms"] >= 0) ? E["host_cpu_ms"] - B["host_cpu_ms"] : "null") \
+		", \"host_cpu_us_per_task\": " jnum(wl_us_task(b, w)) "}"
+}
+# us_task CPU_MS TASKS: host CPU microseconds per task decided, "" when not defined.
+function us_task(ms, n) { return (isnum(ms) && ms >= 0 && isnum(n) && n > 0) ? sprintf("%.2f", ms * 1000 / n) : "" }
+# wl_us_task(B, W): host CPU us per task over workload W's runs in block B ("" if unknown).
+function wl_us_task(b, w,    kb, ke) {
+	kb = b SUBSEP w SUBSEP "begin"; ke = b SUBSEP w SUBSEP "end"
+	if (!(kb in hline) || !(ke in hline)) return ""
+	delete WB; delete keys; kvparse(hline[kb], WB)
+	delete WE; delete keys; kvparse(hline[ke], WE)
+	if (!(WB["host_cpu_ms"] >= 0 && WE["host_cpu_ms"] >= 0)) return ""
+	WL_MS = WE["host_cpu_ms"] - WB["host_cpu_ms"]; WL_N = WE["nr_tasks"] - WB["nr_tasks"]
+	return us_task(WL_MS, WL_N)
+}
+# blk_us_task(B): block B's figure, over the workloads whose begin and end were both seen
+# with the same host (a workload across a restart has fewer tasks at its end: left out).
+function blk_us_task(b,    i, w, ms, n, seen) {
+	ms = 0; n = 0
+	for (i = 1; i <= nwm; i++) {
+		split(wmorder[i], P2, SUBSEP); w = P2[1]
+		if (w in seen) continue
+		seen[w] = 1
+		if (wl_us_task(b, w) == "" || WL_MS < 0 || WL_N <= 0) continue
+		ms += WL_MS; n += WL_N
+	}
+	return us_task(ms, n)
 }
 
 END {
@@ -161,8 +194,9 @@ END {
 	}
 
 	# ------------------------------------------------------------ JSON
-	printf "{\n  \"date\": %s,\n  \"commit\": %s,\n  \"command\": %s,\n  \"kernel\": %s,\n  \"vcpus\": %s,\n  \"status\": %s,\n  \"complete\": %s,\n  \"config\": %s,\n", \
-		jstr(date), jstr(commit), jstr(cmd), jstr(kernel), jnum(cpus), jstr(status), done ? "true" : "false", jstr(config) > json
+	printf "{\n  \"date\": %s,\n  \"commit\": %s,\n  \"command\": %s,\n  \"kernel\": %s,\n  \"vcpus\": %s,\n  \"qemu\": %s,\n  \"accel\": %s,\n  \"crash_note\": %s,\n  \"status\": %s,\n  \"complete\": %s,\n  \"config\": %s,\n", \
+		jstr(date), jstr(commit), jstr(cmd), jstr(kernel), jnum(cpus), jstr(qemu), jstr(accel), (crash_note == "" ? "null" : jstr(crash_note)), \
+		jstr(status), done ? "true" : "false", jstr(config) > json
 	printf "  \"drift\": {" > json
 	sep = ""
 	for (i = 1; i <= nwm; i++) if (wmorder[i] in drift) {
@@ -180,9 +214,9 @@ END {
 			st = st (st == "" ? "" : ", ") jstr(k) ": " (isnum(E[k]) ? E[k] + 0 : jstr(E[k]))
 		}
 		tpb = (E["nr_batches"] > 0) ? sprintf("%.2f", E["nr_tasks"] / E["nr_batches"]) : "null"
-		printf "    {\"block\": %d, \"sched\": %s, \"ended\": %s, \"attached\": %s, \"restarts\": %s, \"attach_ms\": %s, \"host_cpu_ms\": %s, \"host_rc\": %s, \"secs\": %s, \"exit\": %s, \"tasks_per_batch\": %s, \"stats\": {%s}}%s\n", \
+		printf "    {\"block\": %d, \"sched\": %s, \"ended\": %s, \"attached\": %s, \"restarts\": %s, \"attach_ms\": %s, \"host_cpu_ms\": %s, \"host_cpu_us_per_task\": %s, \"host_rc\": %s, \"secs\": %s, \"exit\": %s, \"tasks_per_batch\": %s, \"stats\": {%s}}%s\n", \
 			b, jstr(sched[b]), (b in bend) ? "true" : "false", jnum(E["attached"]), jnum(E["restarts"]), jnum(E["attach_ms"]), jnum(E["host_cpu_ms"]), \
-			jnum(E["host_rc"]), jnum(E["secs"]), jstr(E["exit"]), tpb, st, i < nb ? "," : "" > json
+			jnum(blk_us_task(b)), jnum(E["host_rc"]), jnum(E["secs"]), jstr(E["exit"]), tpb, st, i < nb ? "," : "" > json
 	}
 	printf "  ],\n  \"results\": [\n" > json
 	first = 1
@@ -213,8 +247,9 @@ END {
 	# ------------------------------------------------------------ Markdown
 	ns = 0
 	for (i = 1; i <= nb; i++) { b = border[i]; if (sched[b] != "eevdf" && sched[b] != "warmup") sx[++ns] = b }
-	printf "%s, commit %s, kernel %s, %s vCPUs (QEMU TCG), `%s`%s\n\n", date, commit, kernel, cpus, cmd, \
-		(status == "ok" && done) ? "" : " -- INCOMPLETE RUN: " status > md
+	printf "%s, commit %s, kernel %s, %s vCPUs (QEMU %s TCG thread=%s), `%s`%s%s\n\n", date, commit, kernel, cpus, \
+		(qemu == "" ? "?" : qemu), (accel == "" ? "?" : accel), cmd, \
+		(status == "ok" && done) ? "" : " -- INCOMPLETE RUN: " status, (crash_note == "" ? "" : " -- " crash_note) > md
 	hdr = "| workload | metric | better | EEVDF median (first / last) | drift last/first |"
 	sep = "|---|---|---|---|---|"
 	for (i = 1; i <= ns; i++) { hdr = hdr " " sched[sx[i]] " ratio (min-max) |"; sep = sep "---|" }
@@ -256,10 +291,10 @@ END {
 	}
 	print line > md
 	print "" > md
-	print "Ratios: median / mean of the two EEVDF blocks' medians; below 1 is better for \"lower\", above 1 for \"higher\". `>=`: a run hit its time limit (the real figure is larger). DETACHED: the scheduler was ejected (or its host exited) during that workload; it is started again before the next one. Host figures come from the host's 1 s `stats:` lines (up to 1 s off at a workload's edges); host CPU and counters of the table below are those of the block's last host process when it restarted." > md
+	print "Ratios: median / mean of the two EEVDF blocks' medians; below 1 is better for \"lower\", above 1 for \"higher\". `>=`: a run hit its time limit (the real figure is larger). DETACHED: the scheduler was ejected (or its host exited) during that workload; it is started again before the next one. Host figures come from the host's 1 s `stats:` lines (up to 1 s off at a workload's edges); host CPU and counters of the table below are those of the block's last host process when it restarted. Host CPU µs/task: the host's CPU time over the tasks it decided during the workloads (its start-up, policy load and the BPF verifier left out)." > md
 	print "" > md
-	print "| sched_ext block | attached whole block (restarts) | attach ms | host CPU s | batches | tasks | tasks/batch | max batch | other non-zero counters (last stats line) | exit |" > md
-	print "|---|---|---|---|---|---|---|---|---|---|" > md
+	print "| sched_ext block | attached whole block (restarts) | attach ms | host CPU s | host CPU µs/task | batches | tasks | tasks/batch | max batch | other non-zero counters (last stats line) | exit |" > md
+	print "|---|---|---|---|---|---|---|---|---|---|---|" > md
 	for (i = 1; i <= ns; i++) {
 		b = sx[i]
 		delete E; delete keys; n = kvparse(bend[b], E)
@@ -269,15 +304,17 @@ END {
 			if (k ~ /^(block|sched|attached|attach_ms|host_cpu_ms|host_rc|secs|exit|restarts|nr_batches|nr_tasks|max_batch|nr_online_cpus|nr_queued|nr_scheduled|nr_running|nr_pending)$/) continue
 			if (isnum(E[k]) && E[k] != 0) other = other (other == "" ? "" : " ") k "=" E[k]
 		}
-		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sched[b], \
+		c = blk_us_task(b)
+		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sched[b], \
 			(b in bend) ? (E["attached"] == 1 ? "yes" : "NO (" (E["restarts"] + 0) ")") : "block did not end", E["attach_ms"], \
-			(isnum(E["host_cpu_ms"]) && E["host_cpu_ms"] >= 0 ? sprintf("%.1f", E["host_cpu_ms"] / 1000) : "-"), \
+			(isnum(E["host_cpu_ms"]) && E["host_cpu_ms"] >= 0 ? sprintf("%.1f", E["host_cpu_ms"] / 1000) : "-"), (c == "" ? "-" : fmt(c)), \
 			E["nr_batches"], E["nr_tasks"], (E["nr_batches"] > 0) ? sprintf("%.2f", E["nr_tasks"] / E["nr_batches"]) : "-", \
 			E["max_batch"], other, E["exit"] > md
 	}
 	print "" > md
-	# Per workload: tasks per batch and host CPU seconds (deltas over that workload's runs).
-	hdr = "| host per workload: tasks/batch, host CPU s |"; sep = "|---|"
+	# Per workload: tasks per batch, host CPU seconds and host CPU us per task (deltas over
+	# that workload's runs).
+	hdr = "| host per workload: tasks/batch, host CPU s, host CPU µs/task |"; sep = "|---|"
 	for (i = 1; i <= ns; i++) { hdr = hdr " " sched[sx[i]] " |"; sep = sep "---|" }
 	print hdr > md; print sep > md
 	for (i = 1; i <= nwm; i++) {
@@ -291,8 +328,10 @@ END {
 			delete B; delete keys; kvparse(hline[kb], B)
 			delete E; delete keys; kvparse(hline[ke], E)
 			db = E["nr_batches"] - B["nr_batches"]
+			c = wl_us_task(b, w)
 			line = line " " (db > 0 ? sprintf("%.2f", (E["nr_tasks"] - B["nr_tasks"]) / db) : "-") ", " \
-				((B["host_cpu_ms"] >= 0 && E["host_cpu_ms"] >= 0) ? sprintf("%.1f", (E["host_cpu_ms"] - B["host_cpu_ms"]) / 1000) : "-") " |"
+				((B["host_cpu_ms"] >= 0 && E["host_cpu_ms"] >= 0) ? sprintf("%.1f", (E["host_cpu_ms"] - B["host_cpu_ms"]) / 1000) : "-") ", " \
+				(c == "" ? "-" : fmt(c)) " |"
 		}
 		print line > md
 	}

@@ -15,8 +15,9 @@
 # VMBENCH_NAME="a b"; scripts/vm.sh bench passes the host's VMBENCH_* variables that way):
 #   VMBENCH_SCHEDS     sched_ext blocks, in order (default "gthulhu simple"): a name is
 #                      policies/NAME.lua, anything else a policy path under /g
-#   VMBENCH_WORKLOADS  subset of: hackbench_pipe hackbench_sock wakelat storm batch pingpong
-#                      perf_messaging perf_pipe stressng (default: all; perf_* need perf)
+#   VMBENCH_WORKLOADS  subset of: hackbench_pipe hackbench_sock wakelat reqlat storm batch
+#                      pingpong pingpong2 perf_messaging perf_pipe stressng (default: all;
+#                      perf_* need perf)
 #   VMBENCH_RUNS       runs per workload per block (default 3; stressng: VMBENCH_STRESS_RUNS, 1)
 #   VMBENCH_TIMEOUT    seconds one run may take before it is killed (default 30)
 #   VMBENCH_BUDGET     seconds for the whole guest part (default 840); each sched_ext block
@@ -24,6 +25,9 @@
 #   VMBENCH_WARMUP     workloads of the warm-up block (default "hackbench_pipe hackbench_sock batch")
 #   VMBENCH_HOST_ARGS  extra options for gthulhu-lua (e.g. "-c config/x.yaml")
 #   VMBENCH_STRESS_SECS  length of the stress-ng run (default 10)
+#   VMBENCH_TEST_PANIC=1 panic the guest kernel (sysrq c) after the first EEVDF block unless
+#                      VMBENCH_RETRY is set: the test of scripts/vmbench.sh's crash retry
+#   VMBENCH_RETRY      set by scripts/vmbench.sh in the boot that reruns a crashed one
 #
 # Output, on the console (scripts/vmbench.sh parses it into build/vmbench/results.*):
 #   BENCH-BLOCK-BEGIN block=B sched=S
@@ -43,7 +47,7 @@
 GUEST_SH_LIB=1 . /g/tests/vm/guest.sh
 
 SCHEDS=${VMBENCH_SCHEDS-gthulhu simple}
-ALL_WL="hackbench_pipe hackbench_sock wakelat storm batch pingpong perf_messaging perf_pipe stressng"
+ALL_WL="hackbench_pipe hackbench_sock wakelat reqlat storm batch pingpong pingpong2 perf_messaging perf_pipe stressng"
 WLS=${VMBENCH_WORKLOADS:-$ALL_WL}
 RUNS=${VMBENCH_RUNS:-3}
 STRESS_RUNS=${VMBENCH_STRESS_RUNS:-1}
@@ -60,6 +64,7 @@ PP_SECS=${VMBENCH_PP_SECS:-3}
 PM_LOOPS=${VMBENCH_PM_LOOPS:-100}
 PP_LOOPS=${VMBENCH_PPIPE_LOOPS:-10000}
 WAKE_SECS=${VMBENCH_WAKE_SECS:-5}
+REQ_SECS=${VMBENCH_REQ_SECS:-5}
 # start_host's own kill limit (BUDGET + 30 s) must outlast a whole block.
 BUDGET=$BENCH_BUDGET
 T0=$(now_ms)
@@ -133,6 +138,19 @@ wl_wakelat() {
 	[ -n "$(val $OUTF p99_us)" ] || efail "no WL line"
 }
 
+# Request/response: 2 message threads x 4 workers, 50 us bursts (tests/workloads/reqlat.c).
+wl_reqlat() {
+	bounded $TMO $OUTF $W/reqlat --name reqlat -d $REQ_SECS --msg 2 --workers 4 --burst-us 50
+	ran_ok "" || return
+	local m v
+	for m in p50_us p99_us; do
+		v=$(val $OUTF $m)
+		[ -n "$v" ] && emit $m $v lower
+	done
+	v=$(val $OUTF rps); [ -n "$v" ] && emit rps $v higher
+	[ -n "$(val $OUTF p99_us)" ] || efail "no WL line"
+}
+
 wl_storm() {
 	bounded $TMO $OUTF $W/storm --name storm -n $STORM_N --exec /bin/true -d $TMO
 	ran_ok time_s || return
@@ -147,6 +165,12 @@ wl_batch() {
 
 wl_pingpong() {
 	bounded $TMO $OUTF $W/pingpong --name pingpong -n 100000000 -d $PP_SECS
+	ran_ok "" || return
+	emit rate_per_s $(val $OUTF rate_per_s) higher
+}
+# Two pairs at once: 4 processes on the 2 vCPUs (rate summed over the pairs).
+wl_pingpong2() {
+	bounded $TMO $OUTF $W/pingpong --name pingpong2 --pairs 2 -n 100000000 -d $PP_SECS
 	ran_ok "" || return
 	emit rate_per_s $(val $OUTF rate_per_s) higher
 }
@@ -326,12 +350,16 @@ block() {
 
 # The guest's kernel messages of sched_ext (ejections) are on the console already
 # (printk level 4). Print the setup so the log says what ran.
-echo "BENCH-CONFIG scheds=\"$SCHEDS\" workloads=\"$WLS\" runs=$RUNS timeout=$TMO budget=$BENCH_BUDGET warmup=\"$WARMUP\" cpus=$NCPU kernel=$(uname -r) hb_loops=$HB_LOOPS hb_sock_loops=$HB_SOCK_LOOPS storm_n=$STORM_N batch_mloops=$BATCH_MLOOPS perf=$(have perf && echo 1 || echo 0) stress_ng=$(have stress-ng && echo 1 || echo 0) hackbench=$(have hackbench && echo 1 || echo 0)"
+echo "BENCH-CONFIG scheds=\"$SCHEDS\" workloads=\"$WLS\" runs=$RUNS timeout=$TMO budget=$BENCH_BUDGET warmup=\"$WARMUP\" cpus=$NCPU kernel=$(uname -r) hb_loops=$HB_LOOPS hb_sock_loops=$HB_SOCK_LOOPS storm_n=$STORM_N batch_mloops=$BATCH_MLOOPS pp_secs=$PP_SECS req_secs=$REQ_SECS perf=$(have perf && echo 1 || echo 0) stress_ng=$(have stress-ng && echo 1 || echo 0) hackbench=$(have hackbench && echo 1 || echo 0)"
 SX_DEADLINE=999999999
 b=0
 if [ -n "$WARMUP" ]; then block $b warmup "$WARMUP" 1; b=$((b + 1)); fi
 te=$(now_ms)
 block $b eevdf "$WLS" $RUNS; b=$((b + 1))
+if [ -n "$VMBENCH_TEST_PANIC" ] && [ -z "$VMBENCH_RETRY" ]; then
+	echo "BENCH-TEST-PANIC: panicking the guest kernel on purpose (VMBENCH_TEST_PANIC)"
+	sync; echo c > /proc/sysrq-trigger; sleep 5
+fi
 eevdf_ms=$(( $(now_ms) - te ))
 # Keep 1.25x the first EEVDF block's time (and 30 s for detaching) for the last one (seen:
 # the last EEVDF block took 0.85-1.2x the first); the sched_ext blocks share the rest:

@@ -319,6 +319,40 @@ attach_common() { # POLICY
 sc_attach_gthulhu() { attach_common policies/gthulhu.lua; }
 sc_attach_simple() { attach_common policies/simple.lua; }
 
+# attach_loop (not in the default list): ATTACH_LOOP_N (5) attaches, gthulhu.lua and
+# simple.lua in turn, each with a second of load (hogs, a process storm) before a clean
+# detach. For measuring how often the emulator crashes the guest while sched_ext is
+# enabled (`VM_ACCEL=multi scripts/vm.sh test attach_loop attach_loop ...`): the console
+# shows "attach_loop: attach N ok" per attach; a guest crash ends the boot.
+sc_attach_loop() {
+	local i=1 n=${ATTACH_LOOP_N:-5} pol ok=0
+	while [ $i -le $n ]; do
+		pol=policies/simple.lua; [ $((i % 2)) = 1 ] && pol=policies/gthulhu.lua
+		start_host $pol || break
+		wait_attach 60 || break
+		wl "h$i" hog --name loop_hog -d 1
+		wl "s$i" storm --name loop_storm -n 50 --exec /bin/true
+		wl_wait
+		NO_INVARIANTS=1 stop_host
+		[ -z "$FAILS" ] || break
+		ok=$((ok + 1)); echo "  - attach_loop: attach $i ok ($pol)"
+		i=$((i + 1))
+	done
+	kv attaches $ok
+}
+
+# panic_once (not in the default list): a deliberate guest kernel panic (sysrq c) in the
+# first boot, PASS in the boot that tests/vm/run.sh retries it in (gthulhu.retry=1 on the
+# kernel command line): the test of the suite's crash handling.
+sc_panic_once() {
+	if [ -n "$VM_RETRY" ]; then log "retry boot: no panic"; kv retry 1; return; fi
+	log "panicking the guest kernel on purpose (echo c > /proc/sysrq-trigger)"
+	sync
+	echo c > /proc/sysrq-trigger
+	sleep 5
+	fail "the guest kernel did not panic on sysrq c"
+}
+
 sc_weights() {
 	start_host policies/gthulhu.lua || return
 	wait_attach 60 || return

@@ -8,6 +8,8 @@
 #   gthulhu.mode=none                            boot check only (prints GUEST-READY)
 #   gthulhu.bench_NAME=a,b                       exported as VMBENCH_NAME="a b" (bench knobs)
 #   gthulhu.budget=SECONDS                       time limit of each scenario (default 75)
+#   gthulhu.retry=1                              this boot retries scenarios after a guest
+#                                                kernel crash (tests/vm/run.sh): VM_RETRY=1
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -31,6 +33,7 @@ for a in $(cat /proc/cmdline); do
 	gthulhu.scenarios=*) scen=${a#gthulhu.scenarios=} ;;
 	gthulhu.budget=*) export SCENARIO_BUDGET=${a#gthulhu.budget=} ;;
 	gthulhu.budgets=*) export SCENARIO_BUDGETS=${a#gthulhu.budgets=} ;;
+	gthulhu.retry=*) export VM_RETRY=${a#gthulhu.retry=} ;;
 	gthulhu.bench_*=*)
 		k=${a%%=*}; k=$(echo ${k#gthulhu.bench_} | tr a-z A-Z)
 		export "VMBENCH_$k=$(echo "${a#*=}" | tr , ' ')" ;;

@@ -55,20 +55,6 @@ static void *sleeper(void *arg)
 	return NULL;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct(const uint64_t *v, size_t n, double p)
-{
-	if (!n)
-		return 0;
-	size_t i = (size_t)(p * (double)n);
-	return (double)v[i < n ? i : n - 1] / 1000.0;
-}
-
 int main(int argc, char **argv)
 {
 	struct wl_common c = { .duration = 5 };
@@ -144,11 +130,11 @@ int main(int argc, char **argv)
 			all[k++] = s[i].late[j];
 			sum += s[i].late[j];
 		}
-	qsort(all, total, sizeof(*all), cmp_u64);
+	qsort(all, total, sizeof(*all), wl_cmp_u64);
 	printf("WL wakelat name=%s threads=%ld hogs=%ld count=%zu missed=%zu mean_us=%.1f p50_us=%.1f "
 	       "p99_us=%.1f p999_us=%.1f max_us=%.1f\n",
 	       wl_comm(), nthreads, nhogs, total, missed, total ? (double)sum / (double)total / 1000.0 : 0.0,
-	       pct(all, total, 0.50), pct(all, total, 0.99), pct(all, total, 0.999),
+	       wl_pct(all, total, 0.50), wl_pct(all, total, 0.99), wl_pct(all, total, 0.999),
 	       total ? (double)all[total - 1] / 1000.0 : 0.0);
 	return total ? 0 : 1;
 }

@@ -185,4 +185,19 @@ static inline void wl_report_burn(const char *kind, double secs, uint64_t cpu_ns
 	fflush(stdout);
 }
 
+/* Latency samples (ns): sort them with qsort(v, n, sizeof(*v), wl_cmp_u64), then
+ * wl_pct(v, n, 0.99) is the 99th percentile in microseconds (0 when there is none). */
+static inline int wl_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+static inline double wl_pct(const uint64_t *v, size_t n, double p)
+{
+	if (!n)
+		return 0;
+	size_t i = (size_t)(p * (double)n);
+	return (double)v[i < n ? i : n - 1] / 1000.0;
+}
+
 #endif
