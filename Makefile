@@ -53,17 +53,18 @@ ARCH := $(shell uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(G) -Ibpf -Wno-missing-declarations \
 	      -Wno-compare-distinct-pointer-types -Wno-microsoft-anon-tag
 
-# Host modules shared by the binary and the C tests; main.c and sched_bpf.c are the binary's.
+# Host modules shared by the binary and the C tests; BIN_OBJS are the binary's alone
+# (main.c, run.c, stats.c: they call sched_bpf.c, dryrun.c and the API).
 POL_SRCS  := host/pol/bridge.c host/pol/guard.c host/pol/validate.c host/pol/watchdog.c
-LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/loop.c host/xport.c host/stats.c host/log.c) $(POL_SRCS)
+LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/loop.c host/xport.c host/log.c) $(POL_SRCS)
 # The simulator and record/replay (host/sim/, host/rec/).
 LIB_SRCS  += $(wildcard host/sim/*.c host/rec/*.c)
 LIB_OBJS  := $(LIB_SRCS:host/%.c=$(B)/obj/%.o)
 # host/api/: the HTTP API and the decision-maker client (binary only).
 API_SRCS  := $(wildcard host/api/*.c)
 API_OBJS  := $(API_SRCS:host/api/%.c=$(B)/obj/api/%.o)
-BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o $(B)/obj/dryrun.o $(B)/obj/version.o $(B)/obj/paths.o \
-	     $(B)/obj/watch.o $(API_OBJS)
+BIN_OBJS  := $(B)/obj/main.o $(B)/obj/run.o $(B)/obj/stats.o $(B)/obj/sched_bpf.o $(B)/obj/dryrun.o \
+	     $(B)/obj/version.o $(B)/obj/paths.o $(B)/obj/watch.o $(API_OBJS)
 GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
 
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
