@@ -200,11 +200,15 @@ static int run_check(const char *policy)
 	return rc;
 }
 
+/* Staged startup, one teardown: every stage's undo is NULL-safe (or safe on what was never
+ * set up), so every exit after the command line goes through cleanup: in reverse order. */
 int main(int argc, char **argv)
 {
 	struct opts o;
 	const char *policy;
 	char err[4096];
+	char *carry = NULL;
+	size_t carry_len = 0;
 	bool restart;
 	int rc;
 
@@ -221,14 +225,16 @@ int main(int argc, char **argv)
 	cfg_defaults(&g_host.cfg);
 	if (o.cfg_file && cfg_load_file(&g_host.cfg, o.cfg_file, stderr, err, sizeof(err))) {
 		fprintf(stderr, "gthulhu-lua: config error: %s\n", err);
-		return EXIT_CONFIG;
+		rc = EXIT_CONFIG;
+		goto cleanup;
 	}
 	if (g_verbose >= 1)
 		cfg_dump(&g_host.cfg, stderr);
 	policy = o.policy ? o.policy : g_host.cfg.policy;
 	if (!policy[0]) {
 		g_err("no policy given (argument or scheduler.policy); try --help");
-		return EXIT_USAGE;
+		rc = EXIT_USAGE;
+		goto cleanup;
 	}
 	if (access(policy, R_OK)) {
 		/* The config's policy (a relative default) outside a checkout: the installed one. */
@@ -237,7 +243,8 @@ int main(int argc, char **argv)
 
 		if (o.policy || !path_find_data(policy, installed, sizeof(installed))) {
 			g_err("policy %s: %s", policy, strerror(e));
-			return EXIT_POLICY;
+			rc = EXIT_POLICY;
+			goto cleanup;
 		}
 		g_info("policy %s not in %s: using the installed %s", policy, "the current directory",
 		       installed);
@@ -248,26 +255,25 @@ int main(int argc, char **argv)
 	    dryrun_open(&g_host.dry, &g_host.cfg, g_host.topo.nr_cpus, err, sizeof(err))) {
 		fprintf(stderr, "gthulhu-lua: config error: %s: %s\n",
 			g_host.cfg.file[0] ? g_host.cfg.file : "config", err);
-		return EXIT_CONFIG;
+		rc = EXIT_CONFIG;
+		goto cleanup;
 	}
 	if (strat_init(&g_host.strat, g_host.cfg.strategies, g_host.cfg.nr_strategies,
 		       g_host.dry.tasks ? dryrun_proc_root(&g_host.dry) : "/proc", err, sizeof(err))) {
 		fprintf(stderr, "gthulhu-lua: config error: %s\n", err);
-		dryrun_close(&g_host.dry);
-		return EXIT_CONFIG;
+		rc = EXIT_CONFIG;
+		goto cleanup;
 	}
 
 	if (o.check) {
 		rc = run_check(policy);
-		strat_free(&g_host.strat);
-		return rc;
+		goto cleanup;
 	}
 
 	rc = o.dry_run ? 0 : sched_preflight(err, sizeof(err));
 	if (rc) {
 		g_err("%s", err);
-		strat_free(&g_host.strat);
-		return rc;
+		goto cleanup;
 	}
 	libbpf_set_print(libbpf_print);
 	/* Before any thread exists (the log writer, the API's, the recorder's): the signal
@@ -275,18 +281,13 @@ int main(int argc, char **argv)
 	 * thread started earlier took SIGHUP with its default action: the process died. */
 	if (run_open(err, sizeof(err)) || log_start(err, sizeof(err))) {
 		g_err("%s", err);
-		run_close();
-		strat_free(&g_host.strat);
-		dryrun_close(&g_host.dry);
-		return EXIT_BPF;
+		rc = EXIT_BPF;
+		goto cleanup;
 	}
 	if (api_start(&g_host.api, &g_host.cfg, g_host.strat.proc_root, err, sizeof(err))) {
 		g_logf(2, "gthulhu-lua: config error: %s\n", err);
-		log_stop(1000);
-		run_close();
-		strat_free(&g_host.strat);
-		dryrun_close(&g_host.dry);
-		return EXIT_CONFIG;
+		rc = EXIT_CONFIG;
+		goto cleanup;
 	}
 	if (o.record) {
 		struct rec_info ri;
@@ -301,15 +302,10 @@ int main(int argc, char **argv)
 		g_host.recw = rec_writer_open(o.record, &ri, NULL, NULL, err, sizeof(err));
 		if (!g_host.recw) {
 			g_err("--record: %s", err);
-			log_stop(1000);
-			run_close();
-			strat_free(&g_host.strat);
-			dryrun_close(&g_host.dry);
-			return EXIT_USAGE;
+			rc = EXIT_USAGE;
+			goto cleanup;
 		}
 	}
-	char *carry = NULL;
-	size_t carry_len = 0;
 	do {
 		rc = run_once(&o, policy, &restart, &carry, &carry_len);
 		if (restart) {
@@ -323,7 +319,9 @@ int main(int argc, char **argv)
 			       online, (unsigned long long)sched_hotplug_seq());
 		}
 	} while (restart && !run_stopping());
+cleanup:
 	api_stop(g_host.api);
+	g_host.api = NULL;
 	if (g_host.recw) {
 		uint64_t nb = rec_writer_batches(g_host.recw);
 
@@ -334,6 +332,7 @@ int main(int argc, char **argv)
 			g_logf(2, "gthulhu-lua: recorded %llu batches in %s\n",
 			       (unsigned long long)nb, o.record);
 		}
+		g_host.recw = NULL;
 	}
 	free(carry);
 	log_stop(1000);
