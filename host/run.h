@@ -17,7 +17,7 @@
 #include "api/api.h"
 #include "dryrun.h"
 #include "loop.h"
-#include "pol.h"
+#include "pol/pol.h"
 #include "sched_bpf.h"
 #include "strat.h"
 #include "topo.h"

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include "dryrun.h"
 #include "loop.h"
-#include "pol.h"
+#include "pol/pol.h"
 #include "sched_bpf.h"
 
 /* The counters of the stats: line (without "stats: "): the dry run's source counters
