@@ -53,17 +53,20 @@ ARCH := $(shell uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(G) -Ibpf -Wno-missing-declarations \
 	      -Wno-compare-distinct-pointer-types -Wno-microsoft-anon-tag
 
-# Host modules shared by the binary and the C tests; main.c and sched_bpf.c are the binary's.
-POL_SRCS  := host/pol/bridge.c host/pol/guard.c host/pol/validate.c host/pol/watchdog.c
-LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/loop.c host/xport.c host/stats.c host/log.c) $(POL_SRCS)
+# Host modules shared by the binary and the C tests; BIN_OBJS are the binary's alone
+# (main.c, run.c, stats.c: they call sched_bpf.c, dryrun.c and the API).
+POL_SRCS  := host/pol/bridge.c host/pol/state.c host/pol/reload.c host/pol/selftest.c \
+	     host/pol/heap.c host/pol/err.c host/pol/guard.c host/pol/validate.c host/pol/watchdog.c
+LIB_SRCS  := $(wildcard host/cfg.c host/topo.c host/strat.c host/loop.c host/xport.c host/log.c \
+	     host/paths.c) $(POL_SRCS)
 # The simulator and record/replay (host/sim/, host/rec/).
 LIB_SRCS  += $(wildcard host/sim/*.c host/rec/*.c)
 LIB_OBJS  := $(LIB_SRCS:host/%.c=$(B)/obj/%.o)
 # host/api/: the HTTP API and the decision-maker client (binary only).
 API_SRCS  := $(wildcard host/api/*.c)
 API_OBJS  := $(API_SRCS:host/api/%.c=$(B)/obj/api/%.o)
-BIN_OBJS  := $(B)/obj/main.o $(B)/obj/sched_bpf.o $(B)/obj/dryrun.o $(B)/obj/version.o $(B)/obj/paths.o \
-	     $(B)/obj/watch.o $(API_OBJS)
+BIN_OBJS  := $(B)/obj/main.o $(B)/obj/run.o $(B)/obj/stats.o $(B)/obj/sched_bpf.o $(B)/obj/dryrun.o \
+	     $(B)/obj/version.o $(B)/obj/watch.o $(API_OBJS)
 GEN_HDRS  := $(G)/main.skel.h $(G)/cdef_lua.h $(G)/gthulhu/cdef.lua
 
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
@@ -126,11 +129,11 @@ $(B)/obj/%.o: host/%.c $(wildcard host/*.h host/*/*.h) bpf/intf.h bpf/bounds.bpf
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-$(B)/obj/api/%.o: host/api/%.c $(wildcard host/api/*.h) $(wildcard host/*.h) bpf/intf.h bpf/bounds.bpf.h $(GEN_HDRS) | $(B)/obj/api
+$(B)/obj/api/%.o: host/api/%.c $(wildcard host/api/*.h host/pol/*.h) $(wildcard host/*.h) bpf/intf.h bpf/bounds.bpf.h $(GEN_HDRS) | $(B)/obj/api
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-SIM_HDRS := $(wildcard host/*.h host/sim/*.h host/rec/*.h) bpf/intf.h bpf/bounds.bpf.h $(GEN_HDRS)
+SIM_HDRS := $(wildcard host/*.h host/pol/*.h host/sim/*.h host/rec/*.h) bpf/intf.h bpf/bounds.bpf.h $(GEN_HDRS)
 $(B)/obj/sim/%.o: host/sim/%.c $(SIM_HDRS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) -c $< -o $@

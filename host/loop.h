@@ -20,7 +20,7 @@
 
 #include <stdint.h>
 #include "../bpf/intf.h"
-#include "pol.h"
+#include "pol/pol.h"
 
 struct loop_src {
 	void *ctx;

@@ -195,7 +195,7 @@ static void test_names(void)
 				known++;
 			}
 			CHECK(known == nlines, "intf.h has %d fields, the layout check knows %d: "
-			      "add new fields to tests/test_ffi.c and host/pol/bridge.c", nlines, known);
+			      "add new fields to tests/test_ffi.c and host/pol/state.c", nlines, known);
 		}
 	}
 	free(intf);

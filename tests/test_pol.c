@@ -17,7 +17,7 @@
 #include "check.h"
 #pragma GCC diagnostic ignored "-Wformat-zero-length"  /* CHECK(cond) without a message */
 #include "common.h"
-#include "pol.h"
+#include "pol/pol.h"
 #include <lua.h>
 
 /* Linked with -Wl,--wrap=lua_sethook (Makefile): every lua_sethook of the bridge passes

@@ -19,7 +19,7 @@
 
 #include "check.h"
 #include "common.h"
-#include "pol.h"
+#include "pol/pol.h"
 #include "pol/pol_int.h"
 
 int g_verbose;

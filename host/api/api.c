@@ -13,7 +13,7 @@
 
 #include "common.h"
 #include "internal.h"
-#include "pol.h"
+#include "pol/pol.h"
 
 #define SNAPSHOT_NS 100000000ull   /* publish the counters at most every 100 ms */
 

@@ -2,7 +2,8 @@
 /*
  * internal.h - what the API's files share: the mailbox (struct api), the JSON body
  * parsers (json.c), Gthulhu intents and their merkle roots (intents.c), the server
- * (server.c) and the client (client.c). Not for the rest of the host: see api.h.
+ * (server.c: routes; reply.c, gthulhu.c, prom.c, own.c: the endpoints) and the client
+ * (client.c). Not for the rest of the host: see api.h.
  *
  * Locking: everything in struct api below `mu` is guarded by it; `gen_rules`,
  * `req_pending` and `cfg_pending` are also read without it (atomics) so api_poll() costs
@@ -157,10 +158,57 @@ void api_nodepol_root(const struct api_node_policy *in, int n, char out[65]);
 int api_intent_rules(const struct api *a, struct cfg_strategy *out, int max);
 json_t *api_pods_json(const char *proc_root);
 
+/* ---- reply.c: an endpoint's answer (server.c sends it) */
+struct reply {
+	int status;
+	json_t *json;            /* or text */
+	char *text;
+	const char *ctype;
+	const char *allow;       /* 405 */
+};
+void api_rfc3339(time_t t, char *buf, size_t len);
+/* o.timestamp = now (RFC 3339). */
+void api_stamp(json_t *o);
+/* {"success":false,"error":MSG} with that status. */
+void api_fail(struct reply *r, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Gthulhu's envelope: {"success":true,"data":DATA,"timestamp":...}; data NULL: omitted. */
+void api_ok(struct reply *r, json_t *data);
+/* Rules held by every source (a->mu held); bump the rules' generation after a change. */
+int api_rules_in_use(const struct api *a);
+void api_rules_changed(struct api *a);
+
+/* ---- gthulhu.c: Gthulhu's decision-maker endpoints (body: the parsed JSON, or NULL) */
+void api_h_health(struct api *a, struct reply *r);
+void api_h_version(struct api *a, struct reply *r);
+void api_h_token(struct api *a, json_t *body, struct reply *r);
+void api_h_sched_strategies(struct api *a, struct reply *r);
+void api_h_intents_post(struct api *a, json_t *body, struct reply *r);
+void api_h_intents_delete(struct api *a, json_t *body, struct reply *r);
+void api_h_merkle(struct api *a, bool node, struct reply *r);
+void api_h_nodepol_post(struct api *a, json_t *body, struct reply *r);
+void api_h_nodepol_delete(struct api *a, json_t *body, struct reply *r);
+void api_h_metrics_post(struct api *a, json_t *body, struct reply *r);
+void api_h_pods(struct api *a, struct reply *r);
+
+/* ---- prom.c: GET /metrics */
+void api_h_prom(struct api *a, struct reply *r);
+
+/* ---- own.c: our endpoints */
+void api_h_strategies_get(struct api *a, struct reply *r);
+void api_h_strategies_post(struct api *a, json_t *body, struct reply *r);
+void api_h_strategies_delete(struct api *a, const char *id_text, struct reply *r);
+void api_h_policy_get(struct api *a, struct reply *r);
+void api_h_policy_put(struct api *a, json_t *body, struct reply *r);
+/* Hand a policy request (reload, switch) to the run loop and wait for its answer. */
+void api_policy_request(struct api *a, enum api_req_kind kind, const char *path,
+			struct reply *r);
+void api_h_config_get(struct api *a, struct reply *r);
+void api_h_config_put(struct api *a, json_t *body, struct reply *r);
+
 /* ---- server.c */
 int api_server_start(struct api *a, char *err, size_t errlen);
 void api_server_stop(struct api *a);
-void api_rfc3339(time_t t, char *buf, size_t len);
 
 /* ---- client.c */
 int api_client_start(struct api *a, char *err, size_t errlen);

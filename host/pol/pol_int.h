@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * pol/pol_int.h - what the policy bridge's three files share (not an interface: host/pol.h
- * is). bridge.c: loading, the one pcall wrapper, schedule, strategies, reload, self-test.
- * validate.c: checking the policy's decisions and the built-in C decision. watchdog.c:
- * interrupting a call that runs too long.
+ * pol/pol_int.h - what the policy bridge's files share (not an interface: pol/pol.h is).
+ * bridge.c: open, close, the batch call, the strategies. state.c: building a state and
+ * every call into one (the one pcall wrapper). reload.c: the reload worker and the
+ * lend/reclaim protocol. selftest.c: the self-test. heap.c: the Lua heap cap. err.c: error
+ * notes and the traceback. guard.c: the batch arrays. validate.c: checking the policy's
+ * decisions and the built-in C decision. watchdog.c: interrupting a call that runs too
+ * long. Calls go down only: bridge -> reload -> selftest -> state -> heap -> err.
  *
  * Ownership: struct pol is allocated by pol_open() (bridge.c) and owns everything below.
  *
@@ -42,7 +45,7 @@
  * emulated or slow CPU past the soft limit (seen after a hot reload under load in the
  * TCG VM). They get the slow limits, like load and init. */
 #define POL_WARM_CALLS 64u
-#define POL_WORKER_NICE 10       /* the reload worker's nice above the process's (bridge.c) */
+#define POL_WORKER_NICE 10       /* the reload worker's nice above the process's (reload.c) */
 #define POL_REG_KEY "gthulhu.pol"   /* registry: lightuserdata of the struct pol */
 #define POL_ERR_MAX 4096
 /* Sent by the watchdog to the thread running an overdue call (see watchdog.c). */
@@ -142,7 +145,7 @@ struct pol {
 
 	struct pol_state st;
 
-	/* hot reload (bridge.c): the state being built on the reload worker, and the one a
+	/* hot reload (reload.c): the state being built on the reload worker, and the one a
 	 * swap replaced, closed there */
 	struct pol_build {
 		bool started;            /* a build was started and not yet polled */
@@ -161,7 +164,7 @@ struct pol {
 		uint64_t wait_ns, save_ns, build_ns, restore_ns;   /* (pol_reload_cost) */
 	} build;
 	struct pol_state old;            /* replaced by a swap, closed by the worker */
-	struct pol_worker {              /* the reload worker thread (bridge.c) */
+	struct pol_worker {              /* the reload worker thread (reload.c) */
 		pthread_t thread;
 		bool started;
 		pthread_mutex_t mu;
@@ -204,6 +207,56 @@ struct pol {
 	struct pol_call calls[POL_WD_SLOTS];   /* [0] scheduling thread, [1] reload builder */
 	unsigned soft_ms, hard_ms;
 };
+
+/* err.c: keep `msg` as the last error and log it: the first one in full, later ones at
+ * most one summary line a second. */
+void pol_note_error(struct pol *p, const char *msg);
+/* err.c: the message handler: error value -> "message\nstack traceback: ..." */
+int pol_traceback(lua_State *L);
+
+/* heap.c: every allocation of a state, counted and capped (see heap.c). */
+void *pol_capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/* heap.c: a full GC (a lua_CFunction, for lua_cpcall). */
+int pol_gc_full(lua_State *L);
+/* heap.c: after every call of the running state: over the cap, collect; live data still
+ * over it switches the policy off until a reload. */
+void pol_heap_check(struct pol *p);
+
+/* state.c: the library directory for a policy file (the pol_env's, else paths.h's). */
+void pol_pick_lib_dir(const struct pol *p, const char *policy_path, char *out, size_t len);
+/* state.c: the label of the hot-path call; compared by address in pol_pcall(). */
+extern const char pol_call_schedule[];
+/* state.c: call the function below `nargs` arguments on s's stack with the traceback
+ * handler and the watchdog armed; on error the message goes to errbuf, G_ERR. */
+int pol_pcall(struct pol *p, struct pol_state *s, int nargs, int nres, const char *what,
+	      char *errbuf, size_t errlen);
+/* state.c: build a complete state for `path` into *s (closed again on error). */
+int pol_state_open(struct pol *p, struct pol_state *s, const char *path, const char *lib,
+		   char *err, size_t errlen);
+void pol_state_close(struct pol *p, struct pol_state *s);
+/* state.c: one batch of n tasks in arrays a through closure `ref` of state s. */
+int pol_state_schedule(struct pol *p, struct pol_state *s, int ref, struct pol_arrays *a,
+		       struct pol_vs *vs, int n, struct pol_stats *st, bool live, char *errbuf,
+		       size_t errlen);
+/* state.c: g.set_strategies(list) then P.on_strategies(list) in state s. */
+int pol_send_strategies(struct pol *p, struct pol_state *s, const struct strat_entry *e, int n,
+			char *err, size_t errlen);
+/* state.c: P.save() of s serialized into a malloc'd *buf; P.restore() of such a buffer. */
+int pol_save_state(struct pol *p, struct pol_state *s, const char *path, char **buf,
+		   size_t *len, char *err, size_t errlen);
+int pol_restore_state(struct pol *p, struct pol_state *s, const char *path, const char *buf,
+		      size_t len, char *err, size_t errlen);
+
+/* selftest.c: two batches of synthetic tasks through state s on the scratch arrays. */
+int pol_selftest_state(struct pol *p, struct pol_state *s, const char *path, char *err,
+		       size_t errlen);
+
+/* reload.c (scheduling thread): the worker's save() returned, p->st is ours again;
+ * pol_lend_wait() waits for that first. pol_build_abandon(): at pol_close(), wait for a
+ * build still running, throw it away and stop the worker. */
+void pol_reclaim(struct pol *p);
+void pol_lend_wait(struct pol *p);
+void pol_build_abandon(struct pol *p);
 
 /* guard.c: map / unmap one set of batch arrays (see guard.c). */
 int pol_arrays_open(struct pol *p, struct pol_arrays *a, char *err, size_t errlen);

@@ -20,7 +20,7 @@
 #include <string.h>
 #include "common.h"
 #include "loop.h"
-#include "pol.h"
+#include "pol/pol.h"
 #include "rec.h"
 #include "../sim/sim.h"
 

@@ -26,7 +26,7 @@
 #include <stdio.h>
 #include "../../bpf/intf.h"
 #include "../../bpf/bounds.bpf.h"
-#include "../pol.h"
+#include "../pol/pol.h"
 #include "../topo.h"
 
 /* Exit codes of `simulate` / `replay` beyond common.h's (documented in README). */

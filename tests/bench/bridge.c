@@ -51,7 +51,7 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "pol.h"
+#include "pol/pol.h"
 
 int g_verbose;
 

@@ -21,7 +21,7 @@
 #include <time.h>
 #include "common.h"
 #include "loop.h"
-#include "pol.h"
+#include "pol/pol.h"
 #include "rec/rec.h"
 
 int g_verbose;

@@ -181,7 +181,7 @@ if command -v valgrind >/dev/null; then
 		sch=$(ls $B/cg/reload.out-* | head -n 1)
 		wrk=$(grep -l 'worker_main' $B/cg/reload.out-* | head -n 1)
 		awk -v sw="$(ir_of "$sch" reload_finish)" -v st="$(ir_of "$sch" pol_reload_start)" \
-		    -v sv="$(ir_of "$wrk" save_state)" -v rs="$(ir_of "$wrk" restore_state)" \
+		    -v sv="$(ir_of "$wrk" pol_save_state)" -v rs="$(ir_of "$wrk" pol_restore_state)" \
 		    -v bo="$(ir_of "$wrk" build_one)" 'BEGIN { n = 12
 			printf "callgrind Ir per reload: scheduling thread: swap %.0f, start %.0f; reload worker: " \
 				"save() %.0f, restore() %.0f, whole job %.0f\n", sw / n, st / n, sv / n, rs / n, bo / n }' | tee -a $R

@@ -24,7 +24,7 @@
 #include <bpf/libbpf.h>
 #include "common.h"
 #include "loop.h"
-#include "pol.h"
+#include "pol/pol.h"
 #include "xport.h"
 typedef __u64 u64;
 typedef __u32 u32;

@@ -34,7 +34,7 @@ dryrun:
 Y
 run "$T/a.yaml" policies/gthulhu.lua; rc=$?
 check "exit 0 after dryrun.duration_s" [ "$rc" = 0 ]
-live_keys=$( (grep -oE '[a-z_]+=%llu' host/sched_bpf.c; grep -oE '[a-z_]+=%llu' host/main.c) | cut -d= -f1 | tr '\n' ' ')
+live_keys=$( (grep -oE '[a-z_]+=%llu' host/sched_bpf.c; grep -oE '[a-z_]+=%llu' host/stats.c) | cut -d= -f1 | tr '\n' ' ')
 dry_keys=$(grep '^stats:' "$T/out" | tail -n 1 | sed 's/^stats: //' | grep -oE '[a-z_]+=' | tr -d = | tr '\n' ' ')
 check "stats keys are the live scheduler's ($(wc -w <<<"$live_keys") keys)" [ -n "$dry_keys" -a "$dry_keys" = "$live_keys" ]
 check "a stats line every second (>= 2)" [ "$(grep -c '^stats:' "$T/out")" -ge 2 ]

@@ -42,7 +42,7 @@ $(FZ)/fuzz_strat: tests/fuzz/fuzz_strat.c host/strat.c host/log.c $(FUZZ_HDRS) |
 $(FZ)/fuzz_pol: tests/fuzz/fuzz_pol.c $(POL_SRCS) $(FUZZ_HDRS) $(G)/cdef_lua.h | $(FZ)
 	$(call msg,FUZZ,$@)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags luajit) tests/fuzz/fuzz_pol.c \
-		$(POL_SRCS) host/log.c -Ihost/pol -o $@ -rdynamic $(shell pkg-config --libs luajit) -lm -ldl -lpthread \
+		$(POL_SRCS) host/paths.c host/log.c -Ihost/pol -o $@ -rdynamic $(shell pkg-config --libs luajit) -lm -ldl -lpthread \
 		|| { $(FUZZ_HINT); }
 
 # The record file reader (host/rec, the simulator's record/replay).
@@ -56,8 +56,7 @@ $(FZ)/fuzz_wl: tests/fuzz/fuzz_wl.c host/sim/sim_wl.c host/sim/sim_rtapp.c host/
 	$(call msg,FUZZ,$@)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags yaml-0.1 jansson luajit) tests/fuzz/fuzz_wl.c \
 		host/sim/sim_wl.c host/sim/sim_rtapp.c host/sim/sim_model.c host/sim/sim_report.c \
-		host/topo.c host/loop.c host/pol/bridge.c host/pol/guard.c host/pol/validate.c \
-		host/pol/watchdog.c host/log.c -Ihost -o $@ -rdynamic $(shell pkg-config --libs yaml-0.1 jansson luajit) \
+		host/topo.c host/loop.c $(POL_SRCS) host/paths.c host/log.c -Ihost -Ihost/pol -o $@ -rdynamic $(shell pkg-config --libs yaml-0.1 jansson luajit) \
 		-lm -ldl -lpthread || { $(FUZZ_HINT); }
 # The API's request bodies and tokens (host/api/json.c, token.c, intents.c) with the
 # config table and the strategy resolver they validate against.

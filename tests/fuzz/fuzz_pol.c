@@ -40,7 +40,7 @@
 #include <string.h>
 
 #include "common.h"
-#include "pol.h"
+#include "pol/pol.h"
 
 #ifndef FUZZ_ROOT
 #define FUZZ_ROOT "."

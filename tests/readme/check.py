@@ -20,7 +20,7 @@ keeps it (never from a copied list):
   stats     the keys of a real --dry-run's stats: line and of the live format
             (host/sched_bpf.c) against the README's stats: paragraph, both ways
   exits     host/common.h's EXIT_* codes against the "Exit codes:" paragraph, both ways
-  policy    the callbacks host/pol/bridge.c calls against the callback table of
+  policy    the callbacks host/pol/*.c calls against the callback table of
             "## Writing a policy", the library's g.* against its list, both ways
 Each item checked is one pass or one failure; a failure is a line starting "FAIL" that
 names what is missing and where (README.md:LINE, or FILE:LINE in the code). Ends with
@@ -632,10 +632,12 @@ class Checker:
 
     # ---------------------------------------------------------------- policy API
     def check_policy(self):
-        """The callbacks the host calls (host/pol/bridge.c) against the callback table of
+        """The callbacks the host calls (host/pol/*.c) against the callback table of
         "## Writing a policy"; the library's g.* (policies/lib/gthulhu/sched.lua) against
         the g.* that section lists; every g.NAME the README names exists."""
-        bridge = self.src("host/pol/bridge.c")
+        pol_dir = os.path.join(self.root, "host/pol")
+        bridge = "\n".join(self.src("host/pol/" + n) for n in sorted(os.listdir(pol_dir))
+                            if n.endswith(".c"))
         lib = self.src(LIB)
         sec = self.section("Writing a policy")
         # Callbacks: looked up on P (lua_getfield(.., "NAME") with P on the stack comment),
@@ -649,18 +651,18 @@ class Checker:
                 rows = [(line, re.findall(r"P\.(\w+)", cells[0])) for line, cells in tab[1:]]
         doc = {n: line for line, ns in rows for n in ns}
         if not cbs:
-            self.fail("policy", "host/pol/bridge.c: no policy callback found (P.NAME)")
+            self.fail("policy", "host/pol/*.c: no policy callback found (P.NAME)")
         for n in sorted(cbs):
             if n in doc:
                 self.ok()
             else:
-                self.fail("policy", f"callback P.{n} (host/pol/bridge.c calls it) has no row in "
+                self.fail("policy", f"callback P.{n} (host/pol/*.c calls it) has no row in "
                           "the callback table of ## Writing a policy")
         for n, line in sorted(doc.items()):
             if n in cbs:
                 self.ok()
             else:
-                self.fail("policy", f"{self.at(line)}: callback P.{n} is not one host/pol/bridge.c "
+                self.fail("policy", f"{self.at(line)}: callback P.{n} is not one host/pol/*.c "
                           "calls")
         # The library: g.NAME = ... or function g.NAME(...) at the top level of sched.lua.
         defined = {}

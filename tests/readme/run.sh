@@ -141,9 +141,9 @@ mutant "a library function no longer listed" 'g\.pid_table \(policies/lib/gthulh
 	-- sed 's/`g.pid_table(forget_ns, per_batch)`/`pid_table`/'
 mutant "a library function that does not exist" "${R}g\.no_such_fn is not defined in policies/lib/gthulhu/sched\.lua" \
 	-- sed '$a Call `g.no_such_fn()` once per batch.'
-mutant "a callback row removed" 'callback P\.on_strategies \(host/pol/bridge\.c calls it\) has no row' \
+mutant "a callback row removed" 'callback P\.on_strategies \(host/pol/\*\.c calls it\) has no row' \
 	-- sed '/^| `P.on_strategies(list)` |/d'
-mutant "a callback the host does not call" "${R}callback P\.on_tick is not one host/pol/bridge\.c calls" \
+mutant "a callback the host does not call" "${R}callback P\.on_tick is not one host/pol/\*\.c calls" \
 	-- sed 's/^| `P.on_strategies(list)` |/| `P.on_tick()` | optional |\n&/'
 
 MBIN=/nonexistent/gthulhu-lua mutant "the binary missing counts as failed" \

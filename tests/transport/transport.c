@@ -20,7 +20,7 @@
 #include "check.h"
 #include "common.h"
 #include "loop.h"
-#include "pol.h"
+#include "pol/pol.h"
 #include "xport.h"
 #include "rec/rec.h"
 typedef __u64 u64;

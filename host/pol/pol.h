@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * pol.h - the policy bridge: one LuaJIT state running one policy file.
+ * pol/pol.h - the policy bridge: one LuaJIT state running one policy file.
  *
  * The batch arrays (tasks in, decisions out) are owned by struct pol, allocated and
  * pre-faulted once in pol_open(); Lua casts their addresses to FFI pointers once, at load,
@@ -21,7 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "../bpf/intf.h"
+#include "../../bpf/intf.h"
 #include "strat.h"
 #include "topo.h"
 
