@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include "../../bpf/intf.h"
 #include "../../bpf/bounds.bpf.h"
+#include "../loop.h"
 #include "../pol.h"
 #include "../topo.h"
 
@@ -182,10 +183,8 @@ void sim_pol_env(struct sim *s, struct pol_env *env);
 int sim_strategies(struct sim *s, struct strat_entry *out, int max);
 /* Run to the workload's duration with pol (through loop_step). rec_batch/rec_ctx: an
  * optional record hook. Returns G_OK, or SIM_EXIT_STALL (message in err). */
-int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
-	    void (*rec_batch)(void *, const struct queued_task_ctx *,
-			      const struct dispatched_task_ctx *, int), void *rec_ctx,
-	    char *err, size_t errlen);
+int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr, loop_rec_fn *rec_batch,
+	    void *rec_ctx, char *err, size_t errlen);
 const volatile uint64_t *sim_clock(struct sim *s);
 
 /* Results, read after sim_run. */

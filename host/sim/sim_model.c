@@ -1702,10 +1702,8 @@ int sim_strategies(struct sim *s, struct strat_entry *out, int max)
 }
 
 /* ---- the run ----------------------------------------------------------------------- */
-int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
-	    void (*rec_batch)(void *, const struct queued_task_ctx *,
-			      const struct dispatched_task_ctx *, int), void *rec_ctx,
-	    char *err, size_t errlen)
+int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr, loop_rec_fn *rec_batch,
+	    void *rec_ctx, char *err, size_t errlen)
 {
 	struct loop_src src;
 	uint64_t hb = s->hb_ns;
