@@ -139,5 +139,8 @@ const struct pol_stats *pol_stats(const struct pol *p);
 const char *pol_path(const struct pol *p);
 const char *pol_lib_dir(const struct pol *p);      /* where gthulhu/sched.lua was found */
 const char *pol_last_error(const struct pol *p);   /* last Lua error with traceback, or "" */
+/* The first rejected decision of the last batch that had one ("out[j] pid=P cpu=C: why"),
+ * or "". */
+const char *pol_last_rejected(const struct pol *p);
 
 #endif

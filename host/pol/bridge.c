@@ -824,6 +824,7 @@ const struct pol_stats *pol_stats(const struct pol *p) { return &p->stats; }
 const char *pol_path(const struct pol *p) { return p->path; }
 const char *pol_lib_dir(const struct pol *p) { return p->lib_dir; }
 const char *pol_last_error(const struct pol *p) { return p->last_error; }
+const char *pol_last_rejected(const struct pol *p) { return p->vs.last_bad; }
 
 void pol_set_limits(struct pol *p, unsigned soft_ms, unsigned hard_ms)
 {

@@ -1331,6 +1331,7 @@ static int src_send(void *ctx, const struct dispatched_task_ctx *d, int n)
 
 	memcpy(s->inflight, d, (size_t)n * sizeof(*d));
 	s->ninflight = n;
+	s->c.nr_decisions += (uint64_t)n;
 	host_done_after(s, n);
 	return n;
 }
