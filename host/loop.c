@@ -83,13 +83,13 @@ int loop_step(struct loop *l, int timeout_ms)
 	if (l->src.holding)
 		l->src.holding(l->src.ctx, n);
 	uint64_t t0 = g_now_ns();
-	m = pol_schedule(l->pol, n);   /* always n valid decisions in pol_out() */
+	m = pol_schedule(l->pol, n);   /* m <= n valid decisions in pol_out() */
 	uint64_t dt = g_now_ns() - t0;
 	l->st.pol_ns += dt;
 	l->st.hist_batch[hist_bucket(dt, LOOP_HIST_BATCH_BASE_NS)]++;
 	l->st.hist_task[hist_bucket(dt / (uint64_t)n, LOOP_HIST_TASK_BASE_NS)] += (uint64_t)n;
 	if (l->rec.batch)
-		l->rec.batch(l->rec.ctx, tasks, pol_out(l->pol), m);
+		l->rec.batch(l->rec.ctx, tasks, n, pol_out(l->pol), pol_out_task(l->pol), m);
 	l->st.batches++;
 	l->st.tasks += n;
 	if ((uint64_t)n > l->st.max_batch)

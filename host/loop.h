@@ -62,12 +62,14 @@ struct loop_stats {
 	uint64_t send_full;     /* times the send side took fewer than offered */
 };
 
-/* Optional record hook (host/rec): sees every batch and its decisions after the policy ran,
- * before they are sent. Off (batch == NULL) by default: one branch per batch. */
+/* Optional record hook (host/rec): sees every batch (t[0..n)) and its decisions (d[0..m),
+ * d[j] for task t[task[j]]: pol_out_task()) after the policy ran, before they are sent.
+ * Off (batch == NULL) by default: one branch per batch. */
+typedef void loop_rec_fn(void *ctx, const struct queued_task_ctx *t, int n,
+			 const struct dispatched_task_ctx *d, const uint16_t *task, int m);
 struct loop_rec {
 	void *ctx;
-	void (*batch)(void *ctx, const struct queued_task_ctx *t,
-		      const struct dispatched_task_ctx *d, int n);
+	loop_rec_fn *batch;
 };
 
 struct loop {

@@ -42,13 +42,15 @@ static int vs_alloc(struct pol_vs *vs, int batch_max)
 	vs->slot_mask = nslots - 1;
 	vs->decided = calloc((size_t)batch_max, sizeof(*vs->decided));
 	vs->keys = calloc((size_t)batch_max, sizeof(*vs->keys));
-	if (!vs->slots || !vs->decided || !vs->keys)
+	vs->task_of = calloc((size_t)batch_max, sizeof(*vs->task_of));
+	if (!vs->slots || !vs->decided || !vs->keys || !vs->task_of)
 		return G_ERR_NOMEM;
 	/* calloc may hand back untouched zero pages: write them now, so the validation
 	 * scratch never page-faults on the hot path (mlockall covers it once attached). */
 	prefault(vs->slots, nslots * sizeof(*vs->slots));
 	prefault(vs->decided, (size_t)batch_max * sizeof(*vs->decided));
 	prefault(vs->keys, (size_t)batch_max * sizeof(*vs->keys));
+	prefault(vs->task_of, (size_t)batch_max * sizeof(*vs->task_of));
 	return G_OK;
 }
 
@@ -57,6 +59,7 @@ static void vs_free(struct pol_vs *vs)
 	free(vs->slots);
 	free(vs->decided);
 	free(vs->keys);
+	free(vs->task_of);
 	memset(vs, 0, sizeof(*vs));
 }
 
@@ -147,10 +150,12 @@ void pol_close(struct pol *p)
 
 struct queued_task_ctx *pol_tasks(struct pol *p) { return p->live.tasks; }
 struct dispatched_task_ctx *pol_out(struct pol *p) { return p->live.out; }
+const uint16_t *pol_out_task(const struct pol *p) { return p->vs.task_of; }
 const struct pol_stats *pol_stats(const struct pol *p) { return &p->stats; }
 const char *pol_path(const struct pol *p) { return p->path; }
 const char *pol_lib_dir(const struct pol *p) { return p->lib_dir; }
 const char *pol_last_error(const struct pol *p) { return p->last_error; }
+const char *pol_last_rejected(const struct pol *p) { return p->vs.last_bad; }
 
 void pol_set_limits(struct pol *p, unsigned soft_ms, unsigned hard_ms)
 {

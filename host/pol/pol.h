@@ -82,10 +82,17 @@ void pol_close(struct pol *p);
 
 struct queued_task_ctx *pol_tasks(struct pol *p);      /* batch_max entries */
 struct dispatched_task_ctx *pol_out(struct pol *p);    /* batch_max entries */
+/* After pol_schedule() returned m: pol_out_task()[j] (j < m) is the index in pol_tasks()
+ * of the task pol_out()[j] decides. The decisions come in the policy's order, then the
+ * built-in ones, so j and that index differ in general (see pol_schedule). */
+const uint16_t *pol_out_task(const struct pol *p);
 
 /* Run the policy on pol_tasks()[0..n) and validate. Returns m <= n: pol_out()[0..m) holds
  * one valid decision per task, for every task but those flagged RL_ENQ_PLACED (BPF already
- * runs them; the policy only hears of them). Never fails. */
+ * runs them; the policy only hears of them) and stale records (an earlier record of a pid
+ * the batch holds again later: the later one is decided). The policy's valid decisions
+ * come first, in its order, then the built-in one for each task it left undecided, in
+ * task order (pol_out_task() names each decision's task). Never fails. */
 int pol_schedule(struct pol *p, int n);
 
 /* Hand the resolved strategy list to the policy (on_strategies). G_ERR if it raised. */
@@ -137,5 +144,8 @@ const struct pol_stats *pol_stats(const struct pol *p);
 const char *pol_path(const struct pol *p);
 const char *pol_lib_dir(const struct pol *p);      /* where gthulhu/sched.lua was found */
 const char *pol_last_error(const struct pol *p);   /* last Lua error with traceback, or "" */
+/* The first rejected decision of the last batch that had one ("out[j] pid=P cpu=C: why"),
+ * or "". */
+const char *pol_last_rejected(const struct pol *p);
 
 #endif

@@ -127,6 +127,7 @@ struct pol_vs {
 	uint32_t slot_mask;
 	uint32_t *decided;      /* per task index: == gen when decided this batch */
 	struct pol_key *keys;   /* per task index: pid, enq_cnt, vtime as received */
+	uint16_t *task_of;      /* per decision sent: the index of the task it decides */
 	uint32_t gen;
 	uint32_t last_bad_gen;  /* batch whose first rejected decision is in last_bad */
 	char last_bad[160];
@@ -268,7 +269,8 @@ void pol_arrays_close(struct pol_arrays *a);
 void pol_batch_begin(struct pol *p, struct pol_vs *vs, const struct queued_task_ctx *t, int n);
 /* validate.c: after it ran, check out[0..m) against that copy, compact the valid
  * decisions to the front, add the built-in C decision for every task left undecided: out[0..n) valid. */
-/* Returns the number of decisions to send (tasks flagged RL_ENQ_PLACED get none). */
+/* Returns the number of decisions to send (tasks flagged RL_ENQ_PLACED get none);
+ * vs->task_of[0..m) pairs each with its task. */
 int pol_validate(struct pol *p, struct pol_vs *vs, struct dispatched_task_ctx *out, int n,
 		 int m, struct pol_stats *st);
 

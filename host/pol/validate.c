@@ -9,7 +9,8 @@
  * flagged RL_ENQ_PLACED (BPF already runs them) get no decision at all, nor does a record
  * superseded by a later record of the same pid in the batch (stale: BPF would cancel it);
  * a policy that decides both records of such a pid is not wrong, the first decision goes
- * out with the later record's enq_cnt.
+ * out with the later record's enq_cnt. vs->task_of[k] names the task of decision k (the
+ * record host/rec pairs it with).
  *
  * Cost: one pass to hash the batch's pids (open addressing, generation-stamped so nothing
  * is cleared per batch), one pass over the decisions, one pass for the leftovers.
@@ -21,6 +22,8 @@
 
 #include "common.h"
 #include "pol_int.h"
+
+_Static_assert(MAX_BATCH <= 65536, "pol_vs.task_of holds a task index in 16 bits");
 
 static inline uint32_t pid_hash(int32_t pid)
 {
@@ -109,7 +112,7 @@ int pol_validate(struct pol *p, struct pol_vs *vs, struct dispatched_task_ctx *o
 		}
 		if (k != j)
 			o[k] = o[j];
-		k++;
+		vs->task_of[k++] = (uint16_t)idx;
 		continue;
 bad:
 		st->bad_decisions++;
@@ -123,6 +126,7 @@ bad:
 	for (int i = 0; i < n; i++) {
 		if (vs->decided[i] == gen || key[i].placed || key[i].stale)
 			continue;
+		vs->task_of[k] = (uint16_t)i;
 		struct dispatched_task_ctx *d = &o[k++];
 		d->pid = key[i].pid;
 		d->cpu = RL_CPU_ANY;

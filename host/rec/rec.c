@@ -17,6 +17,15 @@
 #include "rec.h"
 
 #define IDLE_WORDS(nr) (((nr) + 63) / 64)
+/* m u16 task indexes, zero-padded to whole u64 words */
+#define TASK_BYTES(m) ((((size_t)(m) * sizeof(uint16_t)) + 7) & ~(size_t)7)
+
+/* The bytes of a frame after its header. */
+static size_t frame_body(size_t nw, uint32_t n, uint32_t m)
+{
+	return nw * 8 + (size_t)n * sizeof(struct queued_task_ctx) +
+	       (size_t)m * sizeof(struct dispatched_task_ctx) + TASK_BYTES(m);
+}
 
 static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
 
@@ -49,7 +58,10 @@ static uint64_t get64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); re
  * syscall or a checksum pass for recording; it waits only if the disk falls a whole
  * buffer behind (backpressure, nothing is dropped).
  */
-#define WBUF (640u << 10)   /* > the largest frame (4096 tasks: 512 KiB); small enough to stay in cache */
+#define WBUF (640u << 10)   /* > the largest frame (4096 tasks: 521 KiB); small enough to stay in cache */
+_Static_assert(REC_FRAME_HDR + MAX_CPUS / 8 + MAX_BATCH * (sizeof(struct queued_task_ctx) +
+	       sizeof(struct dispatched_task_ctx) + sizeof(uint16_t)) <= WBUF,
+	       "a frame fits in a writer buffer");
 
 struct rec_writer {
 	FILE *f;
@@ -80,12 +92,10 @@ static void seal_frames(struct rec_writer *w, unsigned char *b, size_t len)
 	size_t nw = IDLE_WORDS(w->nr_cpus), off = 0;
 
 	while (off + REC_FRAME_HDR <= len) {
-		uint32_t n = get32(b + off + 4);
-		size_t body = nw * 8 + (size_t)n * (sizeof(struct queued_task_ctx) +
-						     sizeof(struct dispatched_task_ctx));
+		size_t body = frame_body(nw, get32(b + off + 4), get32(b + off + 8));
 		uint64_t st[2] = { 0, 0 };
-		rec_checksum(st, b + off, 24);
-		put64(b + off + 24, rec_checksum(st, b + off + REC_FRAME_HDR, body));
+		rec_checksum(st, b + off, 32);
+		put64(b + off + 32, rec_checksum(st, b + off + REC_FRAME_HDR, body));
 		off += REC_FRAME_HDR + body;
 	}
 }
@@ -198,31 +208,38 @@ fail:
 	return NULL;
 }
 
-void rec_writer_batch(void *ctx, const struct queued_task_ctx *t,
-		      const struct dispatched_task_ctx *d, int n)
+void rec_writer_batch(void *ctx, const struct queued_task_ctx *t, int n,
+		      const struct dispatched_task_ctx *d, const uint16_t *task, int m)
 {
 	struct rec_writer *w = ctx;
 	size_t nw = IDLE_WORDS(w->nr_cpus);
-	size_t len = REC_FRAME_HDR + nw * 8 + (size_t)n * (sizeof(*t) + sizeof(*d));
+	size_t len;
 	unsigned char *p;
 
-	if (n <= 0 || n > MAX_BATCH)
+	if (n <= 0 || n > MAX_BATCH || m < 0 || m > n)
 		return;
+	len = REC_FRAME_HDR + frame_body(nw, (uint32_t)n, (uint32_t)m);
 	if (w->used[w->a] + len > WBUF)
 		swap_buffers(w);
 	p = w->buf[w->a] + w->used[w->a];
 	w->last_ts = wclock(w);
 	put32(p, REC_FRAME_MAGIC);
 	put32(p + 4, (uint32_t)n);
-	put64(p + 8, w->seq++);
-	put64(p + 16, w->last_ts);
-	put64(p + 24, 0);             /* the checksum: filled in by the writer thread */
+	put32(p + 8, (uint32_t)m);
+	put32(p + 12, 0);
+	put64(p + 16, w->seq++);
+	put64(p + 24, w->last_ts);
+	put64(p + 32, 0);             /* the checksum: filled in by the writer thread */
 	p += REC_FRAME_HDR;
 	for (size_t i = 0; i < nw; i++)
 		put64(p + 8 * i, w->idle ? w->idle[i] : 0);
 	p += nw * 8;
 	memcpy(p, t, (size_t)n * sizeof(*t));
-	memcpy(p + (size_t)n * sizeof(*t), d, (size_t)n * sizeof(*d));
+	p += (size_t)n * sizeof(*t);
+	memcpy(p, d, (size_t)m * sizeof(*d));
+	p += (size_t)m * sizeof(*d);
+	memcpy(p, task, (size_t)m * sizeof(*task));
+	memset(p + (size_t)m * sizeof(*task), 0, TASK_BYTES(m) - (size_t)m * sizeof(*task));
 	w->used[w->a] += len;
 }
 
@@ -250,9 +267,11 @@ int rec_writer_close(struct rec_writer *w, char *err, size_t errlen)
 	pthread_join(w->th, NULL);
 	put32(fh, REC_END_MAGIC);
 	put32(fh + 4, 0);
-	put64(fh + 8, w->seq);
-	put64(fh + 16, w->last_ts);
-	put64(fh + 24, rec_checksum(st, fh, 24));
+	put32(fh + 8, 0);
+	put32(fh + 12, 0);
+	put64(fh + 16, w->seq);
+	put64(fh + 24, w->last_ts);
+	put64(fh + 32, rec_checksum(st, fh, 32));
 	if (!w->err_no && fwrite(fh, sizeof(fh), 1, w->f) != 1)
 		w->err_no = errno ? errno : EIO;
 	if (fclose(w->f) && !w->err_no)
@@ -276,6 +295,8 @@ struct rec_reader {
 	struct rec_info info;
 	uint64_t off, batches;
 	bool done;
+	uint64_t tbuf[TASK_BYTES(MAX_BATCH) / 8];   /* a frame's task indexes and padding */
+	uint32_t seen[MAX_BATCH], gen;              /* record i named this batch: seen[i] == gen */
 };
 
 /* Read exactly len bytes or say where the file ended. */
@@ -314,6 +335,13 @@ struct rec_reader *rec_reader_fopen(FILE *f, const char *path, char *err, size_t
 	}
 	if (rd(r, h + 8, sizeof(h) - 8, "the header", err, errlen))
 		goto fail;
+	if (get32(h + 8) == 1) {
+		set_err(err, errlen, "%s: record format version 1, which paired decisions with "
+			"records by position and dropped records that got none (placed or stale ones); "
+			"this gthulhu-lua reads version %d only: record the run again", path,
+			REC_VERSION);
+		goto fail;
+	}
 	if (get32(h + 8) != REC_VERSION) {
 		set_err(err, errlen, "%s: record format version %u; this gthulhu-lua reads version %d",
 			path, get32(h + 8), REC_VERSION);
@@ -366,14 +394,12 @@ struct rec_reader *rec_reader_open(const char *path, char *err, size_t errlen)
 
 const struct rec_info *rec_reader_info(const struct rec_reader *r) { return &r->info; }
 
-int rec_reader_next(struct rec_reader *r, struct queued_task_ctx *t,
-		    struct dispatched_task_ctx *d, uint64_t *idle, int *n, uint64_t *ts,
-		    uint64_t *seq, char *err, size_t errlen)
+int rec_reader_next(struct rec_reader *r, struct rec_batch *b, char *err, size_t errlen)
 {
 	unsigned char fh[REC_FRAME_HDR];
 	uint64_t st[2] = { 0, 0 }, at = r->off, sum;
 	size_t nw = IDLE_WORDS(r->info.nr_cpus);
-	uint32_t magic, cnt;
+	uint32_t magic, n, m;
 
 	if (r->done)
 		return 0;
@@ -385,12 +411,14 @@ int rec_reader_next(struct rec_reader *r, struct queued_task_ctx *t,
 		return G_ERR_PARSE;
 	}
 	magic = get32(fh);
-	cnt = get32(fh + 4);
-	*seq = get64(fh + 8);
-	*ts = get64(fh + 16);
-	sum = get64(fh + 24);
+	n = get32(fh + 4);
+	m = get32(fh + 8);
+	b->seq = get64(fh + 16);
+	b->ts = get64(fh + 24);
+	sum = get64(fh + 32);
 	if (magic == REC_END_MAGIC) {
-		if (cnt != 0 || sum != rec_checksum(st, fh, 24) || *seq != r->batches) {
+		if (n != 0 || m != 0 || get32(fh + 12) != 0 || sum != rec_checksum(st, fh, 32) ||
+		    b->seq != r->batches) {
 			set_err(err, errlen, "%s: corrupt end mark at byte %llu", r->path,
 				(unsigned long long)at);
 			return G_ERR_PARSE;
@@ -403,31 +431,55 @@ int rec_reader_next(struct rec_reader *r, struct queued_task_ctx *t,
 			r->path, (unsigned long long)r->batches, (unsigned long long)at);
 		return G_ERR_PARSE;
 	}
-	if (cnt < 1 || cnt > MAX_BATCH) {
-		set_err(err, errlen, "%s: corrupt: batch %llu at byte %llu claims %u tasks (1..%d)",
-			r->path, (unsigned long long)r->batches, (unsigned long long)at, cnt, MAX_BATCH);
+	if (n < 1 || n > MAX_BATCH || m > n || get32(fh + 12) != 0) {
+		set_err(err, errlen, "%s: corrupt: batch %llu at byte %llu claims %u records and %u "
+			"decisions (1..%d records, at most one decision each)", r->path,
+			(unsigned long long)r->batches, (unsigned long long)at, n, m, MAX_BATCH);
 		return G_ERR_PARSE;
 	}
-	if (*seq != r->batches) {
+	if (b->seq != r->batches) {
 		set_err(err, errlen, "%s: corrupt: batch %llu at byte %llu is numbered %llu",
 			r->path, (unsigned long long)r->batches, (unsigned long long)at,
-			(unsigned long long)*seq);
+			(unsigned long long)b->seq);
 		return G_ERR_PARSE;
 	}
-	memset(idle, 0, MAX_CPUS / 8);
-	if (rd(r, idle, nw * 8, "an idle bitmap", err, errlen) ||
-	    rd(r, t, cnt * sizeof(*t), "queued records", err, errlen) ||
-	    rd(r, d, cnt * sizeof(*d), "decisions", err, errlen))
+	size_t tb = m * sizeof(*b->task);
+	memset(b->idle, 0, MAX_CPUS / 8);
+	if (rd(r, b->idle, nw * 8, "an idle bitmap", err, errlen) ||
+	    rd(r, b->t, n * sizeof(*b->t), "queued records", err, errlen) ||
+	    rd(r, b->d, m * sizeof(*b->d), "decisions", err, errlen) ||
+	    rd(r, r->tbuf, TASK_BYTES(m), "task indexes", err, errlen))
 		return G_ERR_PARSE;
-	rec_checksum(st, fh, 24);
-	rec_checksum(st, idle, nw * 8);
-	rec_checksum(st, t, cnt * sizeof(*t));
-	if (rec_checksum(st, d, cnt * sizeof(*d)) != sum) {
+	rec_checksum(st, fh, 32);
+	rec_checksum(st, b->idle, nw * 8);
+	rec_checksum(st, b->t, n * sizeof(*b->t));
+	rec_checksum(st, b->d, m * sizeof(*b->d));
+	if (rec_checksum(st, r->tbuf, TASK_BYTES(m)) != sum) {
 		set_err(err, errlen, "%s: corrupt: checksum mismatch in batch %llu (byte %llu)",
 			r->path, (unsigned long long)r->batches, (unsigned long long)at);
 		return G_ERR_PARSE;
 	}
-	*n = (int)cnt;
+	memcpy(b->task, r->tbuf, tb);
+	/* The checksum says the bytes are as written; this says the writer paired them. */
+	if (++r->gen == 0) {
+		memset(r->seen, 0, sizeof(r->seen));
+		r->gen = 1;
+	}
+	for (uint32_t j = 0; j < m; j++) {
+		uint16_t i = b->task[j];
+		if (i >= n || r->seen[i] == r->gen || b->d[j].pid != b->t[i].pid) {
+			set_err(err, errlen, "%s: corrupt: batch %llu (byte %llu): decision %u (pid %d) "
+				"names record %u, %s", r->path, (unsigned long long)r->batches,
+				(unsigned long long)at, j, (int)b->d[j].pid, i,
+				i >= n ? "past the batch's records" :
+				r->seen[i] == r->gen ? "which an earlier decision names too" :
+				"a record of another pid");
+			return G_ERR_PARSE;
+		}
+		r->seen[i] = r->gen;
+	}
+	b->n = (int)n;
+	b->m = (int)m;
 	r->batches++;
 	return 1;
 }

@@ -5,7 +5,10 @@
  * over the record file) and Lua bridge, with g.now() reading the recorded timestamps and
  * the idle bitmap the recorded policy saw. Reports, per field, how many decisions differ
  * from the recorded ones, whether the vtime order within batches agrees, the first
- * differences, and the new policy's measured cost per task.
+ * differences, and the new policy's measured cost per task. A new decision is compared
+ * with the recorded one for the same record (the file's task indexes, pol_out_task()),
+ * never by position: records without a decision (placed, stale) and the policy's own
+ * order would shift a positional pairing.
  *
  * Open loop: the new policy's decisions do not change what happens next (the recorded
  * tasks still arrive as they did), so this compares decisions, not outcomes; `simulate`
@@ -26,20 +29,16 @@
 
 struct replay {
 	struct rec_reader *r;
-	struct queued_task_ctx *rt;      /* the recorded batch */
-	struct dispatched_task_ctx *rd;  /* its recorded decisions */
-	int n;
-	uint64_t ts, seq;
+	struct rec_batch b;              /* the recorded batch and its decisions */
 	uint64_t clock;
 	uint64_t idle[MAX_CPUS / 64];
 	int err_rc;
 	char err[1024];
 	uint64_t t0, cost_ns;
-	/* pid -> recorded decision index, per batch */
-	int32_t *slot_pid, *slot_idx;
-	uint32_t *slot_gen, gen, mask;
+	int32_t *rec_of;                 /* per record of the batch: its recorded decision, or -1 */
 	/* results */
-	uint64_t batches, tasks, same, d_cpu, d_vtime, d_slice, d_flags, missing;
+	uint64_t batches, records, tasks, rec_tasks, same, d_cpu, d_vtime, d_slice, d_flags;
+	uint64_t rec_only, new_only;
 	uint64_t pairs, pairs_agree;
 	int max_diffs, shown;
 	double *key;
@@ -53,19 +52,20 @@ static int rp_recv(void *ctx, struct queued_task_ctx *buf, int max)
 
 	if (p->err_rc)
 		return 0;
-	rc = rec_reader_next(p->r, p->rt, p->rd, p->idle, &p->n, &p->ts, &p->seq, p->err,
-			     sizeof(p->err));
+	rc = rec_reader_next(p->r, &p->b, p->err, sizeof(p->err));
 	if (rc < 0) {
 		p->err_rc = SIM_EXIT_BADREC;
 		return 0;
 	}
 	if (rc == 0)
 		return 0;
-	if (p->n > max)   /* cannot happen: the bridge is opened with MAX_BATCH */
-		p->n = max;
-	p->clock = p->ts;
-	memcpy(buf, p->rt, (size_t)p->n * sizeof(*buf));
-	return p->n;
+	if (p->b.n > max) {   /* cannot happen: the loop takes MAX_BATCH */
+		p->b.n = max;
+		p->b.m = 0;
+	}
+	p->clock = p->b.ts;
+	memcpy(buf, p->b.t, (size_t)p->b.n * sizeof(*buf));
+	return p->b.n;
 }
 
 static void rp_holding(void *ctx, int n)
@@ -75,14 +75,6 @@ static void rp_holding(void *ctx, int n)
 		p->t0 = g_now_ns();
 }
 
-static const struct queued_task_ctx *task_of(struct replay *p, int32_t pid)
-{
-	for (int i = 0; i < p->n; i++)
-		if (p->rt[i].pid == pid)
-			return &p->rt[i];
-	return NULL;
-}
-
 static int cmp_ord(const void *a, const void *b, void *k)
 {
 	const double *key = k;
@@ -90,15 +82,11 @@ static int cmp_ord(const void *a, const void *b, void *k)
 	return x < y ? -1 : x > y ? 1 : *(const int *)a - *(const int *)b;
 }
 
-static void diff_line(struct replay *p, const struct dispatched_task_ctx *o,
-		      const struct dispatched_task_ctx *d)
+static void diff_line(struct replay *p, const struct queued_task_ctx *t,
+		      const struct dispatched_task_ctx *o, const struct dispatched_task_ctx *d)
 {
-	const struct queued_task_ctx *t = task_of(p, d->pid);
-	char comm[17] = "?";
-	if (t)
-		snprintf(comm, sizeof(comm), "%.16s", t->comm);
-	printf("  batch %llu t=%.6f s pid %d (%s):", (unsigned long long)p->seq, p->ts / 1e9,
-	       d->pid, comm);
+	printf("  batch %llu t=%.6f s pid %d (%.16s):", (unsigned long long)p->b.seq,
+	       p->b.ts / 1e9, d->pid, t->comm);
 	if (o->cpu != d->cpu) {
 		char a[16], b[16];
 		snprintf(a, sizeof(a), o->cpu == RL_CPU_ANY ? "any" : "%d", o->cpu);
@@ -116,35 +104,32 @@ static void diff_line(struct replay *p, const struct dispatched_task_ctx *o,
 	printf("\n");
 }
 
-static int rp_send(void *ctx, const struct dispatched_task_ctx *d, int n)
+/* The loop's record hook: the new policy's decisions d[0..m) for the batch it was given
+ * (the recorded records t[0..n)), d[j] for t[task[j]], each compared with the recorded
+ * decision for the same record. */
+static void rp_compare(void *ctx, const struct queued_task_ctx *t, int n,
+		       const struct dispatched_task_ctx *d, const uint16_t *task, int m)
 {
 	struct replay *p = ctx;
+	int k = 0, matched = 0;
 
 	p->cost_ns += g_now_ns() - p->t0;
 	p->batches++;
-	p->tasks += (uint64_t)n;
-	if (++p->gen == 0) {
-		memset(p->slot_gen, 0, (size_t)(p->mask + 1) * sizeof(*p->slot_gen));
-		p->gen = 1;
-	}
-	for (int i = 0; i < p->n; i++) {   /* recorded decisions by pid (last one wins) */
-		uint32_t h = ((uint32_t)p->rd[i].pid * 0x9e3779b1u) & p->mask;
-		while (p->slot_gen[h] == p->gen && p->slot_pid[h] != p->rd[i].pid)
-			h = (h + 1) & p->mask;
-		p->slot_gen[h] = p->gen;
-		p->slot_pid[h] = p->rd[i].pid;
-		p->slot_idx[h] = i;
-	}
-	int k = 0;
-	for (int i = 0; i < n; i++) {
-		uint32_t h = ((uint32_t)d[i].pid * 0x9e3779b1u) & p->mask;
-		while (p->slot_gen[h] == p->gen && p->slot_pid[h] != d[i].pid)
-			h = (h + 1) & p->mask;
-		if (p->slot_gen[h] != p->gen) {
-			p->missing++;
+	p->records += (uint64_t)n;
+	p->tasks += (uint64_t)m;
+	p->rec_tasks += (uint64_t)p->b.m;
+	for (int i = 0; i < n; i++)
+		p->rec_of[i] = -1;
+	for (int j = 0; j < p->b.m; j++)
+		p->rec_of[p->b.task[j]] = j;
+	for (int i = 0; i < m; i++) {
+		int j = p->rec_of[task[i]];
+		if (j < 0) {   /* the recording has no decision for this record */
+			p->new_only++;
 			continue;
 		}
-		const struct dispatched_task_ctx *o = &p->rd[p->slot_idx[h]];
+		matched++;
+		const struct dispatched_task_ctx *o = &p->b.d[j];
 		bool dc = o->cpu != d[i].cpu, dv = o->vtime != d[i].vtime;
 		bool ds = o->slice_ns != d[i].slice_ns, df = o->flags != d[i].flags;
 		p->d_cpu += dc;
@@ -156,7 +141,7 @@ static int rp_send(void *ctx, const struct dispatched_task_ctx *d, int n)
 		else if (p->shown < p->max_diffs) {
 			if (!p->shown)
 				printf("first differences (recorded -> %s):\n", "replayed");
-			diff_line(p, o, &d[i]);
+			diff_line(p, &t[task[i]], o, &d[i]);
 			p->shown++;
 		}
 		/* vtime order: recorded order of this batch, then is the new order the same for
@@ -166,6 +151,7 @@ static int rp_send(void *ctx, const struct dispatched_task_ctx *d, int n)
 		p->ord[k] = k;
 		k++;
 	}
+	p->rec_only += (uint64_t)(p->b.m - matched);
 	qsort_r(p->ord, (size_t)k, sizeof(int), cmp_ord, p->key);
 	for (int j = 0; j + 1 < k; j++) {
 		double a = p->key[MAX_BATCH + p->ord[j]], b = p->key[MAX_BATCH + p->ord[j + 1]];
@@ -174,8 +160,9 @@ static int rp_send(void *ctx, const struct dispatched_task_ctx *d, int n)
 		p->pairs++;
 		p->pairs_agree += a <= b;
 	}
-	return n;
 }
+
+static int rp_send(void *ctx, const struct dispatched_task_ctx *d, int n) { return n; }
 
 static int rp_wait(void *ctx, int timeout_ms) { return 0; }
 
@@ -204,7 +191,6 @@ int rec_replay_main(int argc, char **argv)
 	const struct rec_info *ri;
 	char err[4096];
 	int c, rc = 0;
-	uint32_t nslots = 1;
 
 	memset(&p, 0, sizeof(p));
 	p.max_diffs = 10;
@@ -235,17 +221,14 @@ int rec_replay_main(int argc, char **argv)
 		return SIM_EXIT_BADREC;
 	}
 	ri = rec_reader_info(p.r);
-	while (nslots < 2u * MAX_BATCH)
-		nslots <<= 1;
-	p.mask = nslots - 1;
-	p.rt = calloc(MAX_BATCH, sizeof(*p.rt));
-	p.rd = calloc(MAX_BATCH, sizeof(*p.rd));
-	p.slot_pid = calloc(nslots, sizeof(*p.slot_pid));
-	p.slot_idx = calloc(nslots, sizeof(*p.slot_idx));
-	p.slot_gen = calloc(nslots, sizeof(*p.slot_gen));
+	p.b.t = calloc(MAX_BATCH, sizeof(*p.b.t));
+	p.b.d = calloc(MAX_BATCH, sizeof(*p.b.d));
+	p.b.task = calloc(MAX_BATCH, sizeof(*p.b.task));
+	p.b.idle = p.idle;
+	p.rec_of = calloc(MAX_BATCH, sizeof(*p.rec_of));
 	p.key = calloc(2 * MAX_BATCH, sizeof(*p.key));
 	p.ord = calloc(MAX_BATCH, sizeof(*p.ord));
-	if (!p.rt || !p.rd || !p.slot_pid || !p.slot_idx || !p.slot_gen || !p.key || !p.ord) {
+	if (!p.b.t || !p.b.d || !p.b.task || !p.rec_of || !p.key || !p.ord) {
 		g_err("replay: out of memory");
 		rc = EXIT_FAILURE;
 		goto out;
@@ -277,22 +260,27 @@ int rec_replay_main(int argc, char **argv)
 	src.wait = rp_wait;
 	src.holding = rp_holding;
 	loop_init(&lp, pol, &src, MAX_BATCH, NULL);
+	lp.rec.ctx = &p;
+	lp.rec.batch = rp_compare;
 	while (loop_step(&lp, 0) > 0)
 		;
 	const struct pol_stats *ps = pol_stats(pol);
-	printf("batches %llu, decisions %llu: identical %llu (%.2f%%); cpu differs %llu, vtime %llu, "
-	       "slice %llu, flags %llu; not matched %llu\n", (unsigned long long)p.batches,
-	       (unsigned long long)p.tasks, (unsigned long long)p.same,
-	       p.tasks ? 100.0 * p.same / p.tasks : 100.0, (unsigned long long)p.d_cpu,
-	       (unsigned long long)p.d_vtime, (unsigned long long)p.d_slice,
-	       (unsigned long long)p.d_flags, (unsigned long long)p.missing);
+	printf("batches %llu, records %llu, decisions %llu: identical %llu (%.2f%%); cpu differs "
+	       "%llu, vtime %llu, slice %llu, flags %llu; not matched %llu (recorded only %llu, "
+	       "replayed only %llu)\n", (unsigned long long)p.batches,
+	       (unsigned long long)p.records, (unsigned long long)p.tasks,
+	       (unsigned long long)p.same, p.tasks ? 100.0 * p.same / p.tasks : 100.0,
+	       (unsigned long long)p.d_cpu, (unsigned long long)p.d_vtime,
+	       (unsigned long long)p.d_slice, (unsigned long long)p.d_flags,
+	       (unsigned long long)(p.rec_only + p.new_only), (unsigned long long)p.rec_only,
+	       (unsigned long long)p.new_only);
 	printf("vtime order within batches: %.2f%% of %llu neighbour pairs agree\n",
 	       p.pairs ? 100.0 * p.pairs_agree / p.pairs : 100.0, (unsigned long long)p.pairs);
 	printf("policy errors %llu, fallbacks %llu\n", (unsigned long long)ps->errors,
 	       (unsigned long long)ps->fallbacks);
 	fflush(stdout);
 	fprintf(stderr, "gthulhu-lua: replay: policy %.1f ns/task (measured, %llu batches)\n",
-		p.tasks ? (double)p.cost_ns / p.tasks : 0, (unsigned long long)p.batches);
+		p.records ? (double)p.cost_ns / p.records : 0, (unsigned long long)p.batches);
 	if (p.err_rc) {
 		g_err("replay: %s", p.err);
 		rc = p.err_rc;
@@ -302,11 +290,10 @@ int rec_replay_main(int argc, char **argv)
 out:
 	pol_close(pol);
 	rec_reader_close(p.r);
-	free(p.rt);
-	free(p.rd);
-	free(p.slot_pid);
-	free(p.slot_idx);
-	free(p.slot_gen);
+	free(p.b.t);
+	free(p.b.d);
+	free(p.b.task);
+	free(p.rec_of);
 	free(p.key);
 	free(p.ord);
 	return rc;

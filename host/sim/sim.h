@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include "../../bpf/intf.h"
 #include "../../bpf/bounds.bpf.h"
+#include "../loop.h"
 #include "../pol/pol.h"
 #include "../topo.h"
 
@@ -166,6 +167,8 @@ struct sim_counters {     /* the BPF side's stats, same names */
 	uint64_t nr_placed, nr_placed_untold, nr_starved;
 	uint64_t nr_host_stalls;   /* times the stalled-host mode was entered */
 	uint64_t nr_batches, nr_tasks, max_batch, nr_events, nr_preempt;
+	uint64_t nr_decisions;     /* decisions the host sent (records get none when placed
+				    * or stale); the policy's fallbacks are a share of these */
 	uint64_t host_busy_ns;
 	uint64_t host_cpu_ns;  /* time the host's thread held a CPU */
 	uint64_t cost_ns;      /* measured real time in pol_schedule (+validation) */
@@ -182,10 +185,8 @@ void sim_pol_env(struct sim *s, struct pol_env *env);
 int sim_strategies(struct sim *s, struct strat_entry *out, int max);
 /* Run to the workload's duration with pol (through loop_step). rec_batch/rec_ctx: an
  * optional record hook. Returns G_OK, or SIM_EXIT_STALL (message in err). */
-int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
-	    void (*rec_batch)(void *, const struct queued_task_ctx *,
-			      const struct dispatched_task_ctx *, int), void *rec_ctx,
-	    char *err, size_t errlen);
+int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr, loop_rec_fn *rec_batch,
+	    void *rec_ctx, char *err, size_t errlen);
 const volatile uint64_t *sim_clock(struct sim *s);
 
 /* Results, read after sim_run. */
@@ -205,6 +206,14 @@ struct sim_result *sim_result_new(const struct sim *s, const struct sim_wl *w,
 				  const char *policy, const struct pol_stats *ps,
 				  int exit_code, const char *exit_msg);
 void sim_result_free(struct sim_result *r);
+/* A run where at least this share of the decisions fell back to the built-in one (the
+ * policy's were rejected, or it raised) is flagged: a warning on stderr, a marker in the
+ * table. Below it, the fallbacks count of the summary line tells. */
+#define SIM_FALLBACK_WARN 0.01
+/* The share of r's decisions that were the built-in fallback, not the policy's. */
+double sim_result_fallback_share(const struct sim_result *r);
+/* "P% of its decisions (F of D) fell back to the built-in one" into buf. */
+void sim_result_fallback_text(const struct sim_result *r, char *buf, size_t len);
 void sim_report_table(FILE *f, const struct sim_wl *w, struct sim_result **r, int n,
 		      bool measured);
 void sim_report_json(FILE *f, const struct sim_wl *w, struct sim_result **r, int n,

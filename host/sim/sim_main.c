@@ -193,6 +193,18 @@ int sim_main(int argc, char **argv)
 				code = EXIT_FAILURE;
 		}
 		res[nres] = sim_result_new(s, &w, policy, ps, code, msg);
+		if (res[nres] && sim_result_fallback_share(res[nres]) >= SIM_FALLBACK_WARN) {
+			/* Loud: in the table such a run just looks like a slow policy. */
+			char fb[160];
+			const char *last = pol_last_rejected(pol);
+			sim_result_fallback_text(res[nres], fb, sizeof(fb));
+			g_warn("simulate: %s: %s: %llu rejected%s%.160s%s, %llu raised batches; "
+			       "those tasks ran on the built-in decision, not the policy's", policy, fb,
+			       (unsigned long long)ps->bad_decisions,
+			       ps->bad_decisions && *last ? " (last: " : "",
+			       ps->bad_decisions ? last : "", ps->bad_decisions && *last ? ")" : "",
+			       (unsigned long long)ps->errors);
+		}
 		pol_close(pol);
 		sim_close(s);
 		if (!res[nres]) {

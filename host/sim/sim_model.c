@@ -2,7 +2,8 @@
 /*
  * sim_model.c - the event model of the kernel side (see sim.h). It follows bpf/main.bpf.c
  * callback by callback, with the kernel's sched_ext core around it reduced to what decides
- * who runs when; the bounds' arithmetic comes from bpf/bounds.bpf.h, shared with BPF.
+ * who runs when; the bounds' arithmetic comes from bpf/bounds.bpf.h and the idle-sibling walk
+ * from bpf/idle.bpf.h, shared with BPF.
  *
  *  - select_cpu (wakeups of tasks allowed on more than one CPU): prev if idle, else an idle
  *    L2 sibling, then L3 (random start), then any idle CPU; claiming an idle CPU wakes it.
@@ -489,25 +490,16 @@ static int pick_idle_any(struct sim *s, const struct task *t)
 	return -1;
 }
 
-static int pick_from(struct sim *s, const struct task *t, const uint16_t *ids, uint32_t nr,
-		     uint32_t start)
-{
-	if (nr > MAX_SIBLINGS)
-		nr = MAX_SIBLINGS;
-	for (uint32_t i = 0; i < nr; i++) {
-		uint32_t k = (start + i) % MAX_SIBLINGS;
-		if (k >= nr)
-			k -= nr;
-		if (k >= nr)
-			continue;
-		int cpu = ids[k];
-		if (cpu >= s->nr_cpus || !allowed(t, cpu))
-			continue;
-		if (test_and_clear_idle(s, cpu))
-			return cpu;
-	}
-	return -1;
-}
+/* The sibling-list walk is the BPF side's own (bpf/idle.bpf.h), over the model's idle
+ * mask: p is the simulator and the task. */
+struct idle_walk {
+	struct sim *s;
+	const struct task *t;
+};
+#define IDLE_TASK struct idle_walk
+#define IDLE_ALLOWED(p, cpu) ((cpu) < (p)->s->nr_cpus && allowed((p)->t, (cpu)))
+#define IDLE_CLAIM_TASK(p, cpu) test_and_clear_idle((p)->s, (cpu))
+#include "../../bpf/idle.bpf.h"   /* pick_from(): the walk, shared with BPF */
 
 static int pick_idle_topo(struct sim *s, const struct task *t, int prev)
 {
@@ -516,11 +508,12 @@ static int pick_idle_topo(struct sim *s, const struct task *t, int prev)
 	if (t->nr_allowed == 1)
 		return -1;
 	const struct cpu_topo *ct = &s->topo->cpu[prev];
+	const struct idle_walk w = { s, t };
 	uint32_t start = (uint32_t)rnd(s);
-	int cpu = pick_from(s, t, ct->l2, ct->nr_l2, start);
+	int cpu = pick_from(&w, ct->l2, ct->nr_l2, start);
 	if (cpu >= 0)
 		return cpu;
-	cpu = pick_from(s, t, ct->l3, ct->nr_l3, start);
+	cpu = pick_from(&w, ct->l3, ct->nr_l3, start);
 	if (cpu >= 0)
 		return cpu;
 	return pick_idle_any(s, t);
@@ -1338,6 +1331,7 @@ static int src_send(void *ctx, const struct dispatched_task_ctx *d, int n)
 
 	memcpy(s->inflight, d, (size_t)n * sizeof(*d));
 	s->ninflight = n;
+	s->c.nr_decisions += (uint64_t)n;
 	host_done_after(s, n);
 	return n;
 }
@@ -1702,10 +1696,8 @@ int sim_strategies(struct sim *s, struct strat_entry *out, int max)
 }
 
 /* ---- the run ----------------------------------------------------------------------- */
-int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr,
-	    void (*rec_batch)(void *, const struct queued_task_ctx *,
-			      const struct dispatched_task_ctx *, int), void *rec_ctx,
-	    char *err, size_t errlen)
+int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr, loop_rec_fn *rec_batch,
+	    void *rec_ctx, char *err, size_t errlen)
 {
 	struct loop_src src;
 	uint64_t hb = s->hb_ns;

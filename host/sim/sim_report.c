@@ -217,6 +217,31 @@ void sim_result_free(struct sim_result *r)
 	free(r);
 }
 
+double sim_result_fallback_share(const struct sim_result *r)
+{
+	uint64_t d = r->c.nr_decisions, f = r->ps.fallbacks;
+
+	return d ? (f >= d ? 1.0 : (double)f / (double)d) : 0.0;
+}
+
+void sim_result_fallback_text(const struct sim_result *r, char *buf, size_t len)
+{
+	snprintf(buf, len, "%.1f%% of its decisions (%llu of %llu) fell back to the built-in one",
+		 sim_result_fallback_share(r) * 100, (unsigned long long)r->ps.fallbacks,
+		 (unsigned long long)r->c.nr_decisions);
+}
+
+static bool flagged(const struct sim_result *r)
+{
+	return sim_result_fallback_share(r) >= SIM_FALLBACK_WARN;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *b = strrchr(path, '/');
+	return b ? b + 1 : path;
+}
+
 /* ---- table ------------------------------------------------------------------------- */
 static void fmt_us(char *b, size_t n, uint64_t ns)
 {
@@ -269,6 +294,12 @@ void sim_report_table(FILE *f, const struct sim_wl *w, struct sim_result **rs, i
 		fprintf(f, "\n== policy %s\n", r->policy);
 		if (r->exit_code)
 			fprintf(f, "!! %s\n", r->exit_msg);
+		if (flagged(r)) {
+			char fb[160];
+			sim_result_fallback_text(r, fb, sizeof(fb));
+			fprintf(f, "!! %s: %llu rejected, %llu raised batches\n", fb,
+				(unsigned long long)r->ps.bad_decisions, (unsigned long long)r->ps.errors);
+		}
 		hdr(f, "group");
 		for (int g = 0; g < r->ngroups; g++) {
 			struct rgroup *G = &r->g[g];
@@ -322,8 +353,11 @@ void sim_report_table(FILE *f, const struct sim_wl *w, struct sim_result **rs, i
 	if (n > 1) {
 		fprintf(f, "\n== comparison (wakeup latency p99 us / cpu%%)\n%-16s", "group");
 		for (int k = 0; k < n; k++) {
-			const char *b = strrchr(rs[k]->policy, '/');
-			fprintf(f, " %22.22s", b ? b + 1 : rs[k]->policy);
+			char h[32];
+			/* (!): most of its decisions were the built-in one (footnote below) */
+			snprintf(h, sizeof(h), flagged(rs[k]) ? "%.18s (!)" : "%.22s",
+				 base_name(rs[k]->policy));
+			fprintf(f, " %22s", h);
 		}
 		fputc('\n', f);
 		for (int g = 0; g < rs[0]->ngroups; g++) {
@@ -336,6 +370,11 @@ void sim_report_table(FILE *f, const struct sim_wl *w, struct sim_result **rs, i
 			}
 			fputc('\n', f);
 		}
+		for (int k = 0; k < n; k++)
+			if (flagged(rs[k]))
+				fprintf(f, "(!) %s: %.1f%% of its decisions fell back to the built-in one "
+					"(see its section)\n", base_name(rs[k]->policy),
+					sim_result_fallback_share(rs[k]) * 100);
 	}
 }
 

@@ -10,8 +10,11 @@
  *         cut the file at that offset instead).
  * Invariants (abort() on violation):
  *   - no crash, no out-of-bounds access (ASan), no leak (LSan);
- *   - every accepted batch has 1 <= n <= MAX_BATCH and consecutive seq numbers;
- *   - a valid file reads back exactly what was written (batch count, every record);
+ *   - every accepted batch has 1 <= n <= MAX_BATCH records, 0 <= m <= n decisions, each
+ *     paired with a distinct record of its pid, and consecutive seq numbers;
+ *   - a valid file reads back exactly what was written (batch count, every record, every
+ *     decision and its pairing; its batches hold records without a decision, and the
+ *     decisions come in reverse order, as placed/stale records and policies make them);
  *   - any single flipped bit or any cut of a valid file is reported as an error: the
  *     checksums cover every byte.
  * Run: make fuzz, or build/fuzz/fuzz_rec DIR...
@@ -29,31 +32,63 @@ int g_verbose;
 
 static struct queued_task_ctx t[MAX_BATCH];
 static struct dispatched_task_ctx d[MAX_BATCH];
+static uint16_t task[MAX_BATCH];
 static uint64_t idle[MAX_CPUS / 64];
 
-/* Read the whole file; returns batches read, or -1 - batches on an error. */
-static long read_all(const uint8_t *data, size_t size, int *nlast)
+/* Batch b of a valid file: n records (pid 1000 + 10b + i, enq_cnt b, vtime 100b + i);
+ * every record i with i % 3 != 1 decided, in reverse order, d.vtime = vtime + 1. Returns
+ * m; task[] gets the pairing. */
+static int plan(int b, unsigned pat, int *n, uint16_t *tk)
+{
+	int m = 0;
+
+	*n = 1 + (int)((pat >> (b * 3)) & 7) * 3;
+	for (int i = *n - 1; i >= 0; i--)
+		if (i % 3 != 1)
+			tk[m++] = (uint16_t)i;
+	return m;
+}
+
+/* Read the whole file; returns batches read, or -1 - batches on an error. valid: the
+ * file is make_valid(.., pat): check every batch against plan(). */
+static long read_all(const uint8_t *data, size_t size, bool valid, unsigned pat)
 {
 	char err[1024];
 	FILE *f = fmemopen((void *)data, size, "rb");
+	struct rec_batch bt = { .t = t, .d = d, .task = task, .idle = idle };
+	static unsigned char seen[MAX_BATCH];
 	long nb = 0;
-	int n, rc;
-	uint64_t ts, seq;
+	int rc;
 
 	if (!f)
 		return -1;
 	struct rec_reader *r = rec_reader_fopen(f, "input", err, sizeof(err));
 	if (!r)
 		return -1;
-	while ((rc = rec_reader_next(r, t, d, idle, &n, &ts, &seq, err, sizeof(err))) > 0) {
-		if (n < 1 || n > MAX_BATCH)
-			DIE("batch of %d tasks accepted", n);
-		if (seq != (uint64_t)nb)
-			DIE("batch %ld numbered %llu", nb, (unsigned long long)seq);
-		if (!strstr(err, "") )
-			DIE("impossible");
+	while ((rc = rec_reader_next(r, &bt, err, sizeof(err))) > 0) {
+		if (bt.n < 1 || bt.n > MAX_BATCH || bt.m < 0 || bt.m > bt.n)
+			DIE("batch of %d records and %d decisions accepted", bt.n, bt.m);
+		if (bt.seq != (uint64_t)nb)
+			DIE("batch %ld numbered %llu", nb, (unsigned long long)bt.seq);
+		memset(seen, 0, (size_t)bt.n);
+		for (int j = 0; j < bt.m; j++) {
+			if (task[j] >= bt.n || seen[task[j]] || d[j].pid != t[task[j]].pid)
+				DIE("batch %ld: decision %d paired with record %u accepted", nb, j, task[j]);
+			seen[task[j]] = 1;
+		}
+		if (valid) {
+			uint16_t want[MAX_BATCH];
+			int n, m = plan((int)nb, pat, &n, want);
+			if (bt.n != n || bt.m != m || memcmp(task, want, (size_t)m * sizeof(*want)))
+				DIE("valid batch %ld read back as %d records / %d decisions", nb, bt.n, bt.m);
+			for (int i = 0; i < n; i++)
+				if (t[i].pid != 1000 + nb * 10 + i || t[i].vtime != (uint64_t)(nb * 100 + i))
+					DIE("valid batch %ld: record %d read back wrong", nb, i);
+			for (int j = 0; j < m; j++)
+				if (d[j].vtime != t[task[j]].vtime + 1 || d[j].cpu != task[j] % 8)
+					DIE("valid batch %ld: decision %d read back wrong", nb, j);
+		}
 		nb++;
-		*nlast = n;
 	}
 	rec_reader_close(r);
 	return rc < 0 ? -1 - nb : nb;
@@ -76,17 +111,18 @@ static uint8_t *make_valid(int k, unsigned pat, size_t *len)
 	if (!w)
 		DIE("writer: %s", err);
 	for (int b = 0; b < k; b++) {
-		int n = 1 + (int)((pat >> (b * 3)) & 7) * 3;
+		int n, m = plan(b, pat, &n, task);
 		for (int i = 0; i < n; i++) {
 			memset(&t[i], 0, sizeof(t[i]));
 			t[i].pid = 1000 + b * 10 + i;
 			t[i].enq_cnt = (uint64_t)b;
 			t[i].vtime = (uint64_t)(b * 100 + i);
-			d[i] = (struct dispatched_task_ctx){ .pid = t[i].pid, .cpu = i % 8,
-							     .vtime = t[i].vtime + 1, .enq_cnt = b };
 		}
+		for (int j = 0; j < m; j++)
+			d[j] = (struct dispatched_task_ctx){ .pid = t[task[j]].pid, .cpu = task[j] % 8,
+							     .vtime = t[task[j]].vtime + 1, .enq_cnt = b };
 		clock += 1000;
-		rec_writer_batch(w, t, d, n);
+		rec_writer_batch(w, t, n, d, task, m);
 	}
 	if (rec_writer_close(w, err, sizeof(err)))
 		DIE("writer close: %s", err);
@@ -106,19 +142,17 @@ static uint8_t *make_valid(int k, unsigned pat, size_t *len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	int nlast = 0;
-
 	if (size < 1)
 		return 0;
 	if (!(data[0] & 1)) {
-		read_all(data + 1, size - 1, &nlast);
+		read_all(data + 1, size - 1, false, 0);
 		return 0;
 	}
 	int k = 1 + (size > 1 ? data[1] % 8 : 0);
 	unsigned pat = size > 1 ? data[1] * 2654435761u : 0;
 	size_t len;
 	uint8_t *buf = make_valid(k, pat, &len);
-	long nb = read_all(buf, len, &nlast);
+	long nb = read_all(buf, len, true, pat);
 	if (nb != k)
 		DIE("valid file of %d batches read as %ld", k, nb);
 	uint32_t pos = 0;
@@ -127,11 +161,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pos %= (uint32_t)(len * 8);
 	if (size > 6 && (data[6] & 1)) {
 		size_t cut = pos / 8;
-		if (read_all(buf, cut, &nlast) >= 0)
+		if (read_all(buf, cut, false, 0) >= 0)
 			DIE("file cut at %zu of %zu bytes was accepted", cut, len);
 	} else {
 		buf[pos / 8] ^= (uint8_t)(1u << (pos % 8));
-		if (read_all(buf, len, &nlast) >= 0)
+		if (read_all(buf, len, false, 0) >= 0)
 			DIE("bit %u flipped and the file was accepted", pos);
 	}
 	free(buf);

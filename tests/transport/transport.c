@@ -331,7 +331,9 @@ static void test_record(void)
 {
 	static struct queued_task_ctx t[MAX_BATCH];
 	static struct dispatched_task_ctx d[MAX_BATCH];
+	static uint16_t task[MAX_BATCH];
 	static uint64_t idle[MAX_CPUS / 64];
+	struct rec_batch b = { .t = t, .d = d, .task = task, .idle = idle };
 	const char *path = "build/tests/transport.rec";
 	struct rec_info ri = { .nr_cpus = NCPU, .batch_max = MAX_BATCH, .source = "live",
 			       .policy = "policies/gthulhu.lua" };
@@ -339,8 +341,8 @@ static void test_record(void)
 	struct rec_reader *rd;
 	char err[1024];
 	struct rig r;
-	uint64_t tasks = 0, batches = 0, ts, seq, last_ts = 0;
-	int n, rc, bad = 0;
+	uint64_t tasks = 0, batches = 0, last_ts = 0;
+	int rc, bad = 0;
 
 	if (rig_open(&r, "policies/gthulhu.lua", 0, 0, MAX_BATCH)) {
 		CHECK(0, "rig for --record");
@@ -364,12 +366,15 @@ static void test_record(void)
 		rig_close(&r);
 		return;
 	}
-	while ((rc = rec_reader_next(rd, t, d, idle, &n, &ts, &seq, err, sizeof(err))) > 0) {
-		for (int i = 0; i < n; i++)
-			bad += t[i].pid < 5000 || t[i].pid >= 5000 + 4096 || d[i].enq_cnt != t[i].enq_cnt;
-		bad += ts < last_ts;
-		last_ts = ts;
-		tasks += (uint64_t)n;
+	while ((rc = rec_reader_next(rd, &b, err, sizeof(err))) > 0) {
+		for (int i = 0; i < b.n; i++)
+			bad += t[i].pid < 5000 || t[i].pid >= 5000 + 4096;
+		for (int j = 0; j < b.m; j++)
+			bad += d[j].enq_cnt != t[task[j]].enq_cnt;
+		bad += b.m != b.n;   /* no placed or stale records here: every one decided */
+		bad += b.ts < last_ts;
+		last_ts = b.ts;
+		tasks += (uint64_t)b.n;
 		batches++;
 	}
 	CHECK(rc == 0, "reading back: %s", err);
