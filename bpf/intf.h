@@ -107,6 +107,12 @@ struct user_exit_info {
 #define COMPAT_DSQ_MOVE         (1u << 6)  /* scx_bpf_dsq_move, else scx_bpf_dispatch_from_dsq */
 #define COMPAT_RECORDED         (1u << 31) /* init ran (the other bits are valid) */
 
+/* The `queued` ringbuf (bpf/rings.bpf.h): its size in bytes, and the share of it that
+ * quiet (told-only) records may fill before they wake the host by themselves (1/this).
+ * Shared with the simulator's model of the ring (host/sim/sim_model.c). */
+#define QUEUED_RING_BYTES    (1 << 20)
+#define RINGS_QUIET_WAKE_DIV 8
+
 /* Well-known DSQ ids (per-CPU DSQs use the CPU id). */
 #define SHARED_DSQ 0x10000ULL
 #define SCHED_DSQ  0x10001ULL

@@ -14,7 +14,7 @@
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
+	__uint(max_entries, QUEUED_RING_BYTES);
 } queued SEC(".maps");
 
 struct {
@@ -31,9 +31,8 @@ struct {
  * the host must act on (a task in custody) would then wait for the host's epoll timeout
  * (100 ms). So: an urgent record committed while a quiet one may still be unread forces
  * the wake-up; and quiet records wake the host by themselves once they fill
- * RINGS_QUIET_WAKE_DIV-th of the ring, so they never overflow it.
+ * RINGS_QUIET_WAKE_DIV-th of the ring (bpf/intf.h), so they never overflow it.
  */
-#define RINGS_QUIET_WAKE_DIV 8
 static __u64 rings_quiet_end;   /* producer position just after the last quiet record */
 
 static __always_inline void rings_submit_quiet(void *r)

@@ -5,13 +5,26 @@
  * who runs when; the bounds' arithmetic comes from bpf/bounds.bpf.h and the idle-sibling walk
  * from bpf/idle.bpf.h, shared with BPF.
  *
- *  - select_cpu (wakeups of tasks allowed on more than one CPU): prev if idle, else an idle
- *    L2 sibling, then L3 (random start), then any idle CPU; claiming an idle CPU wakes it.
- *    early_processing: placed on that CPU with slice_ns_min, an RL_ENQ_PLACED record.
- *  - enqueue: per-CPU kthreads to their local DSQ, other kthreads to the shared DSQ at
- *    vtime 0 with slice_ns_min, a preempted decided task with slice left back in-kernel
- *    (resume_preempted), user tasks to the host (a record in the `queued` ring, enq_cnt
- *    bumped, custody entry); ring full -> in-kernel (nr_sched_congested).
+ *  - the fast path (early_processing, the master switch): a decision flagged RL_DISP_FAST
+ *    grants the task its next wake-ups, with bounds_fast_slice(); one without denies it; a
+ *    task never decided has none. A placement runs on a CPU's local DSQ at once with that
+ *    slice, at bounds_placed_vtime(), stands for a decision (keep_prev), and the policy gets
+ *    a quiet RL_ENQ_PLACED record (nr_placed; a full ring: nr_placed_untold).
+ *  - select_cpu (wakeups of tasks allowed on more than one CPU), granted tasks only: on a
+ *    sync wake-up (the waker wakes it through a channel and blocks in the same step) the
+ *    waker's CPU if nothing waits in its local or own DSQ, but an idle prev CPU sharing its
+ *    L3 first (nr_sync_wakeups); else prev if idle, an idle L2 sibling, then L3 (random
+ *    start), then any idle CPU, claimed. An ungranted task claims nothing: prev is
+ *    returned (its CPU wakes if idle) and the host's decision picks and kicks a CPU.
+ *  - enqueue: per-CPU kthreads to their local DSQ; a granted wake-up select_cpu did not
+ *    place (allowed on one CPU, or none idle then) on its own CPU if that is idle now;
+ *    other kthreads to the shared DSQ at vtime 0 with slice_ns_min, a preempted decided
+ *    task with slice left back in-kernel (resume_preempted), user tasks to the host (a
+ *    record in the `queued` ring, enq_cnt bumped, custody entry); ring full -> in-kernel
+ *    (nr_sched_congested).
+ *  - the ring's wake-ups (bpf/rings.bpf.h): a custody record wakes a sleeping host when
+ *    it is at the consumer position, or while a quiet record before it may be unread;
+ *    quiet records wake it only when the unread ones fill 1/RINGS_QUIET_WAKE_DIV of it.
  *  - the host's thread: woken wake_ns after a record arrives while it sleeps, queued in
  *    SCHED_DSQ (kicking, or preempting, a CPU), taken by the next ops.dispatch; on its CPU
  *    each loop_step() takes up to batch_max records, runs the policy (real Lua, virtual
@@ -30,7 +43,9 @@
  *  - timer slack: a timed wake-up (sleep, period, the host's epoll_wait timeout) fires up
  *    to the task's timer slack after it is due (timer_fire() below); lateness counts from
  *    the due time.
- * Not modelled: CPU hotplug, the stalled-host mode, dispatch slots, yields.
+ * Not modelled: CPU hotplug, dispatch slots, yields, wakeup_preempt, builtin_idle, the
+ * host's helper threads; SCX_WAKE_SYNC only where the waker then blocks (the kernel sets
+ * it for every pipe write).
  *
  * Events live in one binary heap ordered by (time, sequence); arrays grow by doubling,
  * nothing is allocated per event.
@@ -49,7 +64,9 @@ enum { T_NEW, T_SLEEP, T_WAITCH, T_HOST, T_DSQ, T_LOCAL, T_RUN, T_EXIT };
 
 #define SCX_SLICE_DFL 20000000ull
 #define HOST_WAIT_NS 100000000ull   /* the live host's longest epoll_wait (main.c RUN_WAIT_MS) */
-#define RING_CAP ((1 << 20) / (sizeof(struct queued_task_ctx) + 8))
+/* The `queued` ringbuf: records rounded up to 8 bytes, plus the ringbuf's 8-byte header. */
+#define RING_REC_BYTES ((sizeof(struct queued_task_ctx) + 7) / 8 * 8 + 8)
+#define RING_CAP (QUEUED_RING_BYTES / RING_REC_BYTES)
 #define NO_TASK (-1)
 #define HOST_TASK (-2)       /* the host's thread, on a CPU or in a local DSQ */
 
@@ -92,6 +109,8 @@ struct task {
 	uint64_t stint_slice;    /* slice it had when it last started running */
 	uint64_t slice_left;     /* slice left when it last stopped while still runnable */
 	bool prio;               /* placed by a priority decision: charged to the CPU's budget */
+	bool fast;               /* its last decision granted the fast path (RL_DISP_FAST) */
+	uint64_t fast_slice;     /* ... with this slice (bounds_fast_slice) */
 	int cpu;                 /* scx_bpf_task_cpu() */
 	int last_ran;            /* CPU it last ran on (migrations) */
 	uint64_t pend_enq, pend_at;
@@ -146,6 +165,11 @@ struct sim {
 	/* the queued ring */
 	struct queued_task_ctx *ring;
 	int ring_head, ring_n;
+	uint64_t ring_cons;      /* records the host has taken (the consumer position) */
+	uint64_t quiet_end;      /* producer position just after the last quiet record */
+	/* wake-ups a task's program made through channels, run when its step ends (sync) */
+	int32_t *wakeq;
+	int nwakeq, cap_wakeq;
 	/* the host */
 	struct loop lp;
 	bool host_busy, host_wake_pending, host_sent;
@@ -167,6 +191,7 @@ struct sim {
 	int ninflight;
 	uint64_t cost_t0;
 	uint64_t vtime_floor;
+	uint64_t vtime_now;      /* largest vtime of a decided task that started running (BPF's) */
 	uint64_t slice_max_ns, wait_bound_ns, hb_ns;   /* bpf/bounds.bpf.h, from the watchdog */
 	bool rescue_needed;
 	uint64_t starve_epoch;   /* bumped by the heartbeat: CPUs scan for starved tasks */
@@ -542,7 +567,7 @@ static void kick_for(struct sim *s, struct task *t, int cpu, bool preempt)
 	resched(s, cpu, true);
 }
 
-/* ---- enqueue ----------------------------------------------------------------------- */
+/* ---- records and inserts ---------------------------------------------------------- */
 /* fill_record() of main.bpf.c, into the next slot of the `queued` ring (room checked). */
 static void fill_record(struct sim *s, const struct task *t, uint64_t flags, int cpu,
 			uint64_t exec_runtime)
@@ -620,9 +645,112 @@ static void resume_preempted(struct sim *s, int id)
 	}
 }
 
+/* ---- the ring's wake-ups (bpf/rings.bpf.h) ------------------------------------------
+ * The kernel's ringbuf wakes the host when a record is committed at the consumer position
+ * (the host has read everything before it), unless the record is quiet. A custody record
+ * (rings_submit_urgent) also forces the wake-up while a quiet record before it may still
+ * be unread; quiet records (told-only: a fast-path placement) wake the host only once the
+ * unread ones fill 1/RINGS_QUIET_WAKE_DIV of the ring. A host already awake (on its CPU,
+ * queued for one, or its wake-up under way) needs none. */
+static void ring_wake_host(struct sim *s)
+{
+	if (!s->host_on_cpu && !s->host_queued && !s->host_wake_pending) {
+		s->host_wake_pending = true;
+		ev_push(s, s->now + s->w->host_wake_ns, EV_HOST_WAKE, 0, 0);
+	}
+}
+
+/* at_cons: the ring held no unread record before this one. */
+static void ring_submit_urgent(struct sim *s, bool at_cons)
+{
+	if (at_cons || s->ring_cons < s->quiet_end)
+		ring_wake_host(s);
+}
+
+static void ring_submit_quiet(struct sim *s)
+{
+	/* BPF_RB_AVAIL_DATA counts the record just reserved */
+	bool force = (uint64_t)s->ring_n * RING_REC_BYTES >=
+		     QUEUED_RING_BYTES / RINGS_QUIET_WAKE_DIV;
+
+	s->quiet_end = s->ring_cons + (uint64_t)s->ring_n;
+	if (force)
+		ring_wake_host(s);
+}
+
+/* ---- the fast path ------------------------------------------------------------------ */
+/* fast_granted() of main.bpf.c: the task's last decision granted it the fast path
+ * (RL_DISP_FAST), early_processing is on and the host is not stalled. Never decided: no
+ * grant. The model's tasks are never the host's threads. */
+static bool fast_granted(const struct sim *s, const struct task *t)
+{
+	return s->w->early_processing && !s->host_stalled && !t->kthread && t->fast;
+}
+
+/* place_fast() of main.bpf.c: run the task on cpu's local DSQ now, with the slice its
+ * policy granted, at its last decided vtime pulled up to vtime_now - slice_ns_default (a
+ * stale or zero one would keep it first in keep_prev until the wait bound), and tell the
+ * policy afterwards:
+ * a quiet record flagged RL_ENQ_PLACED (no custody, no decision expected) that carries the
+ * vtime before the placement. The placement stands for a decision (keep_prev applies at
+ * its expiry). rec_cpu/exec_runtime: what the record reports (select_cpu runs before
+ * ops.runnable resets exec_runtime). */
+static void place_fast(struct sim *s, int id, int cpu, int rec_cpu, uint64_t exec_runtime)
+{
+	struct task *t = &s->tasks[id];
+	bool told = s->ring_n < (int)RING_CAP;
+
+	if (told)
+		fill_record(s, t, SIM_ENQ_WAKEUP | RL_ENQ_PLACED, rec_cpu, exec_runtime);
+	t->fresh = true;
+	t->decided = true;
+	t->slice_dec = t->fast_slice;
+	t->queued_at = stamp(s);
+	t->prio = false;
+	t->slice_left = 0;
+	t->dsq_vtime = bounds_placed_vtime(t->dsq_vtime, s->vtime_now, s->w->slice_ns_default);
+	t->slice = t->fast_slice;
+	t->runnable_since = s->now;
+	t->waiting = true;
+	local_push(s, cpu, id, false);
+	s->c.nr_placed++;
+	if (!told) {
+		s->c.nr_placed_untold++;
+		return;
+	}
+	ring_submit_quiet(s);
+}
+
+/* cpus_share_l3() of main.bpf.c: is b in a's L3 sibling list? */
+static bool cpus_share_l3(const struct sim *s, int a, int b)
+{
+	const struct cpu_topo *ct = &s->topo->cpu[a];
+	uint32_t n = ct->nr_l3 < MAX_SIBLINGS ? ct->nr_l3 : MAX_SIBLINGS;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (ct->l3[i] == b)
+			return true;
+	return false;
+}
+
+/* pick_sync() of main.bpf.c, for a sync wake-up by a task on CPU `here` that is about to
+ * block: here, when t may run there and nothing waits in its local DSQ or its own DSQ; but
+ * first prev, if it is idle (claimed) and shares here's L3. -1: neither. */
+static int pick_sync(struct sim *s, const struct task *t, int prev, int here)
+{
+	if (!allowed(t, here) || s->cpus[here].nlocal || s->cpus[here].dsq.n)
+		return -1;
+	if (prev != here && allowed(t, prev) && cpus_share_l3(s, prev, here) &&
+	    test_and_clear_idle(s, prev))
+		return prev;
+	return here;
+}
+
+/* ---- enqueue ----------------------------------------------------------------------- */
 static void enqueue(struct sim *s, int id, uint64_t flags)
 {
 	struct task *t = &s->tasks[id];
+	bool at_cons;
 
 	t->runnable_since = s->now;
 	t->waiting = true;
@@ -632,6 +760,14 @@ static void enqueue(struct sim *s, int id, uint64_t flags)
 		s->c.nr_kernel_dispatches++;
 		if (s->cpus[t->cpu].cur == NO_TASK)
 			resched(s, t->cpu, false);
+		return;
+	}
+	if ((flags & SIM_ENQ_WAKEUP) && fast_granted(s, t) && allowed(t, t->cpu) &&
+	    test_and_clear_idle(s, t->cpu)) {
+		/* a granted wake-up select_cpu did not place (a task allowed on one CPU, or no
+		 * CPU idle then): its own CPU, idle now, kicked */
+		place_fast(s, id, t->cpu, t->cpu, t->exec_runtime);
+		resched(s, t->cpu, false);
 		return;
 	}
 	if (t->decided && !(flags & SIM_ENQ_WAKEUP) && !s->host_stalled &&
@@ -665,38 +801,16 @@ static void enqueue(struct sim *s, int id, uint64_t flags)
 	t->pend_at = s->now;
 	t->state = T_HOST;
 
+	at_cons = s->ring_n == 0;
 	fill_record(s, t, flags, t->cpu, t->exec_runtime);
-	if (!s->host_on_cpu && !s->host_queued && !s->host_wake_pending) {
-		s->host_wake_pending = true;
-		ev_push(s, s->now + s->w->host_wake_ns, EV_HOST_WAKE, 0, 0);
-	}
-}
-
-/* tell_placed() of main.bpf.c: the placement stands for a decision (minimum slice, its
- * vtime), and the policy gets a record flagged RL_ENQ_PLACED: no custody, no decision
- * expected, and no wake-up for the host (it reads it with its next batch). */
-static void tell_placed(struct sim *s, int id, int rec_cpu, uint64_t exec_runtime)
-{
-	struct task *t = &s->tasks[id];
-
-	t->fresh = true;
-	t->decided = true;
-	t->slice_dec = s->w->slice_ns_min;
-	t->queued_at = stamp(s);
-	t->prio = false;
-	t->slice_left = 0;
-	if (s->ring_n >= (int)RING_CAP) {
-		s->c.nr_placed_untold++;
-		return;
-	}
-	fill_record(s, t, SIM_ENQ_WAKEUP | RL_ENQ_PLACED, rec_cpu, exec_runtime);
-	s->c.nr_placed++;   /* a sleeping host reads it when its epoll_wait times out */
+	ring_submit_urgent(s, at_cons);
 }
 
 /* A task becomes runnable: select_cpu, ops.runnable, enqueue. The kernel calls select_cpu
  * only for a task that may run on more than one CPU (select_task_rq()); the others are
- * queued on their CPU, which wakes if it is idle. */
-static void wake(struct sim *s, int id, uint64_t wake_ts)
+ * queued on their CPU, which wakes if it is idle. waker_cpu >= 0: a sync wake-up
+ * (SCX_WAKE_SYNC) by the task running there, which blocks at once (see step()). */
+static void wake_from(struct sim *s, int id, uint64_t wake_ts, int waker_cpu)
 {
 	struct task *t = &s->tasks[id];
 	uint64_t ran = t->exec_runtime;   /* what select_cpu's record reports */
@@ -710,31 +824,31 @@ static void wake(struct sim *s, int id, uint64_t wake_ts)
 		enqueue(s, id, SIM_ENQ_WAKEUP);
 		return;
 	}
-	if (t->nr_allowed <= 1) {
-		if (allowed(t, t->cpu) && s->cpus[t->cpu].cur == NO_TASK)
-			resched(s, t->cpu, false);
-		enqueue(s, id, SIM_ENQ_WAKEUP);
-		return;
-	}
-	cpu = pick_idle_topo(s, t, t->cpu);
-	if (cpu >= 0) {
-		t->cpu = cpu;
-		if (s->w->early_processing && !s->host_stalled) {
-			/* select_cpu inserts it into the idle CPU's local DSQ: no ops.enqueue */
-			t->slice = s->w->slice_ns_min;
-			t->runnable_since = s->now;
-			t->waiting = true;
-			local_push(s, cpu, id, false);
-			s->c.nr_kernel_dispatches++;
-			if (!t->kthread)
-				tell_placed(s, id, prev, ran);
-			resched(s, cpu, false);
+	if (t->nr_allowed > 1 && fast_granted(s, t)) {
+		/* select_cpu, granted: the sync waker's CPU, else an idle CPU (claimed) */
+		cpu = waker_cpu >= 0 ? pick_sync(s, t, prev, waker_cpu) : -1;
+		if (cpu >= 0)
+			s->c.nr_sync_wakeups++;
+		else
+			cpu = pick_idle_topo(s, t, prev);
+		if (cpu >= 0) {
+			t->cpu = cpu;
+			place_fast(s, id, cpu, prev, ran);
+			if (s->cpus[cpu].cur == NO_TASK)
+				resched(s, cpu, false);   /* an idle CPU wakes for it */
 			return;
 		}
-		/* the claimed CPU wakes (the task was queued on its runqueue) */
-		resched(s, cpu, false);
 	}
+	/* select_cpu claims nothing (not granted: the host's decision picks and kicks a CPU;
+	 * or no CPU idle) and returns prev: queued on prev's runqueue, which wakes if idle */
+	if (allowed(t, t->cpu) && s->cpus[t->cpu].cur == NO_TASK)
+		resched(s, t->cpu, false);
 	enqueue(s, id, SIM_ENQ_WAKEUP);
+}
+
+static void wake(struct sim *s, int id, uint64_t wake_ts)
+{
+	wake_from(s, id, wake_ts, -1);
 }
 
 /* ---- programs ---------------------------------------------------------------------- */
@@ -762,6 +876,17 @@ static int list_pop(struct sim *s, int32_t *head, int32_t *tail)
 			*tail = -1;
 	}
 	return id;
+}
+
+/* A wake-up through a channel (a reader given a token, a writer given room): made when
+ * the waker's step ends (step()), when it is known whether the waker blocks. */
+static void defer_wake(struct sim *s, int id)
+{
+	if (!grow((void **)&s->wakeq, &s->cap_wakeq, s->nwakeq + 1, sizeof(*s->wakeq))) {
+		g_err("simulate: out of memory for wake-ups");
+		exit(EXIT_FAILURE);
+	}
+	s->wakeq[s->nwakeq++] = id;
 }
 
 /* Run the task's program from pc until it needs the CPU (a run step), blocks or exits.
@@ -820,7 +945,7 @@ static int advance(struct sim *s, int id)
 				/* room again: a writer blocked on the full channel retries */
 				int sid = list_pop(s, &ch->shead, &ch->stail);
 				if (sid >= 0)
-					wake(s, sid, s->now);
+					defer_wake(s, sid);
 				continue;
 			}
 			t->state = T_WAITCH;
@@ -834,7 +959,7 @@ static int advance(struct sim *s, int id)
 			while (t->sig_left) {
 				int wid = list_pop(s, &ch->whead, &ch->wtail);
 				if (wid >= 0) {
-					wake(s, wid, s->now);    /* straight to a reader */
+					defer_wake(s, wid);    /* straight to a reader */
 				} else if (!ch->cap || ch->tokens < ch->cap) {
 					ch->tokens++;
 				} else {
@@ -873,6 +998,21 @@ static int advance(struct sim *s, int id)
 			return A_EXIT;
 		}
 	}
+}
+
+/* advance() the task running on cpu, then make the wake-ups its channel steps made, still
+ * on its CPU (as the kernel does them, from the waker). A waker that then blocks in the
+ * same step (a pipe writer waiting for the answer) makes sync wake-ups (SCX_WAKE_SYNC):
+ * its CPU is about to be free. One that goes on running, or exits, makes ordinary ones. */
+static int step(struct sim *s, int id, int cpu)
+{
+	int a = advance(s, id);
+	int n = s->nwakeq;
+
+	s->nwakeq = 0;   /* wake_from() never defers: the queue is not refilled below */
+	for (int i = 0; i < n; i++)
+		wake_from(s, s->wakeq[i], s->now, a == A_BLOCK ? cpu : -1);
+	return a;
 }
 
 /* ---- running and stopping ---------------------------------------------------------- */
@@ -914,6 +1054,9 @@ static void start_running(struct sim *s, int cpu, int id)
 	c->cur = id;
 	t->state = T_RUN;
 	t->run_start = s->now;
+	/* ops.running's vtime_advance(): the policy's clock as BPF sees it */
+	if (t->decided && !t->prio && !t->kthread && (int64_t)(t->dsq_vtime - s->vtime_now) > 0)
+		s->vtime_now = t->dsq_vtime;
 	if (t->fresh) {
 		t->start_ts = s->now;
 		t->fresh = false;
@@ -1151,7 +1294,7 @@ static void fill_cpu(struct sim *s, int cpu)
 			arm_burst(s, cpu);
 			return;
 		}
-		int a = advance(s, id);
+		int a = step(s, id, cpu);
 		t = &s->tasks[id];
 		if (a == A_RUN) {
 			arm_burst(s, cpu);
@@ -1239,6 +1382,9 @@ static void apply_decision(struct sim *s, const struct dispatched_task_ctx *d)
 	t->decided = true;
 	t->queued_at = stamp(s);
 	t->prio = false;
+	/* the policy grants (or denies) the fast path for the task's next wake-ups */
+	t->fast = d->flags & RL_DISP_FAST;
+	t->fast_slice = bounds_fast_slice(d->flags, slice, s->slice_max_ns);
 	if (cpu == RL_CPU_ANY) {
 		dsq = -1;
 		cpu = -1;
@@ -1298,6 +1444,7 @@ static int src_recv(void *ctx, struct queued_task_ctx *buf, int max)
 		s->ring_head = (s->ring_head + 1) % (int)RING_CAP;
 	}
 	s->ring_n -= n;
+	s->ring_cons += (uint64_t)n;
 	return n;
 }
 
@@ -1660,6 +1807,7 @@ void sim_close(struct sim *s)
 	free(s->chans);
 	free(s->heap);
 	free(s->ring);
+	free(s->wakeq);
 	free(s->inflight);
 	free(s->topo);
 	free(s);
@@ -1739,7 +1887,7 @@ int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr, loop_rec_fn *r
 			t->remaining = 0;
 			c->seg_start = s->now;
 			int id = c->cur;
-			int a = advance(s, id);
+			int a = step(s, id, e.id);
 			t = &s->tasks[id];
 			if (a == A_RUN) {
 				arm_burst(s, e.id);

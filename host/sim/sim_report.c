@@ -339,12 +339,12 @@ void sim_report_table(FILE *f, const struct sim_wl *w, struct sim_result **rs, i
 		 * the host's own clamp, nr_slices_clamped of a live run). */
 		fprintf(f, "host_cpu %.1f ms  host_stalls %llu  bounds: slices_clamped %llu  "
 			"slice_clamped %llu  keep_bounded %llu  prio_throttled %llu  starved %llu  "
-			"resumed %llu  placed %llu\n",
+			"resumed %llu  placed %llu  sync_wakeups %llu\n",
 			c->host_cpu_ns / 1e6, (unsigned long long)c->nr_host_stalls,
 			(unsigned long long)r->ps.slices_clamped, (unsigned long long)c->nr_slice_clamped,
 			(unsigned long long)c->nr_keep_bounded, (unsigned long long)c->nr_prio_throttled,
 			(unsigned long long)c->nr_starved, (unsigned long long)c->nr_resumed,
-			(unsigned long long)c->nr_placed);
+			(unsigned long long)c->nr_placed, (unsigned long long)c->nr_sync_wakeups);
 		if (measured)
 			fprintf(f, "policy cost (measured, real CPU): %.1f ns/task, %.1f us/batch\n",
 				c->nr_tasks ? (double)c->cost_ns / c->nr_tasks : 0,
@@ -436,7 +436,8 @@ void sim_report_json(FILE *f, const struct sim_wl *w, struct sim_result **rs, in
 			"\"policy_errors\": %llu, \"fallbacks\": %llu, \"bad_decisions\": %llu, "
 			"\"slices_clamped\": %llu, \"slice_clamped\": %llu, \"keep_bounded\": %llu, "
 			"\"prio_throttled\": %llu, \"starved\": %llu, \"resumed\": %llu, "
-			"\"placed\": %llu, \"placed_untold\": %llu, \"host_stalls\": %llu},\n",
+			"\"placed\": %llu, \"placed_untold\": %llu, \"sync_wakeups\": %llu, "
+			"\"host_stalls\": %llu},\n",
 			(unsigned long long)c->nr_batches, (unsigned long long)c->nr_tasks,
 			(unsigned long long)c->max_batch, (unsigned long long)c->nr_user_dispatches,
 			(unsigned long long)c->nr_kernel_dispatches, (unsigned long long)c->nr_kept,
@@ -450,7 +451,7 @@ void sim_report_json(FILE *f, const struct sim_wl *w, struct sim_result **rs, in
 			(unsigned long long)c->nr_keep_bounded, (unsigned long long)c->nr_prio_throttled,
 			(unsigned long long)c->nr_starved, (unsigned long long)c->nr_resumed,
 			(unsigned long long)c->nr_placed, (unsigned long long)c->nr_placed_untold,
-			(unsigned long long)c->nr_host_stalls);
+			(unsigned long long)c->nr_sync_wakeups, (unsigned long long)c->nr_host_stalls);
 		if (measured)
 			fprintf(f, "     \"measured\": {\"policy_ns_per_task\": %.1f, \"policy_ns\": %llu},\n",
 				c->nr_tasks ? (double)c->cost_ns / c->nr_tasks : 0,

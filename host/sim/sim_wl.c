@@ -81,6 +81,7 @@ void sim_wl_defaults(struct sim_wl *w)
 	w->batch_max = 4096;
 	w->stall_timeout_ns = 1000000000ull;
 	w->watchdog_ms = 0;      /* the kernel's default, as in config/config.yaml */
+	w->early_processing = true;   /* the fast path, on as in host/cfg.c */
 	w->host_batch_ns = 20000;
 	w->host_task_ns = 200;
 	w->host_wake_ns = 5000;
