@@ -165,6 +165,7 @@ struct task_ctx {
 	bool decided;      /* placed by a host decision (not in-kernel) */
 	bool prio;         /* placed by a priority decision: its runtime counts against the budget */
 	bool woke;         /* its last enqueue was a wake-up (for wakeup_preempt) */
+	u64 prio_charged_to; /* priority runtime of this stint charged up to here */
 	bool fast;         /* its last decision granted the fast path (RL_DISP_FAST) */
 	u64 fast_slice;    /* ... with this slice */
 };
@@ -632,6 +633,15 @@ s32 BPF_STRUCT_OPS(gthulhu_select_cpu, struct task_struct *p, s32 prev_cpu, u64 
 	return prev_cpu;
 }
 
+/* Has `cpu` spent its priority budget in the current period? */
+static __always_inline bool prio_throttled(s32 cpu, u64 now)
+{
+	u32 key = 0;
+	struct cpu_ctx *c = bpf_map_lookup_percpu_elem(&cpu_ctx_stor, &key, cpu);
+
+	return c && bounds_prio_spent(c->prio_period_start, c->prio_runtime, now);
+}
+
 /* --- Enqueue: to user space, or kept in the kernel ------------------------------------- */
 static __always_inline void resume_preempted(struct task_struct *p, struct task_ctx *tctx,
 					     u64 enq_flags)
@@ -643,8 +653,19 @@ static __always_inline void resume_preempted(struct task_struct *p, struct task_
 	tctx->queued_at = bpf_ktime_get_ns();
 	__sync_fetch_and_add(&nr_resumed, 1);
 	if (tctx->prio && cpu_usable(p, cpu)) {
-		g_insert(p, SCX_DSQ_LOCAL_ON | cpu, left, enq_flags | SCX_ENQ_HEAD);
-		return;
+		if (!prio_throttled(cpu, tctx->queued_at)) {
+			/* Behind whatever was queued there directly (the priority task that
+			 * preempted it, if one did), not at the head: in front, it would take the
+			 * CPU back from its preemptor at once. */
+			g_insert(p, SCX_DSQ_LOCAL_ON | cpu, left, enq_flags);
+			return;
+		}
+		/* The CPU's priority budget is spent (ops.tick ended its slice): an ordinary
+		 * task until the period ends, behind what is queued (its vtime 0 would put it
+		 * first in any DSQ). */
+		tctx->prio = false;
+		p->scx.dsq_vtime = vtime_floor ? vtime_floor : 1;
+		__sync_fetch_and_add(&nr_prio_throttled, 1);
 	}
 	if (cpu_usable(p, cpu)) {
 		g_insert_vtime(p, cpu, left, p->scx.dsq_vtime, enq_flags);
@@ -761,23 +782,24 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 }
 
 /* --- Applying the host's decisions ----------------------------------------------------- */
-/* Has `cpu` spent its priority budget in the current period? */
-static __always_inline bool prio_throttled(s32 cpu, u64 now)
+
+/* Charge what a priority task ran since it was last charged to this CPU's budget: at
+ * ops.stopping, and also at every tick and at slice expiry while keep_prev keeps it (the
+ * kernel calls no ops.stopping for a task that keeps its CPU: charged only there, a
+ * CPU-bound priority task ran until the wait bound, 500 ms, against a budget of 80 ms in
+ * every 100 ms). */
+static __always_inline void prio_charge(struct task_ctx *tctx, u64 now)
 {
 	u32 key = 0;
-	struct cpu_ctx *c = bpf_map_lookup_percpu_elem(&cpu_ctx_stor, &key, cpu);
+	struct cpu_ctx *c;
+	s64 ran = (s64)(now - tctx->prio_charged_to);
 
-	return c && bounds_prio_spent(c->prio_period_start, c->prio_runtime, now);
-}
-
-/* ops.stopping: charge a priority task's run to this CPU's budget. */
-static __always_inline void prio_charge(u64 ran, u64 now)
-{
-	u32 key = 0;
-	struct cpu_ctx *c = bpf_map_lookup_elem(&cpu_ctx_stor, &key);
-
+	tctx->prio_charged_to = now;
+	if (!tctx->prio || ran <= 0)
+		return;
+	c = bpf_map_lookup_elem(&cpu_ctx_stor, &key);
 	if (c)
-		bounds_prio_charge(&c->prio_period_start, &c->prio_runtime, ran, now);
+		bounds_prio_charge(&c->prio_period_start, &c->prio_runtime, (u64)ran, now);
 }
 
 /* --- Wake-up preemption (scheduler.wakeup_preempt) ----------------------------------------
@@ -1060,6 +1082,7 @@ static bool keep_prev(struct task_struct *prev, s32 cpu, const struct head *h)
 	if (!tctx || !tctx->decided || !tctx->slice)
 		return false;
 	now = bpf_ktime_get_ns();
+	prio_charge(tctx, now);
 	vt = bounds_prev_vtime(prev->scx.dsq_vtime, now - tctx->start_ts, prev->scx.weight);
 	if (vt > h->vt)
 		return false;
@@ -1222,6 +1245,7 @@ void BPF_STRUCT_OPS(gthulhu_running, struct task_struct *p)
 	if (tctx->decided && !tctx->prio && !(p->flags & PF_KTHREAD))
 		vtime_advance(p->scx.dsq_vtime);
 	tctx->run_start = now;
+	tctx->prio_charged_to = now;
 	tctx->stint_slice = p->scx.slice;
 	if (tctx->fresh) {
 		tctx->start_ts = now;
@@ -1255,11 +1279,25 @@ void BPF_STRUCT_OPS(gthulhu_stopping, struct task_struct *p, bool runnable)
 		u64 ran = now > tctx->run_start ? now - tctx->run_start : 0;
 
 		tctx->exec_runtime += ran;
-		if (tctx->prio && ran)
-			prio_charge(ran, now);
+		prio_charge(tctx, now);
 		/* Still runnable with slice left: it is being preempted (see resume_preempted). */
 		tctx->slice_left = bounds_slice_left(runnable, tctx->stint_slice, ran);
 	}
+}
+
+/* A priority task's budget is charged while it runs (see prio_charge): once the CPU's is
+ * spent, its slice ends now, and keep_prev lets the others run. */
+void BPF_STRUCT_OPS(gthulhu_tick, struct task_struct *p)
+{
+	struct task_ctx *tctx = lookup_tctx(p);
+	u64 now;
+
+	if (!tctx || !tctx->prio)
+		return;
+	now = bpf_ktime_get_ns();
+	prio_charge(tctx, now);
+	if (prio_throttled(bpf_get_smp_processor_id(), now))
+		p->scx.slice = 0;
 }
 
 void BPF_STRUCT_OPS(gthulhu_update_idle, s32 cpu, bool idle)
@@ -1451,6 +1489,7 @@ struct sched_ext_ops gthulhu_lua_ops = {
 	.runnable	= (void *)gthulhu_runnable,
 	.running	= (void *)gthulhu_running,
 	.stopping	= (void *)gthulhu_stopping,
+	.tick		= (void *)gthulhu_tick,
 	.update_idle	= (void *)gthulhu_update_idle,
 	.init_task	= (void *)gthulhu_init_task,
 	.exit_task	= (void *)gthulhu_exit_task,

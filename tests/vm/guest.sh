@@ -814,7 +814,8 @@ sc_host_threads() {
 # all on one CPU. Priority runtime is throttled (80 ms per 100 ms per CPU): the normal
 # hog keeps >= 15% of the CPU and never waits long.
 sc_prio_hog() {
-	start_host policies/gthulhu.lua -c $G/tests/vm/prio_hog.yaml || return
+	# The host on other CPUs: its wake-ups must not be what stops the priority hog.
+	HOST_CPUS=0-$((NCPU - 2)) start_host policies/gthulhu.lua -c $G/tests/vm/prio_hog.yaml || return
 	wait_attach 60 || return
 	local cpu=$((NCPU - 1))
 	wl phog hog --name prio_hog --cpus $cpu -d 10
@@ -826,11 +827,13 @@ sc_prio_hog() {
 	a=$(wlv phog cpu_us); b=$(wlv nhog cpu_us); g=$(wlv nhog max_gap_us); t=$(sget nr_prio_throttled)
 	kv prio_cpu_us "$a"; kv norm_cpu_us "$b"; kv norm_max_gap_us "$g"; kv prio_throttled "$t"
 	if [ -n "$a" ] && [ -n "$b" ] && [ -n "$g" ]; then
-		# The budget leaves others >= 20 ms of every 100 ms; allow a tick of overshoot per
-		# period and the sleeper's share: >= 15% for the normal hog, no wait near a
-		# second (before throttling: 11% and 0.56 s here).
-		[ $(( b * 100 )) -ge $(( (a + b) * 15 )) ] || fail "the normal hog got $b us of $((a + b)) us (< 15%) beside the priority hog"
-		[ "$g" -le 1000000 ] || fail "the normal hog waited up to ${g} us in one stretch (limit 1 s)"
+		# The budget leaves the others >= 20 ms of every 100 ms, which the priority hog,
+		# an ordinary task then, shares with them: >= 5% for the normal hog, and no wait
+		# longer than the 80 ms budget plus the priority task's 20 ms slice and some
+		# emulation noise (charged only when it stopped, it ran until the wait bound,
+		# 0.5 s, each time).
+		[ $(( b * 100 )) -ge $(( (a + b) * 5 )) ] || fail "the normal hog got $b us of $((a + b)) us (< 5%) beside the priority hog"
+		[ "$g" -le 250000 ] || fail "the normal hog waited up to ${g} us in one stretch (limit 250 ms: the budget is 80 ms of every 100 ms)"
 		[ "$a" -gt "$b" ] || fail "the priority hog ($a us) did not get more CPU than the normal one ($b us): strategy not applied?"
 	else
 		fail "no CPU time figures from the hogs"
