@@ -166,6 +166,8 @@ struct task_ctx {
 	bool prio;         /* placed by a priority decision: its runtime counts against the budget */
 	bool woke;         /* its last enqueue was a wake-up (for wakeup_preempt) */
 	u64 prio_charged_to; /* priority runtime of this stint charged up to here */
+	bool placed;       /* running under a fast-path placement, not a decision: its vtime
+			    * advances with the CPU time it uses (bounds_prev_vtime at stopping) */
 	bool fast;         /* its last decision granted the fast path (RL_DISP_FAST) */
 	u64 fast_slice;    /* ... with this slice */
 };
@@ -461,13 +463,17 @@ static __always_inline void place_fast(struct task_struct *p, struct task_ctx *t
 	 * never decided) would keep it first until the wait bound. */
 	tctx->fresh = true;
 	tctx->decided = true;
+	tctx->placed = true;
 	tctx->slice = tctx->fast_slice;
 	tctx->queued_at = bpf_ktime_get_ns();
 	tctx->prio = false;
 	tctx->slice_left = 0;
 	tctx->woke = true;
 	p->scx.dsq_vtime = bounds_placed_vtime(p->scx.dsq_vtime, vtime_now, slice_ns_default);
-	g_insert(p, dsq, tctx->fast_slice, enq_flags);
+	if (dsq < MAX_CPUS)   /* a CPU's own DSQ: in vtime order with what the policy queued */
+		g_insert_vtime(p, dsq, tctx->fast_slice, p->scx.dsq_vtime, enq_flags);
+	else
+		g_insert(p, dsq, tctx->fast_slice, enq_flags);
 	__sync_fetch_and_add(&nr_placed, 1);
 	if (!r) {
 		__sync_fetch_and_add(&nr_placed_untold, 1);
@@ -568,18 +574,21 @@ static __always_inline struct task_ctx *fast_granted(struct task_struct *p)
  * it, as the kernel's fair class does; a hand-off then costs no IPI and no idle exit. But an
  * idle prev_cpu sharing the waker's cache is better still (p runs at once, nothing waits).
  */
-static __always_inline s32 pick_sync(struct task_struct *p, s32 prev_cpu)
+static __always_inline s32 pick_sync(struct task_struct *p, s32 prev_cpu, bool *idle)
 {
 	s32 here = bpf_get_smp_processor_id();
 	struct task_struct *cur = (void *)bpf_get_current_task_btf();
 
+	*idle = false;
 	if (!cpu_usable(p, here) || (cur->flags & PF_EXITING) ||
 	    scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL) || scx_bpf_dsq_nr_queued(here) ||
 	    is_host_task(cur))
 		return -1;
 	if (prev_cpu != here && cpu_usable(p, prev_cpu) && cpus_share_l3(prev_cpu, here) &&
-	    scx_bpf_test_and_clear_cpu_idle(prev_cpu))
+	    scx_bpf_test_and_clear_cpu_idle(prev_cpu)) {
+		*idle = true;
 		return prev_cpu;
+	}
 	return here;
 }
 
@@ -603,9 +612,14 @@ s32 BPF_STRUCT_OPS(gthulhu_select_cpu, struct task_struct *p, s32 prev_cpu, u64 
 	if (!tctx)
 		return prev_cpu;
 	if (wake_flags & SCX_WAKE_SYNC) {
-		cpu = pick_sync(p, prev_cpu);
+		cpu = pick_sync(p, prev_cpu, &is_idle);
 		if (cpu >= 0) {
-			place_fast(p, tctx, SCX_DSQ_LOCAL, 0);
+			/* An idle prev_cpu: its local DSQ, it runs at once. The waker's CPU: its
+			 * own DSQ, in vtime order, so that when the waker sleeps ops.dispatch
+			 * chooses between the wakee and whatever waits there or in the shared DSQ
+			 * (in its local DSQ, a chain of hand-offs never let ops.dispatch run: tasks
+			 * waiting in the DSQs starved until the starvation scan, 500 ms). */
+			place_fast(p, tctx, is_idle ? SCX_DSQ_LOCAL : (u64)cpu, 0);
 			__sync_fetch_and_add(&nr_sync_wakeups, 1);
 			return cpu;
 		}
@@ -874,6 +888,7 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task_c
 		tctx->decided = true;
 		tctx->queued_at = now;
 		tctx->prio = false;
+		tctx->placed = false;
 		/* The policy grants (or denies) the fast path for the task's next wake-ups. */
 		tctx->fast = d->flags & RL_DISP_FAST;
 		tctx->fast_slice = bounds_fast_slice(d->flags, slice, slice_ns_max);
@@ -1280,6 +1295,12 @@ void BPF_STRUCT_OPS(gthulhu_stopping, struct task_struct *p, bool runnable)
 
 		tctx->exec_runtime += ran;
 		prio_charge(tctx, now);
+		/* A placed task's vtime is no decision of the policy's: it advances with the
+		 * CPU time used, as the policies' vruntime does, until the next decision. Else a
+		 * task that only ever takes the fast path (a ping-pong) kept the same vtime
+		 * forever and came first against everything in the DSQs. */
+		if (tctx->placed && ran)
+			p->scx.dsq_vtime = bounds_prev_vtime(p->scx.dsq_vtime, ran, p->scx.weight);
 		/* Still runnable with slice left: it is being preempted (see resume_preempted). */
 		tctx->slice_left = bounds_slice_left(runnable, tctx->stint_slice, ran);
 	}

@@ -67,7 +67,15 @@ int loop_step(struct loop *l, int timeout_ms)
 			l->src.published(l->src.ctx, 0);
 	}
 
-	n = l->src.recv(l->src.ctx, tasks, l->batch_max);
+	if (l->told_only) {
+		/* see loop_src.sleep_after_told: wait for a wake-up before reading again */
+		l->told_only = false;
+		n = 0;
+		if (timeout_ms == 0)
+			return 0;
+	} else {
+		n = l->src.recv(l->src.ctx, tasks, l->batch_max);
+	}
 	if (n == 0 && timeout_ms != 0) {
 		int w = l->src.wait(l->src.ctx, timeout_ms);
 
@@ -95,6 +103,7 @@ int loop_step(struct loop *l, int timeout_ms)
 	if ((uint64_t)n > l->st.max_batch)
 		l->st.max_batch = n;
 
+	l->told_only = l->src.sleep_after_told && m == 0 && n < l->batch_max;
 	l->backlog_off = 0;
 	l->backlog_n = m;
 	left = flush(l);

@@ -40,6 +40,16 @@ struct loop_src {
 	 * can wait on it in one epoll set with its signal and timer fds (-1 or NULL: none;
 	 * the loop then uses wait()). */
 	int (*poll_fd)(void *ctx);
+	/* poll_fd is edge-triggered: readable when the source wakes the loop, not whenever
+	 * something is unread (the loop reads everything before it waits anyway). */
+	bool poll_edge;
+	/* After a batch of told-only records (RL_ENQ_PLACED: no decision to send) that emptied
+	 * the source, do not read again until the source wakes the loop (its wait() or poll_fd
+	 * event) or the timeout passes: the fast path's records are read in bulk, not one
+	 * batch each as they arrive (a host awake beside a pipe ping-pong otherwise looped on
+	 * them and took a CPU). The source must wake the loop for every record it must act on
+	 * (bpf/rings.bpf.h does). Replay and tests leave it off: every turn reads. */
+	bool sleep_after_told;
 };
 
 /* Policy call time histograms (for /metrics): log2 buckets, bucket k counts calls that
@@ -80,6 +90,7 @@ struct loop {
 	int backlog_n;
 	volatile uint64_t *heartbeat; /* stamped every turn (BPF host_hb_ns), or NULL */
 	struct loop_rec rec;          /* set by the caller after loop_init(); zero = off */
+	bool told_only;               /* the last batch was told-only and emptied the source */
 	struct loop_stats st;
 };
 

@@ -148,11 +148,16 @@ void run_close(void)
 	run.epfd = run.sfd = run.tfd = run.src_fd = -1;
 }
 
-static int run_add(int fd, uint32_t tag)
+static int run_add_flags(int fd, uint32_t tag, uint32_t flags)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
+	struct epoll_event ev = { .events = EPOLLIN | flags, .data.u32 = tag };
 
 	return epoll_ctl(run.epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int run_add(int fd, uint32_t tag)
+{
+	return run_add_flags(fd, tag, 0);
 }
 
 /* Block the signals we read (before any thread exists, so every thread inherits the mask),
@@ -217,7 +222,7 @@ static void run_attach_src(struct loop_src *src)
 	int fd = src->poll_fd ? src->poll_fd(src->ctx) : -1;
 
 	run.src_fd = -1;
-	if (fd >= 0 && run_add(fd, EV_SRC) == 0) {
+	if (fd >= 0 && run_add_flags(fd, EV_SRC, src->poll_edge ? EPOLLET : 0) == 0) {
 		run.src_fd = fd;
 		src->wait = run_wait;
 	}

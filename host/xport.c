@@ -40,6 +40,7 @@ int xport_open(struct xport *x, int queued_fd, int dispatched_fd, char *err, siz
 		goto fail;
 	}
 	x->epfd = ring_buffer__epoll_fd(x->rb);
+	x->queued_fd = queued_fd;
 	return G_OK;
 fail:
 	xport_close(x);
@@ -152,9 +153,14 @@ static void xp_congested(void *ctx)
 		sched_yield();
 }
 
+/* The run loop's epoll set watches the ringbuf map itself, edge-triggered (poll_edge):
+ * it wakes only when BPF wakes it (a custody record; told-only records are quiet until
+ * they fill 1/8 of the ring, bpf/rings.bpf.h), not whenever unread records exist. Level-
+ * triggered, a host that is awake while the fast path places tasks never slept at all:
+ * each told-only record made epoll_wait return at once. */
 static int xp_poll_fd(void *ctx)
 {
-	return ((struct xport *)ctx)->epfd;
+	return ((struct xport *)ctx)->queued_fd;
 }
 
 void xport_src(struct xport *x, struct loop_src *src)
@@ -168,4 +174,6 @@ void xport_src(struct xport *x, struct loop_src *src)
 	src->published = xp_published;
 	src->congested = xp_congested;
 	src->poll_fd = xp_poll_fd;
+	src->poll_edge = true;
+	src->sleep_after_told = true;
 }

@@ -29,6 +29,7 @@ struct xport {
 	struct ring_buffer *rb;
 	struct user_ring_buffer *urb;
 	int epfd;
+	int queued_fd;                   /* the `queued` ringbuf map (edge-triggered poll_fd) */
 	/* recv target of the ringbuf callback */
 	struct queued_task_ctx *dst;
 	int dst_n, dst_max;

@@ -109,6 +109,7 @@ struct task {
 	uint64_t stint_slice;    /* slice it had when it last started running */
 	uint64_t slice_left;     /* slice left when it last stopped while still runnable */
 	bool prio;               /* placed by a priority decision: charged to the CPU's budget */
+	bool placed;             /* running under a fast-path placement (vtime advances) */
 	bool fast;               /* its last decision granted the fast path (RL_DISP_FAST) */
 	uint64_t fast_slice;     /* ... with this slice (bounds_fast_slice) */
 	int cpu;                 /* scx_bpf_task_cpu() */
@@ -695,7 +696,8 @@ static bool fast_granted(const struct sim *s, const struct task *t)
  * vtime before the placement. The placement stands for a decision (keep_prev applies at
  * its expiry). rec_cpu/exec_runtime: what the record reports (select_cpu runs before
  * ops.runnable resets exec_runtime). */
-static void place_fast(struct sim *s, int id, int cpu, int rec_cpu, uint64_t exec_runtime)
+static void place_fast(struct sim *s, int id, int cpu, int rec_cpu, uint64_t exec_runtime,
+		       bool own_dsq)
 {
 	struct task *t = &s->tasks[id];
 	bool told = s->ring_n < (int)RING_CAP;
@@ -704,6 +706,7 @@ static void place_fast(struct sim *s, int id, int cpu, int rec_cpu, uint64_t exe
 		fill_record(s, t, SIM_ENQ_WAKEUP | RL_ENQ_PLACED, rec_cpu, exec_runtime);
 	t->fresh = true;
 	t->decided = true;
+	t->placed = true;
 	t->slice_dec = t->fast_slice;
 	t->queued_at = stamp(s);
 	t->prio = false;
@@ -712,7 +715,10 @@ static void place_fast(struct sim *s, int id, int cpu, int rec_cpu, uint64_t exe
 	t->slice = t->fast_slice;
 	t->runnable_since = s->now;
 	t->waiting = true;
-	local_push(s, cpu, id, false);
+	if (own_dsq)   /* a sync waker's CPU: its own DSQ, in vtime order (see pick_sync) */
+		dsq_insert(s, id, cpu, t->fast_slice, t->dsq_vtime);
+	else
+		local_push(s, cpu, id, false);
 	s->c.nr_placed++;
 	if (!told) {
 		s->c.nr_placed_untold++;
@@ -735,14 +741,20 @@ static bool cpus_share_l3(const struct sim *s, int a, int b)
 
 /* pick_sync() of main.bpf.c, for a sync wake-up by a task on CPU `here` that is about to
  * block: here, when t may run there and nothing waits in its local DSQ or its own DSQ; but
- * first prev, if it is idle (claimed) and shares here's L3. -1: neither. */
-static int pick_sync(struct sim *s, const struct task *t, int prev, int here)
+ * first prev, if it is idle (claimed, *idle set) and shares here's L3. -1: neither. The
+ * wakee goes to here's own DSQ, in vtime order, not its local DSQ: so ops.dispatch runs
+ * when the waker blocks and weighs it against what waits (a chain of hand-offs through
+ * the local DSQ starved the DSQs' tasks until the starvation scan). */
+static int pick_sync(struct sim *s, const struct task *t, int prev, int here, bool *idle)
 {
+	*idle = false;
 	if (!allowed(t, here) || s->cpus[here].nlocal || s->cpus[here].dsq.n)
 		return -1;
 	if (prev != here && allowed(t, prev) && cpus_share_l3(s, prev, here) &&
-	    test_and_clear_idle(s, prev))
+	    test_and_clear_idle(s, prev)) {
+		*idle = true;
 		return prev;
+	}
 	return here;
 }
 
@@ -766,7 +778,7 @@ static void enqueue(struct sim *s, int id, uint64_t flags)
 	    test_and_clear_idle(s, t->cpu)) {
 		/* a granted wake-up select_cpu did not place (a task allowed on one CPU, or no
 		 * CPU idle then): its own CPU, idle now, kicked */
-		place_fast(s, id, t->cpu, t->cpu, t->exec_runtime);
+		place_fast(s, id, t->cpu, t->cpu, t->exec_runtime, false);
 		resched(s, t->cpu, false);
 		return;
 	}
@@ -826,14 +838,16 @@ static void wake_from(struct sim *s, int id, uint64_t wake_ts, int waker_cpu)
 	}
 	if (t->nr_allowed > 1 && fast_granted(s, t)) {
 		/* select_cpu, granted: the sync waker's CPU, else an idle CPU (claimed) */
-		cpu = waker_cpu >= 0 ? pick_sync(s, t, prev, waker_cpu) : -1;
+		bool idle = true;
+
+		cpu = waker_cpu >= 0 ? pick_sync(s, t, prev, waker_cpu, &idle) : -1;
 		if (cpu >= 0)
 			s->c.nr_sync_wakeups++;
 		else
 			cpu = pick_idle_topo(s, t, prev);
 		if (cpu >= 0) {
 			t->cpu = cpu;
-			place_fast(s, id, cpu, prev, ran);
+			place_fast(s, id, cpu, prev, ran, !idle);
 			if (s->cpus[cpu].cur == NO_TASK)
 				resched(s, cpu, false);   /* an idle CPU wakes for it */
 			return;
@@ -1109,6 +1123,8 @@ static void stop_running(struct sim *s, int cpu, bool involuntary)
 	if (t->prio && ran)
 		bounds_prio_charge(&c->prio_period_start, &c->prio_runtime, ran, s->now);
 	t->slice_left = bounds_slice_left(involuntary, t->stint_slice, ran);
+	if (t->placed && ran)   /* ops.stopping: a placed task's vtime advances with its run */
+		t->dsq_vtime = bounds_prev_vtime(t->dsq_vtime, ran, t->weight);
 	t->st.cpu_ns += ran;
 	t->st.csw++;
 	if (involuntary)
@@ -1380,6 +1396,7 @@ static void apply_decision(struct sim *s, const struct dispatched_task_ctx *d)
 	s->npending--;
 	t->slice_dec = slice;
 	t->decided = true;
+	t->placed = false;
 	t->queued_at = stamp(s);
 	t->prio = false;
 	/* the policy grants (or denies) the fast path for the task's next wake-ups */
@@ -1541,6 +1558,7 @@ static void host_runnable(struct sim *s)
 {
 	int cpu = -1;
 
+	s->lp.told_only = false;   /* its epoll_wait returned: the next turn reads */
 	if (test_and_clear_idle(s, s->host_last_cpu))
 		cpu = s->host_last_cpu;
 	else
@@ -1856,6 +1874,7 @@ int sim_run(struct sim *s, struct pol *pol, struct sim_trace *tr, loop_rec_fn *r
 	src.send = src_send;
 	src.wait = src_wait;
 	src.holding = src_holding;
+	src.sleep_after_told = true;   /* as the live transport: told-only records in bulk */
 	loop_init(&s->lp, pol, &src, s->w->batch_max, NULL);
 	s->lp.rec.batch = rec_batch;
 	s->lp.rec.ctx = rec_ctx;
