@@ -454,7 +454,7 @@ static __always_inline void place_fast(struct task_struct *p, struct task_ctx *t
 	struct queued_task_ctx *r;
 
 	/* The record first: it carries the vtime of the task's last decision, as any record. */
-	r = bpf_ringbuf_reserve(&queued, sizeof(*r), 0);
+	r = rings_reserve_quiet(sizeof(*r));
 	if (r)
 		fill_record(r, p, tctx, SCX_ENQ_WAKEUP | RL_ENQ_PLACED);
 	/* The placement stands for a decision: at slice expiry the task competes in vtime

@@ -33,7 +33,8 @@ int produce(struct produce_args *a)
 	__u32 i, n = a->n;
 
 	bpf_for(i, 0, n) {
-		struct queued_task_ctx *r = bpf_ringbuf_reserve(&queued, sizeof(*r), 0);
+		struct queued_task_ctx *r = i < a->quiet ? rings_reserve_quiet(sizeof(*r)) :
+						   bpf_ringbuf_reserve(&queued, sizeof(*r), 0);
 
 		if (!r) {
 			a->dropped++;
