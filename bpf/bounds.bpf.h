@@ -66,6 +66,17 @@ static __always_inline __u64 bounds_hb_period_ns(__u64 stall_timeout_ns)
 	return period;
 }
 
+/* How long ago `stamp` was at `now`, never negative. A stamp another CPU wrote after the
+ * reader took `now` is newer than it: unsigned, now - stamp would be ~2^64 (an entry
+ * "overdue" the moment it is made); signed and clamped it is 0. Read the stamp before
+ * `now` where the code allows; this covers the rest. */
+static __always_inline __u64 bounds_age_ns(__u64 stamp, __u64 now)
+{
+	__s64 d = (__s64)(now - stamp);
+
+	return d > 0 ? (__u64)d : 0;
+}
+
 /* Has waited past the bound (queued_at 0: unknown, never). */
 static __always_inline bool bounds_waited_past(__u64 queued_at, __u64 now, __u64 bound)
 {

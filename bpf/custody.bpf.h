@@ -12,6 +12,8 @@
 #ifndef GTHULHU_CUSTODY_BPF_H
 #define GTHULHU_CUSTODY_BPF_H
 
+#include "bounds.bpf.h"  /* bounds_age_ns */
+
 #ifndef PENDING_MAX
 #define PENDING_MAX 16384
 #endif
@@ -70,33 +72,40 @@ static __always_inline void custody_drop(s32 pid)
 		__sync_fetch_and_sub(&nr_pending, 1);
 }
 
-struct overdue_ctx {
-	u64 now;
-	bool found;
+/* What one walk of the table found (custody_census). */
+struct custody_census {
+	u64 now;        /* in: the walk's clock */
+	u64 entries;    /* entries in the table */
+	u64 oldest_ns;  /* age of the oldest one (0 if none) */
+	bool overdue;   /* some entry is older than stall_timeout_ns: rescue due */
 };
 
-static long overdue_one(struct bpf_map *map, s32 *key, struct pending_val *pv,
-			struct overdue_ctx *c)
+static long census_one(struct bpf_map *map, s32 *key, struct pending_val *pv,
+		       struct custody_census *c)
 {
-	if (c->now - pv->sent_at > stall_timeout_ns) {
-		c->found = true;
-		return 1;   /* one is enough */
-	}
+	/* Signed: an entry another CPU stamped after c->now is age 0, not ~2^64. */
+	u64 age = bounds_age_ns(pv->sent_at, c->now);
+
+	c->entries++;
+	if (age > c->oldest_ns)
+		c->oldest_ns = age;
 	return 0;
 }
 
-/* Is some task overdue, i.e. handed out more than stall_timeout_ns ago? Judged by each
- * entry's own age: a host that keeps deciding other tasks but lost this one must not keep
- * it from being rescued (the sched_ext watchdog would eject us). A scan of the table, at
- * most once per heartbeat period. */
-static __always_inline bool custody_rescue_due(u64 now)
+/* Walk the whole table at `now`: how many entries, how old the oldest, and is some task
+ * overdue, i.e. handed out more than stall_timeout_ns ago? Judged by each entry's own
+ * age: a host that keeps deciding other tasks but lost this one must not keep it from
+ * being rescued (the sched_ext watchdog would eject us). The heartbeat runs it once per
+ * period, whatever nr_pending says (a counter that drifted must not hide the table), and
+ * publishes entries and age (pending_entries, pending_oldest_ms): the exact state of
+ * custody, where nr_pending is only the counter. */
+static __always_inline void custody_census(u64 now, struct custody_census *c)
 {
-	struct overdue_ctx c = { .now = now };
-
-	if (!nr_pending)
-		return false;
-	bpf_for_each_map_elem(&pending, overdue_one, &c, 0);
-	return c.found;
+	c->now = now;
+	c->entries = 0;
+	c->oldest_ns = 0;
+	bpf_for_each_map_elem(&pending, census_one, c, 0);
+	c->overdue = c->oldest_ns > stall_timeout_ns;
 }
 
 #endif

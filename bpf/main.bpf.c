@@ -35,7 +35,9 @@
  *    enq_cnt so the host's late decision is cancelled. Tasks the host lost are rescued the
  *    same way even when it is alive. When the heartbeat is fresh again, tasks flow to user
  *    space again. So a stopped or wedged host never stalls the machine, and the sched_ext
- *    watchdog never sees a stranded task.
+ *    watchdog never sees a stranded task. Each period the heartbeat walks the whole hash
+ *    and publishes its size and its oldest entry's age (pending_entries,
+ *    pending_oldest_ms): the stats' exact view of custody.
  *  - The timer also kicks a CPU when the host's threads wait in SCHED_DSQ for too long.
  *  - If the host process dies, its struct_ops link goes with it: the kernel's default
  *    scheduler takes over. Until the kernel has finished unregistering us, the dying
@@ -116,7 +118,9 @@ volatile u64 nr_sched_congested;    /* ringbuf full: scheduled in-kernel */
 volatile u64 usersched_last_run_at; /* when a host thread last got a CPU */
 volatile u64 nr_host_stalls;        /* times the stalled-host mode was entered */
 volatile u64 nr_rescued;            /* pending tasks scheduled in-kernel by the rescue */
-volatile u64 nr_pending;            /* tasks in user-space custody now */
+volatile u64 nr_pending;            /* tasks in user-space custody now (the counter) */
+volatile u64 pending_entries;       /* entries in the `pending` map (the heartbeat's walk) */
+volatile u64 pending_oldest_ms;     /* ... age of the oldest of them then */
 volatile u64 host_hb_ns;            /* host heartbeat (host writes, every loop turn) */
 volatile u64 host_stalled;          /* 1 while in stalled mode */
 volatile u64 nr_kept;               /* slice expiries where prev stayed first in vtime order */
@@ -144,7 +148,7 @@ static u64 host_queued_at;          /* host_last: when a host thread was last pu
 
 /* --- Maps ------------------------------------------------------------------------------ */
 #include "rings.bpf.h"   /* queued, dispatched */
-#include "custody.bpf.h" /* pending: custody_put / _claim / _drop / _rescue_due */
+#include "custody.bpf.h" /* pending: custody_put / _claim / _drop / _census */
 
 struct task_ctx {
 	u64 enq_cnt;
@@ -1159,9 +1163,17 @@ void BPF_STRUCT_OPS(gthulhu_exit_task, struct task_struct *p, struct scx_exit_ta
 /* --- Heartbeat -------------------------------------------------------------------------- */
 static int heartbeat(void *map, int *key, struct bpf_timer *timer)
 {
-	u64 now = bpf_ktime_get_ns();
+	/* The stamps other CPUs write first, then the clock. */
 	u64 hb = host_hb_ns, since = pending_since;
+	u64 now = bpf_ktime_get_ns();
 	u64 period = bounds_hb_period_ns(stall_timeout_ns);
+	struct custody_census cs;
+
+	/* Every period: what custody holds and how old its oldest entry is, for the stats
+	 * and for the rescue below. */
+	custody_census(now, &cs);
+	pending_entries = cs.entries;
+	pending_oldest_ms = cs.oldest_ns / NSEC_PER_MSEC;
 
 	if (!host_stalled) {
 		if (nr_pending && now - hb > stall_timeout_ns && now - since > stall_timeout_ns) {
@@ -1170,7 +1182,7 @@ static int heartbeat(void *map, int *key, struct bpf_timer *timer)
 			__sync_fetch_and_add(&nr_host_stalls, 1);
 			dbg("gthulhu: host silent for %llu ms, %llu tasks pending: stalled mode",
 			    (now - hb) / NSEC_PER_MSEC, nr_pending);
-		} else if (custody_rescue_due(now)) {
+		} else if (cs.overdue) {
 			/* The host is alive but some task has waited too long for its decision
 			 * (lost, or the host is slow): rescue the overdue ones. */
 			rescue_needed = true;

@@ -7,8 +7,10 @@
  *   custody   concurrent hand-out/claim from two threads on the same pids: nr_pending
  *             must equal the entries left in the table (a claim is the delete that
  *             succeeded; a lost race must not count)
- *   due       a task the host lost while it keeps deciding others is due for rescue
- *             by its own age, and a young one is not
+ *   census    the heartbeat's walk of the table: entries counted, the oldest entry's
+ *             age, a task the host lost while it keeps deciding others due for rescue
+ *             by its own age, a young one not, and an entry stamped after the walk's
+ *             clock (another CPU) of age 0, not ~2^64
  *   pick      the sibling-list walk only returns CPUs of the list, spreads over them,
  *             and finds the one idle sibling from any start
  */
@@ -109,26 +111,52 @@ static void test_custody(void)
 	}
 }
 
-static void test_due(void)
+static struct census_args census_of(u64 now, int nr, const u64 *sent_at)
 {
-	const u64 sec = 1000000000ull;
-	struct due_args d;
+	struct census_args c = { .now = now, .nr = (u32)nr, .pid_base = 500 };
+
+	for (int i = 0; i < nr; i++)
+		skel->bss->census_sent_at[i] = sent_at[i];
+	CHECK(run(skel->progs.census, &c, sizeof(c)) == 0, "program census failed");
+	return c;
+}
+
+static void test_census(void)
+{
+	const u64 sec = 1000000000ull, ms = 1000000ull;
+	struct census_args c;
 
 	skel->data->stall_timeout_ns = sec;
 	skel->bss->nr_pending = 0;
 
-	/* The host decides other tasks all the time (last decision just now) but lost this
-	 * one 10 s ago: it must be rescued by its own age. */
-	d = (struct due_args){ .now = 20 * sec, .sent_at = 10 * sec, .pid = 77 };
-	skel->bss->last_decision_at = 20 * sec;
-	CHECK(run(skel->progs.rescue_due, &d, sizeof(d)) == 0, "program rescue_due failed");
-	CHECK(d.due == 1, "a task pending for 10 s with a 1 s timeout is not due for rescue");
+	/* An empty table: nothing counted, no age, nothing due. */
+	c = census_of(20 * sec, 0, NULL);
+	CHECK(c.entries == 0 && c.oldest_ns == 0 && !c.overdue, "empty: %llu entries, oldest %llu ns",
+	      (unsigned long long)c.entries, (unsigned long long)c.oldest_ns);
 
-	/* Handed out 0.5 s ago: not due, even though the host has been quiet for 5 s. */
-	d = (struct due_args){ .now = 20 * sec, .sent_at = 20 * sec - sec / 2, .pid = 78 };
-	skel->bss->last_decision_at = 15 * sec;
-	CHECK(run(skel->progs.rescue_due, &d, sizeof(d)) == 0, "program rescue_due failed");
-	CHECK(d.due == 0, "a task pending for 0.5 s with a 1 s timeout is due for rescue");
+	/* The host decides other tasks all the time but lost one 10 s ago: counted, its age
+	 * is the oldest, and it is due for rescue by its own age. */
+	c = census_of(20 * sec, 3, (u64[]){ 20 * sec - 2 * ms, 10 * sec, 20 * sec - 300 * ms });
+	CHECK(c.entries == 3, "%llu entries counted of 3", (unsigned long long)c.entries);
+	CHECK(c.oldest_ns == 10 * sec, "oldest %llu ns, expected 10 s", (unsigned long long)c.oldest_ns);
+	CHECK(c.overdue, "a task pending for 10 s with a 1 s timeout is not due for rescue");
+
+	/* Handed out 0.5 s ago: not due. */
+	c = census_of(20 * sec, 1, (u64[]){ 20 * sec - sec / 2 });
+	CHECK(c.oldest_ns == sec / 2 && !c.overdue, "0.5 s old: oldest %llu ns, overdue %u",
+	      (unsigned long long)c.oldest_ns, c.overdue);
+
+	/* Exactly the timeout is not overdue yet (older than it is). */
+	c = census_of(20 * sec, 1, (u64[]){ 19 * sec });
+	CHECK(c.oldest_ns == sec && !c.overdue, "1 s old: overdue %u", c.overdue);
+
+	/* Stamped by another CPU after the walk took its clock (sent_at > now): age 0, not
+	 * ~2^64, and not due; beside it a 40 ms old entry is the oldest. */
+	c = census_of(20 * sec, 2, (u64[]){ 20 * sec + 5 * ms, 20 * sec - 40 * ms });
+	CHECK(c.entries == 2, "%llu entries counted of 2", (unsigned long long)c.entries);
+	CHECK(c.oldest_ns == 40 * ms, "oldest %llu ns with an entry newer than now, expected 40 ms",
+	      (unsigned long long)c.oldest_ns);
+	CHECK(!c.overdue, "an entry stamped after now is due for rescue");
 	CHECK(skel->bss->nr_pending == 0, "nr_pending %llu", (unsigned long long)skel->bss->nr_pending);
 }
 
@@ -192,7 +220,7 @@ int main(void)
 		return 1;
 	}
 	test_custody();
-	test_due();
+	test_census();
 	test_pick();
 	bpfunit_bpf__destroy(skel);
 	return CHECK_DONE();
