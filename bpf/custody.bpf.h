@@ -84,11 +84,13 @@ static long census_one(struct bpf_map *map, s32 *key, struct pending_val *pv,
 		       struct custody_census *c)
 {
 	/* Signed: an entry another CPU stamped after c->now is age 0, not ~2^64. */
-	u64 age = bounds_age_ns(pv->sent_at, c->now);
+	u64 sent_at = pv->sent_at, age = bounds_age_ns(sent_at, c->now);
 
 	c->entries++;
 	if (age > c->oldest_ns)
 		c->oldest_ns = age;
+	if (bounds_overdue(sent_at, c->now, stall_timeout_ns))
+		c->overdue = true;
 	return 0;
 }
 
@@ -104,8 +106,8 @@ static __always_inline void custody_census(u64 now, struct custody_census *c)
 	c->now = now;
 	c->entries = 0;
 	c->oldest_ns = 0;
+	c->overdue = false;
 	bpf_for_each_map_elem(&pending, census_one, c, 0);
-	c->overdue = c->oldest_ns > stall_timeout_ns;
 }
 
 #endif

@@ -458,7 +458,7 @@ static __always_inline void wake_host_if_due(void)
 {
 	u64 since = unwoken_since;
 
-	if (wake_batch && since && bpf_ktime_get_ns() - since >= wake_delay_ns)
+	if (wake_batch && since && bounds_age_ns(since, bpf_ktime_get_ns()) >= wake_delay_ns)
 		wake_host_now();
 }
 
@@ -627,7 +627,8 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 	update_nr_queued();
 	if (!unwoken_since)
 		unwoken_since = now;
-	if (nr_queued >= wake_batch || now - unwoken_since >= wake_delay_ns)
+	/* (another CPU may have set unwoken_since after this one's now) */
+	if (nr_queued >= wake_batch || bounds_age_ns(unwoken_since, now) >= wake_delay_ns)
 		wake_host_now();
 }
 
@@ -836,7 +837,7 @@ static long rescue_one(struct bpf_map *map, s32 *key, struct pending_val *pv,
 	s32 pid = *key;
 	u64 enq_cnt = pv->enq_cnt;
 
-	if (rc->now - pv->sent_at < stall_timeout_ns && !host_stalled)
+	if (!bounds_rescue_takes(pv->sent_at, rc->now, stall_timeout_ns, host_stalled))
 		return 0;
 	if (!scx_bpf_dispatch_nr_slots()) {
 		rescue_left++;
@@ -920,15 +921,16 @@ static __always_inline void head_of(u64 dsq, struct head *h)
 static bool keep_prev(struct task_struct *prev, s32 cpu, const struct head *h)
 {
 	struct task_ctx *tctx;
-	u64 vt, now;
+	u64 vt, now, start;
 
 	if (!prev || !(prev->scx.flags & SCX_TASK_QUEUED) || is_host_task(prev) || host_stalled)
 		return false;
 	tctx = lookup_tctx(prev);
 	if (!tctx || !tctx->decided || !tctx->slice)
 		return false;
+	start = tctx->start_ts;
 	now = bpf_ktime_get_ns();
-	vt = bounds_prev_vtime(prev->scx.dsq_vtime, now - tctx->start_ts, prev->scx.weight);
+	vt = bounds_prev_vtime(prev->scx.dsq_vtime, bounds_age_ns(start, now), prev->scx.weight);
 	if (vt > h->vt)
 		return false;
 	/* First in vtime order, but never past a waiter that has waited wait_bound_ns (a
@@ -1010,6 +1012,15 @@ static __always_inline bool scan_starved(s32 cpu)
 }
 
 /* --- Dispatch ------------------------------------------------------------------------- */
+/* host_last: the host's thread has waited slice_ns_min in SCHED_DSQ (stamped by the CPU
+ * that queued it: read before the clock). */
+static __always_inline bool host_waited_enough(void)
+{
+	u64 queued_at = host_queued_at;
+
+	return bounds_age_ns(queued_at, bpf_ktime_get_ns()) >= slice_ns_min;
+}
+
 void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 {
 	struct head hc, hs;
@@ -1037,8 +1048,7 @@ void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 	/* Then the host: it is what makes everything else move, and after a stall it must
 	 * get a CPU to come back at all. It mostly sleeps in epoll_wait, so first place
 	 * costs the others little; a busy host holds at most one CPU per thread. */
-	if (!(fault_inject & FAULT_STARVE_HOST) &&
-	    (!host_last || bpf_ktime_get_ns() - host_queued_at >= slice_ns_min) &&
+	if (!(fault_inject & FAULT_STARVE_HOST) && (!host_last || host_waited_enough()) &&
 	    g_move_to_local(SCHED_DSQ))
 		return;
 
@@ -1163,8 +1173,8 @@ void BPF_STRUCT_OPS(gthulhu_exit_task, struct task_struct *p, struct scx_exit_ta
 /* --- Heartbeat -------------------------------------------------------------------------- */
 static int heartbeat(void *map, int *key, struct bpf_timer *timer)
 {
-	/* The stamps other CPUs write first, then the clock. */
-	u64 hb = host_hb_ns, since = pending_since;
+	/* The stamps other CPUs write first, then the clock (and signed ages besides). */
+	u64 hb = host_hb_ns, since = pending_since, host_ran = usersched_last_run_at;
 	u64 now = bpf_ktime_get_ns();
 	u64 period = bounds_hb_period_ns(stall_timeout_ns);
 	struct custody_census cs;
@@ -1176,18 +1186,18 @@ static int heartbeat(void *map, int *key, struct bpf_timer *timer)
 	pending_oldest_ms = cs.oldest_ns / NSEC_PER_MSEC;
 
 	if (!host_stalled) {
-		if (nr_pending && now - hb > stall_timeout_ns && now - since > stall_timeout_ns) {
+		if (bounds_stall_enter(nr_pending, hb, since, now, stall_timeout_ns)) {
 			host_stalled = 1;
 			rescue_needed = true;
 			__sync_fetch_and_add(&nr_host_stalls, 1);
 			dbg("gthulhu: host silent for %llu ms, %llu tasks pending: stalled mode",
-			    (now - hb) / NSEC_PER_MSEC, nr_pending);
+			    bounds_age_ns(hb, now) / NSEC_PER_MSEC, nr_pending);
 		} else if (cs.overdue) {
 			/* The host is alive but some task has waited too long for its decision
 			 * (lost, or the host is slow): rescue the overdue ones. */
 			rescue_needed = true;
 		}
-	} else if (!host_dead && now - hb < stall_timeout_ns / 2) {
+	} else if (!host_dead && bounds_stall_leave(hb, now, stall_timeout_ns)) {
 		host_stalled = 0;
 		dbg("gthulhu: host heartbeat back: leaving stalled mode");
 	}
@@ -1221,7 +1231,7 @@ static int heartbeat(void *map, int *key, struct bpf_timer *timer)
 	}
 
 	/* The host is runnable but has not had a CPU for a while: make room for it. */
-	if (scx_bpf_dsq_nr_queued(SCHED_DSQ) > 0 && now - usersched_last_run_at > period) {
+	if (scx_bpf_dsq_nr_queued(SCHED_DSQ) > 0 && bounds_age_ns(host_ran, now) > period) {
 		if (cpu_ok(host_last_cpu))
 			scx_bpf_kick_cpu(host_last_cpu, SCX_KICK_PREEMPT);
 	}
@@ -1275,12 +1285,12 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(gthulhu_init)
 /* Our part of the kernel's exit dump (error exits, SysRq-D): the host-facing state. */
 void BPF_STRUCT_OPS(gthulhu_dump, struct scx_dump_ctx *dctx)
 {
-	u64 now = bpf_ktime_get_ns();
+	u64 hb = host_hb_ns, host_ran = usersched_last_run_at, now = bpf_ktime_get_ns();
 
 	g_dump("gthulhu_lua: host_tgid=%u host_last_cpu=%d host_stalled=%llu host_dead=%d "
 	       "hb_age_ms=%llu host_last_run_ms_ago=%llu\n",
 	       host_tgid, host_last_cpu, host_stalled, host_dead,
-	       (now - host_hb_ns) / NSEC_PER_MSEC, (now - usersched_last_run_at) / NSEC_PER_MSEC);
+	       bounds_age_ns(hb, now) / NSEC_PER_MSEC, bounds_age_ns(host_ran, now) / NSEC_PER_MSEC);
 	g_dump("gthulhu_lua: nr_pending=%llu nr_queued=%llu nr_scheduled=%llu nr_rescued=%llu "
 	       "nr_host_stalls=%llu nr_user_dispatches=%llu nr_kernel_dispatches=%llu\n",
 	       nr_pending, nr_queued, nr_scheduled, nr_rescued, nr_host_stalls,
