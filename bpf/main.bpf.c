@@ -24,8 +24,9 @@
  *    kthread stays in the kernel too, in SHARED_DSQ. Kernel threads never wait on Lua.
  *  - Ringbuf full: the task goes to SHARED_DSQ with the default slice (nr_sched_congested).
  *  - Custody: every task handed to user space is recorded in the `pending` hash
- *    (pid -> enq_cnt, sent_at). A decision applies only if it matches the pending entry
- *    (same enq_cnt); anything else is cancelled (nr_cancel_dispatches). A decision whose
+ *    ({pid, enq_cnt} -> sent_at). A decision applies only if its {pid, enq_cnt} entry is
+ *    still there (deleting it is the claim); anything else is cancelled
+ *    (nr_cancel_dispatches). A decision whose
  *    CPU the task may not use is bounced to an allowed CPU (nr_bounce_dispatches).
  *  - Stalled host: the host stamps host_hb_ns (in .bss, mmapped) at every loop turn. A
  *    heartbeat bpf_timer checks it: if tasks are pending and the host has been silent for
@@ -829,13 +830,13 @@ struct rescue_ctx {
  * verifier state and the loop would never converge. */
 static u32 rescue_left;
 
-static long rescue_one(struct bpf_map *map, s32 *key, struct pending_val *pv,
+static long rescue_one(struct bpf_map *map, struct custody_key *key, struct pending_val *pv,
 		       struct rescue_ctx *rc)
 {
 	struct task_struct *p;
 	struct task_ctx *tctx;
-	s32 pid = *key;
-	u64 enq_cnt = pv->enq_cnt;
+	s32 pid = key->pid;
+	u64 enq_cnt = key->enq_cnt;
 
 	if (!bounds_rescue_takes(pv->sent_at, rc->now, stall_timeout_ns, host_stalled))
 		return 0;
@@ -1150,12 +1151,21 @@ void BPF_STRUCT_OPS(gthulhu_update_idle, s32 cpu, bool idle)
 		__sync_fetch_and_and(&idle_mask[w], ~(1ULL << (cpu & 63)));
 }
 
+/* Forget p's custody entry, the one of its current hand-out (enq_cnt). */
+static __always_inline void drop_custody(struct task_struct *p)
+{
+	struct task_ctx *tctx = lookup_tctx(p);
+
+	if (tctx)
+		custody_drop(p->pid, tctx->enq_cnt);
+}
+
 /* The task left our custody without a decision (property change, class change, exit):
  * forget it, so nr_pending stays true and the rescue does not chase it. A decision that
  * still arrives for it is cancelled (no pending entry). */
 void BPF_STRUCT_OPS(gthulhu_dequeue, struct task_struct *p, u64 deq_flags)
 {
-	custody_drop(p->pid);
+	drop_custody(p);
 }
 
 s32 BPF_STRUCT_OPS(gthulhu_init_task, struct task_struct *p, struct scx_init_task_args *args)
@@ -1167,7 +1177,7 @@ s32 BPF_STRUCT_OPS(gthulhu_init_task, struct task_struct *p, struct scx_init_tas
 
 void BPF_STRUCT_OPS(gthulhu_exit_task, struct task_struct *p, struct scx_exit_task_args *args)
 {
-	custody_drop(p->pid);
+	drop_custody(p);
 }
 
 /* --- Heartbeat -------------------------------------------------------------------------- */

@@ -353,7 +353,7 @@ void sched_print_exit(const struct sched *s, FILE *out)
 void sched_print_custody(const struct sched *s, FILE *out)
 {
 	int fd, n = 0;
-	__s32 key, next, *prev = NULL;
+	struct custody_key key, next, *prev = NULL;
 	unsigned long long counter;
 
 	if (!s->skel || !s->skel->bss)

@@ -29,6 +29,15 @@ struct census_args {        /* custody_census over entries the program puts firs
 	__u32 overdue;              /* out: rescue due */
 };
 
+#define SUPERSEDE_MAX 65536
+struct supersede_args {     /* the same pid handed out again and again while claims race */
+	__u32 n;                /* owner: hand-outs (enq_cnt 1..n-1); decider: claim tries */
+	__s32 pid;
+	__u32 puts_ok;          /* out (owner) */
+	__u32 drops_ok;         /* out (owner) */
+	__u32 claims_ok;        /* out (decider) */
+};
+
 struct pick_args {          /* pick_from over test_topo's l2 list */
 	__u32 nr;               /* siblings in the list */
 	__u32 iters;            /* picks, each from a random start */
