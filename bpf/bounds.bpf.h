@@ -66,23 +66,68 @@ static __always_inline __u64 bounds_hb_period_ns(__u64 stall_timeout_ns)
 	return period;
 }
 
+/* How long ago `stamp` was at `now`, never negative. A stamp another CPU wrote after the
+ * reader took `now` is newer than it: unsigned, now - stamp would be ~2^64 (an entry
+ * "overdue" the moment it is made); signed and clamped it is 0. Read the stamp before
+ * `now` where the code allows; this covers the rest. */
+static __always_inline __u64 bounds_age_ns(__u64 stamp, __u64 now)
+{
+	__s64 d = (__s64)(now - stamp);
+
+	return d > 0 ? (__u64)d : 0;
+}
+
+/* Custody and the stalled-host mode, judged the same way by the BPF heartbeat and rescue
+ * (main.bpf.c, custody.bpf.h) and the simulator. Each stamp is written by other CPUs. */
+
+/* A task handed out at sent_at is overdue: in custody longer than the stall timeout (the
+ * heartbeat then flags a rescue). */
+static __always_inline bool bounds_overdue(__u64 sent_at, __u64 now, __u64 stall_timeout_ns)
+{
+	return bounds_age_ns(sent_at, now) > stall_timeout_ns;
+}
+
+/* The rescue takes a custody entry: any in stalled mode, else one at least the stall
+ * timeout old. */
+static __always_inline bool bounds_rescue_takes(__u64 sent_at, __u64 now,
+						__u64 stall_timeout_ns, bool stalled)
+{
+	return stalled || bounds_age_ns(sent_at, now) >= stall_timeout_ns;
+}
+
+/* Enter the stalled-host mode: tasks pending, the host's last loop turn (hb) and the
+ * moment custody last became non-empty (since) both older than the stall timeout. */
+static __always_inline bool bounds_stall_enter(__u64 nr_pending, __u64 hb, __u64 since,
+					       __u64 now, __u64 stall_timeout_ns)
+{
+	return nr_pending && bounds_age_ns(hb, now) > stall_timeout_ns &&
+	       bounds_age_ns(since, now) > stall_timeout_ns;
+}
+
+/* Leave it: the host's heartbeat is fresh again (younger than half the timeout). */
+static __always_inline bool bounds_stall_leave(__u64 hb, __u64 now, __u64 stall_timeout_ns)
+{
+	return bounds_age_ns(hb, now) < stall_timeout_ns / 2;
+}
+
 /* Has waited past the bound (queued_at 0: unknown, never). */
 static __always_inline bool bounds_waited_past(__u64 queued_at, __u64 now, __u64 bound)
 {
-	return queued_at && now - queued_at > bound;
+	return queued_at && bounds_age_ns(queued_at, now) > bound;
 }
 
-/* A CPU's priority budget: spent in the period that began at period_start? */
+/* A CPU's priority budget: spent in the period that began at period_start? (Read for
+ * another CPU: its period may have begun after this reader's now.) */
 static __always_inline bool bounds_prio_spent(__u64 period_start, __u64 runtime, __u64 now)
 {
-	return now - period_start < PRIO_PERIOD_NS && runtime >= PRIO_BUDGET_NS;
+	return bounds_age_ns(period_start, now) < PRIO_PERIOD_NS && runtime >= PRIO_BUDGET_NS;
 }
 
 /* Charge `ran` ns of priority runtime at `now` (a new period starts when the last ended). */
 static __always_inline void bounds_prio_charge(__u64 *period_start, __u64 *runtime, __u64 ran,
 					       __u64 now)
 {
-	if (now - *period_start >= PRIO_PERIOD_NS) {
+	if (bounds_age_ns(*period_start, now) >= PRIO_PERIOD_NS) {
 		*period_start = now;
 		*runtime = 0;
 	}

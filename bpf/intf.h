@@ -91,6 +91,15 @@ struct user_exit_info {
 	char  dump[UEI_DUMP_LEN];
 };
 
+/* Key of the BPF `pending` hash (bpf/custody.bpf.h): one custody entry per hand-out of a
+ * task (pid, enq_cnt); pad is always 0 (the key is compared bytewise). The host walks
+ * the keys after detach (sched_print_custody). */
+struct custody_key {
+	__s32 pid;
+	__u32 pad;
+	__u64 enq_cnt;
+};
+
 /* Which kfunc each kernel-compatibility wrapper of main.bpf.c calls on this kernel
  * (.bss compat_paths, set at init, printed by the host with -v; bpf/compat.bpf.h). */
 /* Test-suite fault injection (hidden --test-fault=NAME; rodata fault_inject of

@@ -24,8 +24,9 @@
  *    kthread stays in the kernel too, in SHARED_DSQ. Kernel threads never wait on Lua.
  *  - Ringbuf full: the task goes to SHARED_DSQ with the default slice (nr_sched_congested).
  *  - Custody: every task handed to user space is recorded in the `pending` hash
- *    (pid -> enq_cnt, sent_at). A decision applies only if it matches the pending entry
- *    (same enq_cnt); anything else is cancelled (nr_cancel_dispatches). A decision whose
+ *    ({pid, enq_cnt} -> sent_at). A decision applies only if its {pid, enq_cnt} entry is
+ *    still there (deleting it is the claim); anything else is cancelled
+ *    (nr_cancel_dispatches). A decision whose
  *    CPU the task may not use is bounced to an allowed CPU (nr_bounce_dispatches).
  *  - Stalled host: the host stamps host_hb_ns (in .bss, mmapped) at every loop turn. A
  *    heartbeat bpf_timer checks it: if tasks are pending and the host has been silent for
@@ -35,7 +36,9 @@
  *    enq_cnt so the host's late decision is cancelled. Tasks the host lost are rescued the
  *    same way even when it is alive. When the heartbeat is fresh again, tasks flow to user
  *    space again. So a stopped or wedged host never stalls the machine, and the sched_ext
- *    watchdog never sees a stranded task.
+ *    watchdog never sees a stranded task. Each period the heartbeat walks the whole hash
+ *    and publishes its size and its oldest entry's age (pending_entries,
+ *    pending_oldest_ms): the stats' exact view of custody.
  *  - The timer also kicks a CPU when the host's threads wait in SCHED_DSQ for too long.
  *  - If the host process dies, its struct_ops link goes with it: the kernel's default
  *    scheduler takes over. Until the kernel has finished unregistering us, the dying
@@ -116,7 +119,9 @@ volatile u64 nr_sched_congested;    /* ringbuf full: scheduled in-kernel */
 volatile u64 usersched_last_run_at; /* when a host thread last got a CPU */
 volatile u64 nr_host_stalls;        /* times the stalled-host mode was entered */
 volatile u64 nr_rescued;            /* pending tasks scheduled in-kernel by the rescue */
-volatile u64 nr_pending;            /* tasks in user-space custody now */
+volatile u64 nr_pending;            /* tasks in user-space custody now (the counter) */
+volatile u64 pending_entries;       /* entries in the `pending` map (the heartbeat's walk) */
+volatile u64 pending_oldest_ms;     /* ... age of the oldest of them then */
 volatile u64 host_hb_ns;            /* host heartbeat (host writes, every loop turn) */
 volatile u64 host_stalled;          /* 1 while in stalled mode */
 volatile u64 nr_kept;               /* slice expiries where prev stayed first in vtime order */
@@ -147,7 +152,7 @@ static u64 host_queued_at;          /* host_last: when a host thread was last pu
 
 /* --- Maps ------------------------------------------------------------------------------ */
 #include "rings.bpf.h"   /* queued, dispatched */
-#include "custody.bpf.h" /* pending: custody_put / _claim / _drop / _rescue_due */
+#include "custody.bpf.h" /* pending: custody_put / _claim / _drop / _census */
 
 struct task_ctx {
 	u64 enq_cnt;
@@ -500,7 +505,7 @@ static __always_inline void wake_host_if_due(void)
 {
 	u64 since = unwoken_since;
 
-	if (wake_batch && since && bpf_ktime_get_ns() - since >= wake_delay_ns)
+	if (wake_batch && since && bounds_age_ns(since, bpf_ktime_get_ns()) >= wake_delay_ns)
 		wake_host_now();
 }
 
@@ -791,7 +796,8 @@ void BPF_STRUCT_OPS(gthulhu_enqueue, struct task_struct *p, u64 enq_flags)
 	update_nr_queued();
 	if (!unwoken_since)
 		unwoken_since = now;
-	if (nr_queued >= wake_batch || now - unwoken_since >= wake_delay_ns)
+	/* (another CPU may have set unwoken_since after this one's now) */
+	if (nr_queued >= wake_batch || bounds_age_ns(unwoken_since, now) >= wake_delay_ns)
 		wake_host_now();
 }
 
@@ -997,15 +1003,15 @@ struct rescue_ctx {
  * verifier state and the loop would never converge. */
 static u32 rescue_left;
 
-static long rescue_one(struct bpf_map *map, s32 *key, struct pending_val *pv,
+static long rescue_one(struct bpf_map *map, struct custody_key *key, struct pending_val *pv,
 		       struct rescue_ctx *rc)
 {
 	struct task_struct *p;
 	struct task_ctx *tctx;
-	s32 pid = *key;
-	u64 enq_cnt = pv->enq_cnt;
+	s32 pid = key->pid;
+	u64 enq_cnt = key->enq_cnt;
 
-	if (rc->now - pv->sent_at < stall_timeout_ns && !host_stalled)
+	if (!bounds_rescue_takes(pv->sent_at, rc->now, stall_timeout_ns, host_stalled))
 		return 0;
 	if (!scx_bpf_dispatch_nr_slots()) {
 		rescue_left++;
@@ -1089,16 +1095,17 @@ static __always_inline void head_of(u64 dsq, struct head *h)
 static bool keep_prev(struct task_struct *prev, s32 cpu, const struct head *h)
 {
 	struct task_ctx *tctx;
-	u64 vt, now;
+	u64 vt, now, start;
 
 	if (!prev || !(prev->scx.flags & SCX_TASK_QUEUED) || is_host_task(prev) || host_stalled)
 		return false;
 	tctx = lookup_tctx(prev);
 	if (!tctx || !tctx->decided || !tctx->slice)
 		return false;
+	start = tctx->start_ts;
 	now = bpf_ktime_get_ns();
 	prio_charge(tctx, now);
-	vt = bounds_prev_vtime(prev->scx.dsq_vtime, now - tctx->start_ts, prev->scx.weight);
+	vt = bounds_prev_vtime(prev->scx.dsq_vtime, bounds_age_ns(start, now), prev->scx.weight);
 	if (vt > h->vt)
 		return false;
 	/* First in vtime order, but never past a waiter that has waited wait_bound_ns (a
@@ -1180,6 +1187,15 @@ static __always_inline bool scan_starved(s32 cpu)
 }
 
 /* --- Dispatch ------------------------------------------------------------------------- */
+/* host_last: the host's thread has waited slice_ns_min in SCHED_DSQ (stamped by the CPU
+ * that queued it: read before the clock). */
+static __always_inline bool host_waited_enough(void)
+{
+	u64 queued_at = host_queued_at;
+
+	return bounds_age_ns(queued_at, bpf_ktime_get_ns()) >= slice_ns_min;
+}
+
 void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 {
 	struct head hc, hs;
@@ -1207,8 +1223,7 @@ void BPF_STRUCT_OPS(gthulhu_dispatch, s32 cpu, struct task_struct *prev)
 	/* Then the host: it is what makes everything else move, and after a stall it must
 	 * get a CPU to come back at all. It mostly sleeps in epoll_wait, so first place
 	 * costs the others little; a busy host holds at most one CPU per thread. */
-	if (!(fault_inject & FAULT_STARVE_HOST) &&
-	    (!host_last || bpf_ktime_get_ns() - host_queued_at >= slice_ns_min) &&
+	if (!(fault_inject & FAULT_STARVE_HOST) && (!host_last || host_waited_enough()) &&
 	    g_move_to_local(SCHED_DSQ))
 		return;
 
@@ -1333,12 +1348,21 @@ void BPF_STRUCT_OPS(gthulhu_update_idle, s32 cpu, bool idle)
 		__sync_fetch_and_and(&idle_mask[w], ~(1ULL << (cpu & 63)));
 }
 
+/* Forget p's custody entry, the one of its current hand-out (enq_cnt). */
+static __always_inline void drop_custody(struct task_struct *p)
+{
+	struct task_ctx *tctx = lookup_tctx(p);
+
+	if (tctx)
+		custody_drop(p->pid, tctx->enq_cnt);
+}
+
 /* The task left our custody without a decision (property change, class change, exit):
  * forget it, so nr_pending stays true and the rescue does not chase it. A decision that
  * still arrives for it is cancelled (no pending entry). */
 void BPF_STRUCT_OPS(gthulhu_dequeue, struct task_struct *p, u64 deq_flags)
 {
-	custody_drop(p->pid);
+	drop_custody(p);
 }
 
 s32 BPF_STRUCT_OPS(gthulhu_init_task, struct task_struct *p, struct scx_init_task_args *args)
@@ -1365,29 +1389,37 @@ s32 BPF_STRUCT_OPS(gthulhu_init_task, struct task_struct *p, struct scx_init_tas
 
 void BPF_STRUCT_OPS(gthulhu_exit_task, struct task_struct *p, struct scx_exit_task_args *args)
 {
-	custody_drop(p->pid);
+	drop_custody(p);
 }
 
 /* --- Heartbeat -------------------------------------------------------------------------- */
 static int heartbeat(void *map, int *key, struct bpf_timer *timer)
 {
+	/* The stamps other CPUs write first, then the clock (and signed ages besides). */
+	u64 hb = host_hb_ns, since = pending_since, host_ran = usersched_last_run_at;
 	u64 now = bpf_ktime_get_ns();
-	u64 hb = host_hb_ns, since = pending_since;
 	u64 period = bounds_hb_period_ns(stall_timeout_ns);
+	struct custody_census cs;
+
+	/* Every period: what custody holds and how old its oldest entry is, for the stats
+	 * and for the rescue below. */
+	custody_census(now, &cs);
+	pending_entries = cs.entries;
+	pending_oldest_ms = cs.oldest_ns / NSEC_PER_MSEC;
 
 	if (!host_stalled) {
-		if (nr_pending && now - hb > stall_timeout_ns && now - since > stall_timeout_ns) {
+		if (bounds_stall_enter(nr_pending, hb, since, now, stall_timeout_ns)) {
 			host_stalled = 1;
 			rescue_needed = true;
 			__sync_fetch_and_add(&nr_host_stalls, 1);
 			dbg("gthulhu: host silent for %llu ms, %llu tasks pending: stalled mode",
-			    (now - hb) / NSEC_PER_MSEC, nr_pending);
-		} else if (custody_rescue_due(now)) {
+			    bounds_age_ns(hb, now) / NSEC_PER_MSEC, nr_pending);
+		} else if (cs.overdue) {
 			/* The host is alive but some task has waited too long for its decision
 			 * (lost, or the host is slow): rescue the overdue ones. */
 			rescue_needed = true;
 		}
-	} else if (!host_dead && now - hb < stall_timeout_ns / 2) {
+	} else if (!host_dead && bounds_stall_leave(hb, now, stall_timeout_ns)) {
 		host_stalled = 0;
 		dbg("gthulhu: host heartbeat back: leaving stalled mode");
 	}
@@ -1421,7 +1453,7 @@ static int heartbeat(void *map, int *key, struct bpf_timer *timer)
 	}
 
 	/* The host is runnable but has not had a CPU for a while: make room for it. */
-	if (scx_bpf_dsq_nr_queued(SCHED_DSQ) > 0 && now - usersched_last_run_at > period) {
+	if (scx_bpf_dsq_nr_queued(SCHED_DSQ) > 0 && bounds_age_ns(host_ran, now) > period) {
 		if (cpu_ok(host_last_cpu))
 			scx_bpf_kick_cpu(host_last_cpu, SCX_KICK_PREEMPT);
 	}
@@ -1475,12 +1507,12 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(gthulhu_init)
 /* Our part of the kernel's exit dump (error exits, SysRq-D): the host-facing state. */
 void BPF_STRUCT_OPS(gthulhu_dump, struct scx_dump_ctx *dctx)
 {
-	u64 now = bpf_ktime_get_ns();
+	u64 hb = host_hb_ns, host_ran = usersched_last_run_at, now = bpf_ktime_get_ns();
 
 	g_dump("gthulhu_lua: host_tgid=%u host_last_cpu=%d host_stalled=%llu host_dead=%d "
 	       "hb_age_ms=%llu host_last_run_ms_ago=%llu\n",
 	       host_tgid, host_last_cpu, host_stalled, host_dead,
-	       (now - host_hb_ns) / NSEC_PER_MSEC, (now - usersched_last_run_at) / NSEC_PER_MSEC);
+	       bounds_age_ns(hb, now) / NSEC_PER_MSEC, bounds_age_ns(host_ran, now) / NSEC_PER_MSEC);
 	g_dump("gthulhu_lua: nr_pending=%llu nr_queued=%llu nr_scheduled=%llu nr_rescued=%llu "
 	       "nr_host_stalls=%llu nr_user_dispatches=%llu nr_kernel_dispatches=%llu\n",
 	       nr_pending, nr_queued, nr_scheduled, nr_rescued, nr_host_stalls,

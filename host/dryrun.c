@@ -27,6 +27,7 @@ struct dryrun_task {
 	bool woke;             /* runnable after a sleep (SCX_ENQ_WAKEUP) */
 	int32_t cpu;
 	uint64_t ready_at;     /* runnable from then on (when not in custody) */
+	uint64_t sent_at;      /* handed to the host then (in custody) */
 	uint64_t enq_cnt, vtime, exec_runtime, start_ts, stop_ts;
 };
 
@@ -294,6 +295,7 @@ static int dr_recv(void *ctx, struct queued_task_ctx *buf, int max)
 		q->enq_cnt = ++t->enq_cnt;
 		snprintf(q->comm, sizeof(q->comm), "dry-%s", g->cls->name);
 		t->custody = true;
+		t->sent_at = now;
 		d->nr_custody++;
 	}
 	if (n)
@@ -411,15 +413,20 @@ void dryrun_src(struct dryrun *d, struct loop_src *src)
 
 int dryrun_format_stats(const struct dryrun *d, char *buf, size_t len)
 {
-	uint64_t now = g_now_ns(), running = 0;
+	uint64_t now = g_now_ns(), running = 0, oldest = 0;
 
 	for (int c = 0; c < d->nr_cpus; c++)
 		running += d->busy_until[c] > now;
+	/* pending_oldest_ms: the task held longest (once per stats line, not per batch) */
+	for (int i = 0; i < d->nr_tasks; i++)
+		if (d->tasks[i].custody && bounds_age_ns(d->tasks[i].sent_at, now) > oldest)
+			oldest = bounds_age_ns(d->tasks[i].sent_at, now);
 	return snprintf(buf, len,
 		"nr_queued=%llu nr_scheduled=%llu nr_running=%llu nr_online_cpus=%llu "
 		"nr_user_dispatches=%llu nr_kernel_dispatches=0 nr_cancel_dispatches=%llu "
 		"nr_bounce_dispatches=%llu nr_failed_dispatches=0 nr_sched_congested=0 "
-		"nr_host_stalls=0 nr_rescued=0 nr_pending=%llu host_stalled=0 nr_kept=0 "
+		"nr_host_stalls=0 nr_rescued=0 nr_pending=%llu pending_entries=%llu "
+		"pending_oldest_ms=%llu host_stalled=0 nr_kept=0 "
 		"nr_slice_clamped=0 nr_keep_bounded=0 nr_prio_throttled=0 nr_resumed=0 "
 		"nr_placed=0 nr_placed_untold=0 nr_starved=0 nr_wakeup_preempts=0 nr_host_wakes=0 nr_sync_wakeups=0",
 		(unsigned long long)d->nr_queued, (unsigned long long)d->holding,
@@ -427,7 +434,8 @@ int dryrun_format_stats(const struct dryrun *d, char *buf, size_t len)
 		(unsigned long long)d->nr_user_dispatches,
 		(unsigned long long)d->nr_cancel_dispatches,
 		(unsigned long long)d->nr_bounce_dispatches,
-		(unsigned long long)d->nr_custody);
+		(unsigned long long)d->nr_custody, (unsigned long long)d->nr_custody,
+		(unsigned long long)(oldest / 1000000));
 }
 
 void dryrun_print_layout(const struct dryrun *d, FILE *out)

@@ -486,8 +486,12 @@ int run_once(const struct opts *o, const char *policy, bool *restart, char **car
 	/* Everything the hot path touches is allocated and faulted in by now. */
 	if (mlockall(MCL_CURRENT | MCL_FUTURE))
 		g_warn("mlockall: %s (page faults possible on the hot path)", strerror(errno));
-	g_logf(2, "gthulhu-lua: attached (ops gthulhu_lua, policy %s, %d CPUs, hotplug_seq %llu)\n",
-	       policy, g_host.topo.nr_cpus, (unsigned long long)sch.hotplug_seq);
+	/* (the stall timeout and heartbeat period: what tests/vm bounds pending_oldest_ms by) */
+	g_logf(2, "gthulhu-lua: attached (ops gthulhu_lua, policy %s, %d CPUs, hotplug_seq %llu, "
+	       "stall_timeout_ms %u, heartbeat_ms %llu)\n", policy, g_host.topo.nr_cpus,
+	       (unsigned long long)sch.hotplug_seq, g_host.cfg.stall_timeout_ms,
+	       (unsigned long long)(bounds_hb_period_ns((uint64_t)g_host.cfg.stall_timeout_ms * 1000000ull) /
+				    1000000ull));
 
 	xport_src(&sch.xp, &src);
 run:

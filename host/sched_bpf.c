@@ -354,7 +354,7 @@ void sched_print_exit(const struct sched *s, FILE *out)
 void sched_print_custody(const struct sched *s, FILE *out)
 {
 	int fd, n = 0;
-	__s32 key, next, *prev = NULL;
+	struct custody_key key, next, *prev = NULL;
 	unsigned long long counter;
 
 	if (!s->skel || !s->skel->bss)
@@ -411,7 +411,8 @@ int sched_format_stats(const struct sched *s, char *buf, size_t len)
 		"nr_queued=%llu nr_scheduled=%llu nr_running=%llu nr_online_cpus=%llu "
 		"nr_user_dispatches=%llu nr_kernel_dispatches=%llu nr_cancel_dispatches=%llu "
 		"nr_bounce_dispatches=%llu nr_failed_dispatches=%llu nr_sched_congested=%llu "
-		"nr_host_stalls=%llu nr_rescued=%llu nr_pending=%llu host_stalled=%llu nr_kept=%llu "
+		"nr_host_stalls=%llu nr_rescued=%llu nr_pending=%llu pending_entries=%llu "
+		"pending_oldest_ms=%llu host_stalled=%llu nr_kept=%llu "
 		"nr_slice_clamped=%llu nr_keep_bounded=%llu nr_prio_throttled=%llu nr_resumed=%llu "
 		"nr_placed=%llu nr_placed_untold=%llu nr_starved=%llu nr_wakeup_preempts=%llu nr_host_wakes=%llu "
 		"nr_sync_wakeups=%llu",
@@ -421,7 +422,8 @@ int sched_format_stats(const struct sched *s, char *buf, size_t len)
 		(unsigned long long)b->nr_cancel_dispatches, (unsigned long long)b->nr_bounce_dispatches,
 		(unsigned long long)b->nr_failed_dispatches, (unsigned long long)b->nr_sched_congested,
 		(unsigned long long)b->nr_host_stalls, (unsigned long long)b->nr_rescued,
-		(unsigned long long)b->nr_pending, (unsigned long long)b->host_stalled,
+		(unsigned long long)b->nr_pending, (unsigned long long)b->pending_entries,
+		(unsigned long long)b->pending_oldest_ms, (unsigned long long)b->host_stalled,
 		(unsigned long long)b->nr_kept, (unsigned long long)b->nr_slice_clamped,
 		(unsigned long long)b->nr_keep_bounded, (unsigned long long)b->nr_prio_throttled,
 		(unsigned long long)b->nr_resumed, (unsigned long long)b->nr_placed,

@@ -53,6 +53,36 @@ int main(void)
 	CHECK(!bounds_waited_past(100 * MS, 600 * MS, 500 * MS));
 	CHECK(bounds_waited_past(100 * MS, 600 * MS + 1, 500 * MS));
 
+	/* Stamps written by another CPU after the reader took `now` (queued_at, sent_at, the
+	 * host's heartbeat > now): age 0, never ~2^64. Unsigned, a task was starved the moment
+	 * it was queued, a fresh custody entry rescued (its decision cancelled), the host
+	 * "silent" for 584 years: stalled mode. */
+	CHECK(bounds_age_ns(10 * MS, 10 * MS + 3) == 3);
+	CHECK(bounds_age_ns(10 * MS + 3, 10 * MS) == 0, "%llu",
+	      (unsigned long long)bounds_age_ns(10 * MS + 3, 10 * MS));
+	CHECK(!bounds_waited_past(10 * MS + 1, 10 * MS, 500 * MS), "queued after now: starved");
+	CHECK(!bounds_overdue(10 * MS + 1, 10 * MS, 1000 * MS), "sent after now: overdue");
+	CHECK(bounds_overdue(10 * MS, 1010 * MS + 1, 1000 * MS));
+	CHECK(!bounds_overdue(10 * MS, 1010 * MS, 1000 * MS), "exactly the timeout: not yet");
+	CHECK(!bounds_rescue_takes(10 * MS + 1, 10 * MS, 1000 * MS, false),
+	      "sent after now: rescued (a fresh decision cancelled)");
+	CHECK(bounds_rescue_takes(10 * MS + 1, 10 * MS, 1000 * MS, true), "stalled: any");
+	CHECK(bounds_rescue_takes(10 * MS, 1010 * MS, 1000 * MS, false), "the timeout: taken");
+	CHECK(!bounds_rescue_takes(10 * MS, 1010 * MS - 1, 1000 * MS, false));
+	/* stall: pending, host silent and custody non-empty both past the timeout */
+	CHECK(bounds_stall_enter(1, 0, 0, 1000 * MS + 1, 1000 * MS));
+	CHECK(!bounds_stall_enter(0, 0, 0, 5000 * MS, 1000 * MS), "nothing pending");
+	CHECK(!bounds_stall_enter(1, 4500 * MS, 0, 5000 * MS, 1000 * MS), "host turned 0.5 s ago");
+	CHECK(!bounds_stall_enter(1, 0, 4500 * MS, 5000 * MS, 1000 * MS), "pending for 0.5 s");
+	CHECK(!bounds_stall_enter(1, 5000 * MS + 1, 0, 5000 * MS, 1000 * MS),
+	      "host stamped after now: stalled");
+	CHECK(!bounds_stall_enter(1, 0, 5000 * MS + 1, 5000 * MS, 1000 * MS),
+	      "custody began after now: stalled");
+	CHECK(bounds_stall_leave(5000 * MS + 1, 5000 * MS, 1000 * MS),
+	      "host stamped after now: not fresh");
+	CHECK(bounds_stall_leave(4600 * MS, 5000 * MS, 1000 * MS));
+	CHECK(!bounds_stall_leave(4500 * MS, 5000 * MS, 1000 * MS));
+
 	/* keep_prev's vtime: ran scaled by 100/weight; weight 0 counts as 100 */
 	CHECK(bounds_prev_vtime(1000, 300, 100) == 1300);
 	CHECK(bounds_prev_vtime(1000, 300, 300) == 1100);
@@ -88,6 +118,8 @@ int main(void)
 		CHECK(!bounds_prio_spent(start, rt, t0 + 100 * MS), "the period ended");
 		bounds_prio_charge(&start, &rt, 5 * MS, t0 + 130 * MS);
 		CHECK(start == t0 + 130 * MS && rt == 5 * MS, "a new period");
+		/* another CPU's period began after this reader's now: still in it, spent */
+		CHECK(bounds_prio_spent(t0 + 1, 80 * MS, t0), "period started after now: not spent");
 	}
 
 	/* the starvation scan's walk: never the scanning CPU, every other one in turn */

@@ -64,7 +64,8 @@ static void label_escape(struct buf *b, const char *s)
 static bool is_gauge(const char *k)
 {
 	static const char *const g[] = { "nr_queued", "nr_scheduled", "nr_running",
-					 "nr_online_cpus", "nr_pending", "host_stalled", "max_batch" };
+					 "nr_online_cpus", "nr_pending", "pending_entries",
+					 "pending_oldest_ms", "host_stalled", "max_batch" };
 	for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++)
 		if (!strcmp(k, g[i]))
 			return true;

@@ -1185,7 +1185,7 @@ static void rescue_pending(struct sim *s)
 	for (int i = 0; i < s->ntasks; i++) {
 		struct task *t = &s->tasks[i];
 		if (t->state != T_HOST || !t->pending ||
-		    (s->now - t->pend_at < s->w->stall_timeout_ns && !s->host_stalled))
+		    !bounds_rescue_takes(t->pend_at, s->now, s->w->stall_timeout_ns, s->host_stalled))
 			continue;
 		t->enq_cnt++;
 		t->decided = false;
@@ -1647,8 +1647,9 @@ static void heartbeat(struct sim *s)
 
 	for (int i = 0; i < s->ntasks; i++) {
 		struct task *t = &s->tasks[i];
-		/* custody_rescue_due(): judged by each entry's own age */
-		if (t->state == T_HOST && t->pending && s->now - t->pend_at > s->w->stall_timeout_ns)
+		/* custody_census(): judged by each entry's own age */
+		if (t->state == T_HOST && t->pending &&
+		    bounds_overdue(t->pend_at, s->now, s->w->stall_timeout_ns))
 			due = true;
 		if (t->waiting && t->state != T_RUN &&
 		    s->now - t->runnable_since > s->w->watchdog_timeout_ns && !s->stalled) {
@@ -1662,15 +1663,15 @@ static void heartbeat(struct sim *s)
 	/* stalled-host mode: tasks pending and the host silent for stall_timeout; it ends
 	 * when the host's heartbeat is fresh again */
 	if (!s->host_stalled) {
-		if (s->npending && s->now - s->host_hb > s->w->stall_timeout_ns &&
-		    s->now - s->pending_since > s->w->stall_timeout_ns) {
+		if (bounds_stall_enter((__u64)s->npending, s->host_hb, s->pending_since, s->now,
+				       s->w->stall_timeout_ns)) {
 			s->host_stalled = true;
 			s->rescue_needed = true;
 			s->c.nr_host_stalls++;
 		} else if (due) {
 			s->rescue_needed = true;
 		}
-	} else if (s->now - s->host_hb < s->w->stall_timeout_ns / 2) {
+	} else if (bounds_stall_leave(s->host_hb, s->now, s->w->stall_timeout_ns)) {
 		s->host_stalled = false;
 	}
 	if (s->rescue_needed) {

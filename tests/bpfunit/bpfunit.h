@@ -18,11 +18,24 @@ struct race_args {          /* custody_put/custody_claim hammered from several t
 	__u32 claims_ok;
 };
 
-struct due_args {           /* custody_rescue_due on a prepared table */
+#define CENSUS_MAX 8
+struct census_args {        /* custody_census over entries the program puts first */
 	__u64 now;
-	__u64 sent_at;          /* the one pending entry's hand-out time */
+	__u32 nr;                   /* entries (<= CENSUS_MAX): entry i is pid pid_base + i,
+				     * handed out at census_sent_at[i] (.bss) */
+	__s32 pid_base;
+	__u64 entries;              /* out: what the walk counted */
+	__u64 oldest_ns;            /* out: the oldest entry's age */
+	__u32 overdue;              /* out: rescue due */
+};
+
+#define SUPERSEDE_MAX 65536
+struct supersede_args {     /* the same pid handed out again and again while claims race */
+	__u32 n;                /* owner: hand-outs (enq_cnt 1..n-1); decider: claim tries */
 	__s32 pid;
-	__u32 due;              /* out */
+	__u32 puts_ok;          /* out (owner) */
+	__u32 drops_ok;         /* out (owner) */
+	__u32 claims_ok;        /* out (decider) */
 };
 
 struct pick_args {          /* pick_from over test_topo's l2 list */
