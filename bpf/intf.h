@@ -26,6 +26,7 @@ enum {
 	MAX_BATCH        = 4096,     /* most tasks the host takes in one policy call */
 	RL_ENQ_PLACED    = 1 << 30,  /* queued_task_ctx.flags: BPF already placed the task */
 	RL_DISP_FAST     = 1 << 0,   /* dispatched_task_ctx.flags: grant the fast path */
+	RL_DISP_FAST_QUEUE = 1 << 1, /* ... and with no idle CPU, queue the wake-up in BPF too */
 	RL_DISP_FAST_SLICE_SHIFT = 32, /* ... flags >> this: its slice cap in us (0: the decision's) */
 };
 
@@ -38,7 +39,9 @@ enum {
  *
  * dispatched_task_ctx.flags: RL_DISP_FAST grants the task the fast path for its next
  * wake-ups (without it they all come to the host), with the decision's slice, or the cap in
- * bits 32..63 (microseconds) when that is smaller. The other bits are passed through. */
+ * bits 32..63 (microseconds) when that is smaller. RL_DISP_FAST_QUEUE (with RL_DISP_FAST)
+ * widens it to wake-ups that find no idle CPU: BPF queues them itself, in the shared DSQ at
+ * their placed vtime, instead of asking the policy. The other bits are passed through. */
 
 /* BPF -> host, one record per runnable task, over the BPF ringbuf "queued". */
 struct queued_task_ctx {

@@ -135,6 +135,7 @@ volatile u64 nr_placed_untold;      /* ... whose record did not fit in the ringb
 volatile u64 nr_wakeup_preempts;    /* woken tasks whose decision preempted a later-vtime task */
 volatile u64 nr_host_wakes;         /* wake_batch: forced wake-ups of the host */
 volatile u64 nr_sync_wakeups;       /* fast-path wake-ups placed on the waker's CPU (or its idle sibling) */
+volatile u64 nr_fast_queued;        /* fast-path wake-ups with no idle CPU queued in BPF (RL_DISP_FAST_QUEUE) */
 volatile u64 idle_mask[MAX_CPUS / 64]; /* idle-CPU hints for the policy */
 volatile u64 host_urgent_tid;       /* a host thread holding the policy's state (reload save()): host writes */
 
@@ -174,6 +175,7 @@ struct task_ctx {
 	bool placed;       /* running under a fast-path placement, not a decision: its vtime
 			    * advances with the CPU time it uses (bounds_prev_vtime at stopping) */
 	bool fast;         /* its last decision granted the fast path (RL_DISP_FAST) */
+	bool fast_queue;   /* ... also when no CPU is idle (RL_DISP_FAST_QUEUE) */
 	u64 fast_slice;    /* ... with this slice */
 };
 
@@ -475,10 +477,10 @@ static __always_inline void place_fast(struct task_struct *p, struct task_ctx *t
 	tctx->slice_left = 0;
 	tctx->woke = true;
 	p->scx.dsq_vtime = bounds_placed_vtime(p->scx.dsq_vtime, vtime_now, slice_ns_default);
-	if (dsq < MAX_CPUS)   /* a CPU's own DSQ: in vtime order with what the policy queued */
-		g_insert_vtime(p, dsq, tctx->fast_slice, p->scx.dsq_vtime, enq_flags);
-	else
+	if (dsq == SCX_DSQ_LOCAL || (dsq & SCX_DSQ_LOCAL_ON) == SCX_DSQ_LOCAL_ON)
 		g_insert(p, dsq, tctx->fast_slice, enq_flags);
+	else   /* a CPU's own DSQ, the shared one: in vtime order with what the policy queued */
+		g_insert_vtime(p, dsq, tctx->fast_slice, p->scx.dsq_vtime, enq_flags);
 	__sync_fetch_and_add(&nr_placed, 1);
 	if (!r) {
 		__sync_fetch_and_add(&nr_placed_untold, 1);
@@ -648,6 +650,11 @@ s32 BPF_STRUCT_OPS(gthulhu_select_cpu, struct task_struct *p, s32 prev_cpu, u64 
 			 bpf_ktime_get_ns())) {
 		place_fast(p, tctx, SCX_DSQ_LOCAL, SCX_ENQ_PREEMPT);
 		__sync_fetch_and_add(&nr_wakeup_preempts, 1);
+	} else if (tctx->fast_queue) {
+		/* RL_DISP_FAST_QUEUE: queued here, in the shared DSQ at its placed vtime (any CPU
+		 * takes it at its next dispatch, in vtime order), not sent to the policy. */
+		place_fast(p, tctx, SHARED_DSQ, 0);
+		__sync_fetch_and_add(&nr_fast_queued, 1);
 	}
 	return prev_cpu;
 }
@@ -897,6 +904,7 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task_c
 		tctx->placed = false;
 		/* The policy grants (or denies) the fast path for the task's next wake-ups. */
 		tctx->fast = d->flags & RL_DISP_FAST;
+		tctx->fast_queue = tctx->fast && (d->flags & RL_DISP_FAST_QUEUE);
 		tctx->fast_slice = bounds_fast_slice(d->flags, slice, slice_ns_max);
 	}
 	if (cpu == RL_CPU_ANY) {

@@ -428,7 +428,7 @@ int dryrun_format_stats(const struct dryrun *d, char *buf, size_t len)
 		"nr_host_stalls=0 nr_rescued=0 nr_pending=%llu pending_entries=%llu "
 		"pending_oldest_ms=%llu host_stalled=0 nr_kept=0 "
 		"nr_slice_clamped=0 nr_keep_bounded=0 nr_prio_throttled=0 nr_resumed=0 "
-		"nr_placed=0 nr_placed_untold=0 nr_starved=0 nr_wakeup_preempts=0 nr_host_wakes=0 nr_sync_wakeups=0",
+		"nr_placed=0 nr_placed_untold=0 nr_starved=0 nr_wakeup_preempts=0 nr_host_wakes=0 nr_sync_wakeups=0 nr_fast_queued=0",
 		(unsigned long long)d->nr_queued, (unsigned long long)d->holding,
 		(unsigned long long)running, (unsigned long long)d->nr_cpus,
 		(unsigned long long)d->nr_user_dispatches,

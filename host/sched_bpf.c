@@ -415,7 +415,7 @@ int sched_format_stats(const struct sched *s, char *buf, size_t len)
 		"pending_oldest_ms=%llu host_stalled=%llu nr_kept=%llu "
 		"nr_slice_clamped=%llu nr_keep_bounded=%llu nr_prio_throttled=%llu nr_resumed=%llu "
 		"nr_placed=%llu nr_placed_untold=%llu nr_starved=%llu nr_wakeup_preempts=%llu nr_host_wakes=%llu "
-		"nr_sync_wakeups=%llu",
+		"nr_sync_wakeups=%llu nr_fast_queued=%llu",
 		(unsigned long long)b->nr_queued, (unsigned long long)b->nr_scheduled,
 		(unsigned long long)b->nr_running, (unsigned long long)b->nr_online_cpus,
 		(unsigned long long)b->nr_user_dispatches, (unsigned long long)b->nr_kernel_dispatches,
@@ -429,5 +429,5 @@ int sched_format_stats(const struct sched *s, char *buf, size_t len)
 		(unsigned long long)b->nr_resumed, (unsigned long long)b->nr_placed,
 		(unsigned long long)b->nr_placed_untold, (unsigned long long)b->nr_starved,
 		(unsigned long long)b->nr_wakeup_preempts, (unsigned long long)b->nr_host_wakes,
-		(unsigned long long)b->nr_sync_wakeups);
+		(unsigned long long)b->nr_sync_wakeups, (unsigned long long)b->nr_fast_queued);
 }

@@ -93,8 +93,9 @@ function H.check(tasks, n, out, m, nr_cpus)
 		if not (cpu == g.CPU_ANY or (cpu >= 0 and cpu < nr_cpus)) then
 			return ("decision %d (pid %d): bad cpu %d"):format(i, pid, cpu)
 		end
-		-- flags: nothing, or the fast-path grant (g.FAST) with an optional slice cap above bit 31
-		if require("bit").band(o.flags, 0xfffffffeULL) ~= 0 then
+		-- flags: nothing, or the fast-path grant (g.FAST, g.FAST_QUEUE) with an optional slice
+		-- cap above bit 31
+		if require("bit").band(o.flags, 0xfffffffcULL) ~= 0 then
 			return ("decision %d: flags %s"):format(i, tostring(o.flags))
 		end
 		if o.slice_ns > 10e9 then return ("decision %d: slice %s"):format(i, tostring(o.slice_ns)) end

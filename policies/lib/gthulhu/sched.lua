@@ -39,7 +39,7 @@
 --   (every CPU alone); idle = `const volatile uint64_t *` bitmap of MAX_CPUS/64 words, or nil;
 --   now = optional function returning ns (a simulator's virtual clock).
 --
--- API: g.CPU_ANY, g.FAST, g.fast_path(slice_ns), g.PLACED, g.MAX_BATCH, g.MAX_CPUS, g.ffi, g.ctx; g.setup(ctx); g.now(); g.nr_cpus();
+-- API: g.CPU_ANY, g.FAST, g.FAST_QUEUE, g.fast_path(slice_ns), g.PLACED, g.MAX_BATCH, g.MAX_CPUS, g.ffi, g.ctx; g.setup(ctx); g.now(); g.nr_cpus();
 --   g.slice_ns_default(); g.slice_ns_min(); g.cpu_idle(cpu); g.pick_idle_cpu(prev);
 --   g.begin_batch() then g.claim_idle_cpu(prev, may_migrate) per task (idle CPUs from a
 --   per-batch snapshot, each to one task); g.set_strategies(list); g.strategy(pid, tgid);
@@ -66,6 +66,7 @@ local g = {}
 g.ffi = ffi
 g.CPU_ANY = tonumber(C.RL_CPU_ANY)
 g.FAST = tonumber(C.RL_DISP_FAST)       -- decision flags: grant the fast path (decision's slice)
+g.FAST_QUEUE = tonumber(C.RL_DISP_FAST_QUEUE)  -- ... also queue busy wake-ups in BPF (add to g.FAST)
 g.PLACED = tonumber(C.RL_ENQ_PLACED)    -- task flags: BPF ran it on the fast path already
 local FAST_SLICE_UNIT = 2 ^ tonumber(C.RL_DISP_FAST_SLICE_SHIFT)
 
