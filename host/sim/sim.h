@@ -166,6 +166,7 @@ struct sim_counters {     /* the BPF side's stats, same names */
 	uint64_t nr_slice_clamped, nr_keep_bounded, nr_prio_throttled, nr_resumed;
 	uint64_t nr_placed, nr_placed_untold, nr_starved;
 	uint64_t nr_sync_wakeups;  /* fast-path wake-ups placed on a sync waker's CPU (or its idle sibling) */
+	uint64_t nr_fast_queued;   /* fast-path wake-ups with no idle CPU queued in BPF (RL_DISP_FAST_QUEUE) */
 	uint64_t nr_host_stalls;   /* times the stalled-host mode was entered */
 	uint64_t nr_batches, nr_tasks, max_batch, nr_events, nr_preempt;
 	uint64_t nr_decisions;     /* decisions the host sent (records get none when placed

@@ -111,6 +111,7 @@ struct task {
 	bool prio;               /* placed by a priority decision: charged to the CPU's budget */
 	bool placed;             /* running under a fast-path placement (vtime advances) */
 	bool fast;               /* its last decision granted the fast path (RL_DISP_FAST) */
+	bool fast_queue;         /* ... also with no idle CPU (RL_DISP_FAST_QUEUE) */
 	uint64_t fast_slice;     /* ... with this slice (bounds_fast_slice) */
 	int cpu;                 /* scx_bpf_task_cpu() */
 	int last_ran;            /* CPU it last ran on (migrations) */
@@ -696,8 +697,10 @@ static bool fast_granted(const struct sim *s, const struct task *t)
  * vtime before the placement. The placement stands for a decision (keep_prev applies at
  * its expiry). rec_cpu/exec_runtime: what the record reports (select_cpu runs before
  * ops.runnable resets exec_runtime). */
+#define PLACE_LOCAL (-2)   /* place_fast(): cpu's local DSQ */
+#define PLACE_SHARED (-1)  /* ... the shared DSQ (RL_DISP_FAST_QUEUE); >= 0: that CPU's DSQ */
 static void place_fast(struct sim *s, int id, int cpu, int rec_cpu, uint64_t exec_runtime,
-		       bool own_dsq)
+		       int dsq)
 {
 	struct task *t = &s->tasks[id];
 	bool told = s->ring_n < (int)RING_CAP;
@@ -715,10 +718,10 @@ static void place_fast(struct sim *s, int id, int cpu, int rec_cpu, uint64_t exe
 	t->slice = t->fast_slice;
 	t->runnable_since = s->now;
 	t->waiting = true;
-	if (own_dsq)   /* a sync waker's CPU: its own DSQ, in vtime order (see pick_sync) */
-		dsq_insert(s, id, cpu, t->fast_slice, t->dsq_vtime);
-	else
+	if (dsq == PLACE_LOCAL)
 		local_push(s, cpu, id, false);
+	else   /* a sync waker's CPU's own DSQ (pick_sync), the shared one: in vtime order */
+		dsq_insert(s, id, dsq, t->fast_slice, t->dsq_vtime);
 	s->c.nr_placed++;
 	if (!told) {
 		s->c.nr_placed_untold++;
@@ -778,7 +781,7 @@ static void enqueue(struct sim *s, int id, uint64_t flags)
 	    test_and_clear_idle(s, t->cpu)) {
 		/* a granted wake-up select_cpu did not place (a task allowed on one CPU, or no
 		 * CPU idle then): its own CPU, idle now, kicked */
-		place_fast(s, id, t->cpu, t->cpu, t->exec_runtime, false);
+		place_fast(s, id, t->cpu, t->cpu, t->exec_runtime, PLACE_LOCAL);
 		resched(s, t->cpu, false);
 		return;
 	}
@@ -847,9 +850,15 @@ static void wake_from(struct sim *s, int id, uint64_t wake_ts, int waker_cpu)
 			cpu = pick_idle_topo(s, t, prev);
 		if (cpu >= 0) {
 			t->cpu = cpu;
-			place_fast(s, id, cpu, prev, ran, !idle);
+			place_fast(s, id, cpu, prev, ran, idle ? PLACE_LOCAL : cpu);
 			if (s->cpus[cpu].cur == NO_TASK)
 				resched(s, cpu, false);   /* an idle CPU wakes for it */
+			return;
+		}
+		if (t->fast_queue) {
+			/* RL_DISP_FAST_QUEUE: no idle CPU, queued by BPF in the shared DSQ */
+			place_fast(s, id, prev, prev, ran, PLACE_SHARED);
+			s->c.nr_fast_queued++;
 			return;
 		}
 	}
@@ -1401,6 +1410,7 @@ static void apply_decision(struct sim *s, const struct dispatched_task_ctx *d)
 	t->prio = false;
 	/* the policy grants (or denies) the fast path for the task's next wake-ups */
 	t->fast = d->flags & RL_DISP_FAST;
+	t->fast_queue = t->fast && (d->flags & RL_DISP_FAST_QUEUE);
 	t->fast_slice = bounds_fast_slice(d->flags, slice, s->slice_max_ns);
 	if (cpu == RL_CPU_ANY) {
 		dsq = -1;

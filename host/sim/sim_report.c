@@ -437,7 +437,7 @@ void sim_report_json(FILE *f, const struct sim_wl *w, struct sim_result **rs, in
 			"\"slices_clamped\": %llu, \"slice_clamped\": %llu, \"keep_bounded\": %llu, "
 			"\"prio_throttled\": %llu, \"starved\": %llu, \"resumed\": %llu, "
 			"\"placed\": %llu, \"placed_untold\": %llu, \"sync_wakeups\": %llu, "
-			"\"host_stalls\": %llu},\n",
+			"\"fast_queued\": %llu, \"host_stalls\": %llu},\n",
 			(unsigned long long)c->nr_batches, (unsigned long long)c->nr_tasks,
 			(unsigned long long)c->max_batch, (unsigned long long)c->nr_user_dispatches,
 			(unsigned long long)c->nr_kernel_dispatches, (unsigned long long)c->nr_kept,
@@ -451,7 +451,8 @@ void sim_report_json(FILE *f, const struct sim_wl *w, struct sim_result **rs, in
 			(unsigned long long)c->nr_keep_bounded, (unsigned long long)c->nr_prio_throttled,
 			(unsigned long long)c->nr_starved, (unsigned long long)c->nr_resumed,
 			(unsigned long long)c->nr_placed, (unsigned long long)c->nr_placed_untold,
-			(unsigned long long)c->nr_sync_wakeups, (unsigned long long)c->nr_host_stalls);
+			(unsigned long long)c->nr_sync_wakeups, (unsigned long long)c->nr_fast_queued,
+			(unsigned long long)c->nr_host_stalls);
 		if (measured)
 			fprintf(f, "     \"measured\": {\"policy_ns_per_task\": %.1f, \"policy_ns\": %llu},\n",
 				c->nr_tasks ? (double)c->cost_ns / c->nr_tasks : 0,
