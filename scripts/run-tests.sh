@@ -9,7 +9,8 @@
 # replay their corpus), install (make install/uninstall into a DESTDIR), sim (the
 # simulator, record and replay: tests/sim), compat (main.bpf.c against every cached
 # kernel's BTF), readme (README.md against the code: tests/readme), vm (real sched_ext
-# kernel in QEMU), all.
+# kernel in QEMU), vm-multi (the custody and heartbeat scenarios again on multi-threaded
+# TCG: tests/vm/run.sh with VM_ACCEL=multi), all.
 # Every suite ends with an "N passed, N failed" line (busted's summary is converted);
 # a suite that crashes or prints no such line counts as one failure.
 set -uo pipefail
@@ -90,6 +91,11 @@ bpfunit() {
 }
 
 vm() { run_suite vm bash tests/vm/run.sh; }
+# The scenarios that stress custody and the heartbeat once more on multi-threaded TCG, where
+# the two vCPUs really run at once (single-threaded TCG interleaves them in coarse slices and
+# hides cross-CPU races). A guest crash is retried once and reported as such (tests/vm/run.sh).
+VM_MT_SCENARIOS=(attach_gthulhu attach_simple custody_check host_threads starve prio_hog stress_gthulhu stress_simple)
+vm-multi() { VM_ACCEL=multi run_suite vm-multi bash tests/vm/run.sh "${VM_MT_SCENARIOS[@]}"; }
 
 dryrun() { run_suite dryrun bash tests/dryrun/run.sh; }
 host() { run_suite host bash tests/host/run.sh; }
@@ -137,6 +143,7 @@ for s in "${suites[@]}"; do
 	transport) transport ;;
 	bpfunit) bpfunit ;;
 	vm) vm ;;
+	vm-multi) vm-multi ;;
 	fuzz) fuzz ;;
 	dryrun) dryrun ;;
 	install) run_suite install bash tests/install/run.sh ;;
@@ -149,7 +156,7 @@ for s in "${suites[@]}"; do
 	compat) run_suite bpf-compat bash tests/compat/build.sh ;;
 	all) unit; run_suite spec spec; readme; transport; bpfunit; sim; dryrun; api; host; asan; hygiene; fuzz
 	     run_suite install bash tests/install/run.sh
-	     run_suite bpf-compat bash tests/compat/build.sh; vm ;;
+	     run_suite bpf-compat bash tests/compat/build.sh; vm; vm-multi ;;
 	*) echo "run-tests: unknown suite $s" >&2; exit 2 ;;
 	esac
 done
